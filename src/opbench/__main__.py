@@ -1,0 +1,5 @@
+"""`python -m opbench` -> the CLI."""
+
+from opbench.cli import main
+
+raise SystemExit(main())

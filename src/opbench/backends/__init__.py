@@ -1,0 +1,65 @@
+"""The backend registry: names in the seed's column order, adapters imported only when asked for."""
+
+from __future__ import annotations
+
+import importlib
+
+from opbench.backends._base import Availability, Backend, NotForcedError, Prepared
+from opbench.errors import unknown
+
+__all__ = ["BACKEND_NAMES", "Availability", "Backend", "NotForcedError", "Prepared", "availability_table",
+           "get_backend", "parse_backends"]
+
+# name -> "module:Class". The order is the seed's column order, then the backends opbench adds.
+_REGISTRY: dict[str, str] = {
+    "mlx_gpu": "opbench.backends.mlx:MLXGPU",
+    "mlx_gpu_compile": "opbench.backends.mlx:MLXGPUCompile",
+    "mlx_cpu": "opbench.backends.mlx:MLXCPU",
+    "mps": "opbench.backends.torch:TorchMPS",
+    "cpu": "opbench.backends.torch:TorchCPU",
+    "cuda": "opbench.backends.torch:TorchCUDA",
+    "cuda_compile": "opbench.backends.torch:TorchCUDACompile",
+}
+
+BACKEND_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def register(name: str, target: str) -> None:
+    """Add a backend (used by tests to plant fakes, and by optional adapters)."""
+    global BACKEND_NAMES
+    _REGISTRY[name] = target
+    BACKEND_NAMES = tuple(_REGISTRY)
+
+
+def backend_names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def get_backend(name: str) -> Backend:
+    if name not in _REGISTRY:
+        raise unknown("backend", name, list(_REGISTRY))
+    module, cls = _REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def parse_backends(text: str | None) -> list[str] | None:
+    """`cpu,mlx_cpu` -> ['cpu', 'mlx_cpu'] in the seed's column order; None means 'every available one'."""
+    if not text:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if n not in _REGISTRY:
+            raise unknown("backend", n, list(_REGISTRY))
+    order = list(_REGISTRY)
+    return sorted(dict.fromkeys(names), key=order.index)
+
+
+def availability_table() -> dict[str, Availability]:
+    """Every registered backend with whether it can run here and why (imports frameworks to find out)."""
+    table: dict[str, Availability] = {}
+    for name in _REGISTRY:
+        try:
+            table[name] = get_backend(name).availability()
+        except Exception as exc:  # a broken install is a reason, not a crash
+            table[name] = Availability(False, f"{type(exc).__name__}: {exc}".splitlines()[0])
+    return table

@@ -1,0 +1,117 @@
+"""The backend protocol: how one framework on one device runs a catalog case.
+
+An adapter has these parts, and nothing else: availability (with a reason), from/to NumPy, force and sync,
+compile, and one builder per family. A builder turns framework-neutral inputs into a `Prepared` call: the
+timed function, its already-materialized native arguments, and an untimed conversion of the output back to
+the catalog's canonical (channels-last) layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from opbench.catalog import Case
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str
+
+
+@dataclass
+class Prepared:
+    """A case made ready to time on one backend.
+
+    `op(*args)` is exactly what is timed. `args` are native arrays on the device, already materialized.
+    `canonical(out)` is applied to the output after timing (for instance NCHW -> NHWC); it is never timed.
+    """
+
+    op: Callable[..., Any]
+    args: tuple[Any, ...]
+    canonical: Callable[[Any], Any] = field(default=lambda out: out)
+
+
+Builder = Callable[["Backend", Case, tuple[Any, ...]], Prepared]
+
+
+class NotForcedError(RuntimeError):
+    """A timed output was never forced: its time would measure nothing."""
+
+
+class Backend:
+    """Base adapter. Subclasses set the class attributes and override what their framework needs.
+
+    `lazy` frameworks (MLX) build graphs that only run when forced; for them `force` must dispatch the work
+    and `ready` must confirm it was dispatched, or the engine refuses to report a time.
+    """
+
+    name: ClassVar[str]
+    framework: ClassVar[str]
+    device_kind: ClassVar[str] = "cpu"
+    compiled: ClassVar[bool] = False
+    lazy: ClassVar[bool] = False
+    builders: ClassVar[dict[str, Builder]] = {}
+
+    # --- discovery -------------------------------------------------------------------------------------
+    def availability(self) -> Availability:
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        """Import the framework and select the device. Called once in the process that measures."""
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    def settings(self) -> dict[str, Any]:
+        """Thread counts and precision modes in force (recorded with every result)."""
+        return {}
+
+    # --- data --------------------------------------------------------------------------------------------
+    def from_numpy(self, a: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def take_rows(self, x: Any, rows: np.ndarray) -> Any:
+        return x[rows]
+
+    # --- execution ---------------------------------------------------------------------------------------
+    def force(self, out: Any) -> None:
+        """Make sure the work that produces `out` is dispatched (no-op for eager frameworks)."""
+
+    def ready(self, out: Any) -> bool:
+        """True when `out`'s work was dispatched by `force` (checked by the engine for lazy frameworks)."""
+        return True
+
+    def sync(self) -> None:
+        """Block until every dispatched computation on the device has finished."""
+
+    def compile(self, op: Callable[..., Any]) -> Callable[..., Any]:
+        return op
+
+    def release(self) -> None:
+        """Free cached device memory between cases."""
+
+    def is_oom(self, exc: BaseException) -> bool:
+        text = str(exc).lower()
+        return isinstance(exc, MemoryError) or "out of memory" in text or "failed to allocate" in text
+
+    # --- cases -------------------------------------------------------------------------------------------
+    def supports(self, family: str) -> bool:
+        return family in self.builders
+
+    def prepare(self, case: Case, inputs: tuple[np.ndarray, ...]) -> Prepared:
+        native = tuple(self.from_numpy(a) for a in inputs)
+        prepared = self.builders[case.family](self, case, native)
+        self.sync()
+        return prepared
+
+
+def missing_module_reason(module: str, extra: str) -> str:
+    return f"{module} is not installed (pip install 'opbench[{extra}]')"

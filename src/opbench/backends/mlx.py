@@ -1,0 +1,175 @@
+"""MLX adapters: `mlx_gpu`, `mlx_gpu_compile` (mx.compile) and `mlx_cpu`.
+
+MLX is lazy: calling an op only records a graph. The code behind the seed article returned such graphs
+without evaluating them (Scatter*, for instance), so nothing was computed and the times were near zero. Here
+`force` dispatches every timed output with `mx.async_eval` (the engine checks it did) and `sync` waits for
+the stream with `mx.synchronize`. MLX's GPU is Metal on macOS and CUDA on Linux (`mlx[cuda13]`).
+Index inputs are converted to int32, MLX's native index type.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from opbench.backends._base import Availability, Backend, Builder, Prepared, missing_module_reason
+from opbench.catalog import Case
+from opbench.catalog.families import LAYER_NORM_EPS, LEAKY_SLOPE
+
+
+def _mx() -> Any:
+    import mlx.core as mx
+
+    return mx
+
+
+def _nn() -> Any:
+    import mlx.nn as nn
+
+    return nn
+
+
+def _scatter_set(y: Any, idx: Any, upd: Any) -> Any:
+    out = _mx().array(y)  # a new array: the caller's y is not modified
+    out[idx] = upd
+    return out
+
+
+def _simple(fn: Callable[..., Any]) -> Builder:
+    return lambda be, case, args: Prepared(fn, args)
+
+
+def _with_axis(fn: Callable[[Any, int], Any]) -> Builder:
+    return lambda be, case, args: Prepared(lambda x, axis=case.axis: fn(x, axis), args)
+
+
+def _builders() -> dict[str, Builder]:
+    def mx_op(name: str) -> Callable[..., Any]:
+        return lambda *a, **k: getattr(_mx(), name)(*a, **k)
+
+    def sdpa(be: Backend, case: Case, args: tuple[Any, ...]) -> Prepared:
+        scale = 1.0 / math.sqrt(case.shapes[0][-1])
+        return Prepared(lambda q, k, v, m: _mx().fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=m),
+                        args)
+
+    return {
+        "Argmax": _with_axis(lambda x, axis: _mx().argmax(x, axis=axis)),
+        "BCE": _simple(lambda p, t: _nn().losses.binary_cross_entropy(p, t, with_logits=False, reduction="mean")),
+        "Concat": lambda be, case, args: Prepared(lambda a, b, axis=case.axis: _mx().concatenate([a, b], axis=axis),
+                                                  args),
+        "Conv1d": _simple(mx_op("conv1d")),  # MLX is channels-last with weights `out x k x in`: native
+        "Conv2d": _simple(mx_op("conv2d")),
+        "Gather": _simple(lambda x, idx: x[idx]),
+        "LayerNorm": _simple(lambda x, w, b: _mx().fast.layer_norm(x, w, b, LAYER_NORM_EPS)),
+        "LeakyReLU": _simple(lambda x: _nn().leaky_relu(x, negative_slope=LEAKY_SLOPE)),
+        "Linear": _simple(lambda x, w, b: _mx().addmm(b, x, w)),
+        "MatMul": _simple(mx_op("matmul")),
+        "PReLU": _simple(lambda x, w: _nn().prelu(x, w)),
+        "ReLU": _simple(lambda x: _nn().relu(x)),
+        "ScaledDotProductAttention": sdpa,
+        "Scatter": _simple(_scatter_set),
+        "ScatterSum": _simple(lambda y, idx, upd: _mx().zeros_like(y).at[idx].add(upd)),
+        "ScatterMax": _simple(lambda y, idx, upd: _mx().zeros_like(y).at[idx].maximum(upd)),
+        "SeLU": _simple(lambda x: _nn().selu(x)),
+        "Sigmoid": _simple(mx_op("sigmoid")),
+        "Softmax": _with_axis(lambda x, axis: _mx().softmax(x, axis=axis)),
+        "Softplus": _simple(lambda x: _nn().softplus(x)),
+        "Sort": _with_axis(lambda x, axis: _mx().sort(x, axis=axis)),
+        "Sum": _with_axis(lambda x, axis: _mx().sum(x, axis=axis)),
+        "SumAll": _simple(lambda x: _mx().sum(x)),
+    }
+
+
+class MLXBackend(Backend):
+    framework = "mlx"
+    lazy = True
+    builders = _builders()
+    gpu = False
+
+    def __init__(self) -> None:
+        self._forced: set[int] = set()
+
+    def availability(self) -> Availability:
+        if importlib.util.find_spec("mlx") is None:
+            return Availability(False, missing_module_reason("mlx", "mlx"))
+        mx = _mx()
+        if not self.gpu:
+            return Availability(True, f"mlx {mx.__version__} on the CPU")
+        if not mx.is_available(mx.gpu):
+            return Availability(False, f"mlx {mx.__version__} has no GPU backend here (Metal on macOS; on Linux "
+                                       "install mlx[cuda13] on a machine with an NVIDIA GPU)")
+        return Availability(True, f"mlx {mx.__version__} on the GPU ({_gpu_name(mx)})")
+
+    def setup(self) -> None:
+        mx = _mx()
+        mx.set_default_device(mx.gpu if self.gpu else mx.cpu)
+
+    def versions(self) -> dict[str, str]:
+        return {"mlx": _mx().__version__}
+
+    def settings(self) -> dict[str, Any]:
+        return {"mlx_device": str(_mx().default_device())}
+
+    def from_numpy(self, a: np.ndarray) -> Any:
+        mx = _mx()
+        if a.dtype == np.int64:
+            a = a.astype(np.int32)
+        x = mx.array(a)
+        mx.eval(x)
+        return x
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        mx = _mx()
+        if x.dtype == mx.bfloat16:
+            x = x.astype(mx.float32)
+        return np.array(x)
+
+    def take_rows(self, x: Any, rows: np.ndarray) -> Any:
+        return x[_mx().array(rows.astype(np.int32))]
+
+    def force(self, out: Any) -> None:
+        _mx().async_eval(out)
+        self._forced.add(id(out))
+
+    def ready(self, out: Any) -> bool:
+        return id(out) in self._forced
+
+    def sync(self) -> None:
+        _mx().synchronize()
+        self._forced.clear() if len(self._forced) > 4096 else None
+
+    def compile(self, op: Callable[..., Any]) -> Callable[..., Any]:
+        return _mx().compile(op)
+
+    def release(self) -> None:
+        mx = _mx()
+        clear = getattr(mx, "clear_cache", None) or getattr(mx.metal, "clear_cache", None)
+        if clear is not None:
+            clear()
+
+
+def _gpu_name(mx: Any) -> str:
+    try:
+        info = mx.device_info()
+        return str(info.get("device_name") or info.get("architecture") or "gpu")
+    except Exception:
+        return "gpu"
+
+
+class MLXCPU(MLXBackend):
+    name = "mlx_cpu"
+
+
+class MLXGPU(MLXBackend):
+    name = "mlx_gpu"
+    device_kind = "gpu"
+    gpu = True
+
+
+class MLXGPUCompile(MLXGPU):
+    name = "mlx_gpu_compile"
+    compiled = True

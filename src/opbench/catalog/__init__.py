@@ -1,0 +1,66 @@
+"""The catalog: what opbench measures, framework-neutral. Presets select and scale its cases."""
+
+from __future__ import annotations
+
+import math
+
+from opbench.catalog._case import Case, Shape, format_shape, parse_shape
+from opbench.catalog.families import FAMILIES, Family
+from opbench.catalog.seed import EXTRA_CASES, SEED_CASES
+from opbench.errors import UsageError, unknown
+
+__all__ = ["FAMILIES", "PRESETS", "Case", "Family", "Shape", "all_cases", "family_order", "format_shape",
+           "parse_shape", "preset_cases", "select_cases"]
+
+PRESETS = ("seed", "quick")
+
+
+def all_cases() -> list[Case]:
+    """Every case at full size: the seed's 85, then LayerNorm and SDPA."""
+    return [*SEED_CASES, *EXTRA_CASES]
+
+
+def quick_dim(d: int) -> int:
+    """Shrink one dimension for smoke runs: small dims (<= 16) stay, larger ones become ~sqrt(d), at least 16.
+
+    The map is a function of the value alone, so dimensions that must agree (a matmul's inner size, a concat's
+    other axes) still agree after scaling, and every case keeps its rank and axis.
+    """
+    return d if d <= 16 else max(16, round(math.sqrt(d)))
+
+
+def preset_cases(preset: str) -> list[Case]:
+    if preset == "seed":
+        return all_cases()
+    if preset == "quick":
+        return [c.scaled(quick_dim) for c in all_cases()]
+    raise unknown("preset", preset, PRESETS)
+
+
+def family_order(cases: list[Case]) -> list[str]:
+    seen: dict[str, None] = {}
+    for c in cases:
+        seen.setdefault(c.family, None)
+    return list(seen)
+
+
+def select_cases(cases: list[Case], ops: list[str] | None) -> list[Case]:
+    """Filter by family names (case-insensitive) or exact case names; unknown names are a UsageError."""
+    if not ops:
+        return cases
+    families = {f.lower(): f for f in FAMILIES}
+    names = {c.name for c in cases}
+    wanted_fams: set[str] = set()
+    wanted_names: set[str] = set()
+    for op in ops:
+        op = op.strip()
+        if op.lower() in families:
+            wanted_fams.add(families[op.lower()])
+        elif op in names:
+            wanted_names.add(op)
+        else:
+            raise unknown("op", op, sorted(FAMILIES))
+    chosen = [c for c in cases if c.family in wanted_fams or c.name in wanted_names]
+    if not chosen:
+        raise UsageError(f"no case matches --ops {','.join(ops)}")
+    return chosen

@@ -1,0 +1,29 @@
+"""`opbench list`: the catalog's cases with shapes, FLOP and byte counts."""
+
+from __future__ import annotations
+
+import argparse
+
+from opbench.catalog import PRESETS, preset_cases, select_cases
+from opbench.commands import add_format, console
+from opbench.report.tables import Table, to_markdown, to_rich
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list the catalog's cases")
+    p.add_argument("--preset", default="seed", help=f"one of {', '.join(PRESETS)} (default seed)")
+    p.add_argument("--ops", help="comma-separated families or case names")
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
+    rows = [[c.name, c.family, ",".join(sorted(c.tags)), f"{c.flops / 1e6:.1f}", f"{c.bytes_moved() / 1e6:.1f}"]
+            for c in cases]
+    table = Table(f"{len(cases)} cases ({args.preset})", ["Case", "Family", "Tags", "MFLOP", "MB (float32)"], rows)
+    if args.format == "md":
+        print(to_markdown(table, legend=False), end="")
+    else:
+        console().print(to_rich(table))
+    return 0

@@ -1,0 +1,121 @@
+"""`opbench run`: measure the catalog on the available backends and print the seed's tables."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import secrets
+from pathlib import Path
+
+from opbench import machine
+from opbench.backends import availability_table, get_backend, parse_backends
+from opbench.catalog import PRESETS, preset_cases, select_cases
+from opbench.commands import DTYPES, add_format, check_dtype, console
+from opbench.errors import UsageError, unknown
+from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown, to_rich
+from opbench.results import CaseResult, Run
+from opbench.results.files import RunDirectory
+from opbench.runner import Plan, run_plan
+from opbench.timing import TimingSettings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="measure cases on backends and print the Detailed and Average tables")
+    p.add_argument("--backends", help="comma-separated backends (default: every available one)")
+    p.add_argument("--ops", help="comma-separated families or exact case names (default: all)")
+    p.add_argument("--preset", default="seed", help=f"{' | '.join(PRESETS)} (default seed: the seed's shapes)")
+    p.add_argument("--dtype", default="float32", help=f"{' | '.join(DTYPES)} (default float32)")
+    p.add_argument("--out", type=Path, help="output directory (default opbench-out/RUN_ID)")
+    p.add_argument("--budget", type=float, default=0.5, help="seconds of timed samples per case (default 0.5)")
+    p.add_argument("--min-samples", type=int, default=5, help="minimum samples per case (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="input generator seed (default 0)")
+    p.add_argument("--pairs", help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")
+    p.add_argument("--geomean", action="store_true", help="Average table with geometric instead of arithmetic means")
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def new_run_id() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def resolve_backends(text: str | None) -> tuple[list[str], dict[str, dict]]:
+    """The backends to run and the availability of every backend (recorded with the run)."""
+    table = availability_table()
+    info = {n: {"available": a.available, "reason": a.reason} for n, a in table.items()}
+    wanted = parse_backends(text)
+    if wanted is None:
+        wanted = [n for n, a in table.items() if a.available]
+        if not wanted:
+            raise UsageError("no backend is available here; see `opbench backends`")
+    return wanted, info
+
+
+def run(args: argparse.Namespace) -> int:
+    dtype = check_dtype(args.dtype)
+    if args.preset not in PRESETS:
+        raise unknown("preset", args.preset, PRESETS)
+    if args.budget <= 0 or args.min_samples < 1:
+        raise UsageError("--budget must be > 0 and --min-samples >= 1")
+    pairs = parse_pairs(args.pairs)
+    cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
+    backends, availability = resolve_backends(args.backends)
+    runnable = [b for b in backends if availability[b]["available"]]
+    for name in runnable:
+        availability[name].update(versions=get_backend(name).versions())
+
+    run_id = new_run_id()
+    out_dir = args.out or Path("opbench-out") / run_id
+    settings = TimingSettings(budget_s=args.budget, min_samples=args.min_samples)
+    meta = Run(run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+               preset=args.preset, dtype=dtype, machine=machine.collect(),
+               settings={"budget_s": settings.budget_s, "min_samples": settings.min_samples,
+                         "block_s": settings.block_s, "rel_ci": settings.rel_ci, "seed": args.seed,
+                         "backends": backends, "cases": len(cases)},
+               backends=availability)
+    store = RunDirectory(out_dir, meta)
+    for name in backends:
+        if name not in runnable:
+            for case in cases:
+                store.add(CaseResult(case=case.name, family=case.family, backend=name, dtype=dtype,
+                                     status="unsupported", error=availability[name]["reason"]))
+    plan = Plan(tuple(cases), tuple(runnable), dtype, args.seed, settings)
+    err = console(stderr=True)
+    err.print(f"opbench {run_id}: {len(cases)} cases x {len(runnable)} backends ({', '.join(runnable)}) "
+              f"on {machine.describe(meta.machine)}")
+    _measure_with_progress(plan, store, err)
+    store.write_tables(pairs, args.geomean)
+    results = store.run.results
+    detailed, average = detailed_table(results, pairs), average_table(results, pairs, args.geomean)
+    if args.format == "md":
+        print("Detailed benchmark:\n" + to_markdown(detailed) + "\nAverage benchmark:\n" + to_markdown(average))
+    else:
+        out = console()
+        out.print(to_rich(detailed))
+        out.print(to_rich(average))
+        for note in detailed.notes:
+            out.print(f"[dim]- {note}[/]")
+    err.print(f"results: {out_dir}/run.json, {out_dir}/detailed.md, {out_dir}/average.md")
+    return 0
+
+
+def _measure_with_progress(plan: Plan, store: RunDirectory, err) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("measuring", total=len(plan.pairs()))
+
+        def on_result(result: CaseResult) -> None:
+            store.add(result)
+            progress.update(task, advance=1, description=f"{result.backend}: {result.case[:48]}")
+
+        run_plan(plan, on_result)

@@ -1,0 +1,156 @@
+"""Machine and software metadata, collected without root and without importing any framework.
+
+Works on Linux (/proc, nvidia-smi), macOS (sysctl, system_profiler) and Windows (platform, wmic when
+present). Every probe is best-effort: a missing tool gives a missing key, never an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any
+
+# Keys that must be equal before two runs may be merged into one (resume, combining backends).
+# Comparing runs across machines is allowed; merging them is not.
+MERGE_KEYS: tuple[str, ...] = ("cpu_model", "logical_cores", "gpus", "os", "python", "packages")
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                   "OPENBLAS_CORETYPE")
+
+PACKAGES = ("numpy", "torch", "mlx", "mlx-cuda-13", "mlx-metal", "jax", "jaxlib", "opbench")
+
+
+def _run(cmd: list[str], timeout: float = 5.0) -> str:
+    if shutil.which(cmd[0]) is None:
+        return ""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _linux_cpu() -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return info
+    cores = set()
+    phys, core = None, None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "model name" and "cpu_model" not in info:
+            info["cpu_model"] = value
+        elif key == "physical id":
+            phys = value
+        elif key == "core id":
+            core = value
+            cores.add((phys, core))
+    if cores:
+        info["physical_cores"] = len(cores)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    info["ram_gb"] = round(int(line.split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    return info
+
+
+def _mac_cpu() -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    model = _run(["sysctl", "-n", "machdep.cpu.brand_string"])
+    if model:
+        info["cpu_model"] = model
+    phys = _run(["sysctl", "-n", "hw.physicalcpu"])
+    if phys.isdigit():
+        info["physical_cores"] = int(phys)
+    perf = _run(["sysctl", "-n", "hw.perflevel0.physicalcpu"])
+    eff = _run(["sysctl", "-n", "hw.perflevel1.physicalcpu"])
+    if perf.isdigit() and eff.isdigit():
+        info["core_layout"] = f"{eff}E+{perf}P"
+    mem = _run(["sysctl", "-n", "hw.memsize"])
+    if mem.isdigit():
+        info["ram_gb"] = round(int(mem) / 1024**3, 1)
+    gpu_cores = _run(["system_profiler", "SPDisplaysDataType"], timeout=15)
+    for line in gpu_cores.splitlines():
+        if "Total Number of Cores" in line:
+            info["gpus"] = [{"name": model, "cores": int(line.split(":")[1].strip())}]
+    return info
+
+
+def _windows_cpu() -> dict[str, Any]:
+    info: dict[str, Any] = {"cpu_model": platform.processor()}
+    try:
+        import ctypes
+
+        class MemStatus(ctypes.Structure):
+            _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong),
+                        ("ullTotalPhys", ctypes.c_ulonglong), ("rest", ctypes.c_ulonglong * 6)]
+
+        st = MemStatus()
+        st.dwLength = ctypes.sizeof(MemStatus)
+        ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(st))  # type: ignore[attr-defined]
+        info["ram_gb"] = round(st.ullTotalPhys / 1024**3, 1)
+    except Exception:
+        pass
+    return info
+
+
+def nvidia_gpus() -> list[dict[str, Any]]:
+    out = _run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader,nounits"])
+    gpus = []
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3:
+            gpus.append({"name": parts[0], "memory_gb": round(float(parts[1]) / 1024, 1) if parts[1].replace(
+                ".", "").isdigit() else parts[1], "driver": parts[2]})
+    return gpus
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def collect() -> dict[str, Any]:
+    """Everything opbench records about the machine and its software."""
+    system = platform.system()
+    info: dict[str, Any] = {"hostname": platform.node(), "os": f"{system} {platform.release()}",
+                            "os_version": platform.version(), "arch": platform.machine(),
+                            "python": platform.python_version(), "python_impl": sys.implementation.name,
+                            "logical_cores": os.cpu_count()}
+    if system == "Linux":
+        info.update(_linux_cpu())
+    elif system == "Darwin":
+        info.update(_mac_cpu())
+        info["os"] = f"macOS {platform.mac_ver()[0]}"
+    elif system == "Windows":
+        info.update(_windows_cpu())
+    gpus = nvidia_gpus()
+    if gpus:
+        info["gpus"] = gpus
+    info.setdefault("gpus", [])
+    info["packages"] = package_versions()
+    info["thread_env"] = {k: os.environ[k] for k in THREAD_ENV_VARS if k in os.environ}
+    return info
+
+
+def describe(info: dict[str, Any]) -> str:
+    """One line for humans: `AMD EPYC 9554 (2 cores, 23.5 GB) · Linux 6.1 · Python 3.11.7`."""
+    gpu = ", ".join(g.get("name", "?") for g in info.get("gpus", []))
+    cpu = f"{info.get('cpu_model', '?')} ({info.get('logical_cores', '?')} threads, {info.get('ram_gb', '?')} GB)"
+    parts = [cpu, gpu, info.get("os", ""), f"Python {info.get('python', '?')}"]
+    return " · ".join(p for p in parts if p)

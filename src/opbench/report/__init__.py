@@ -1,0 +1,1 @@
+"""Presentation only: tables (and, later, plots and HTML) built from results. Nothing here measures."""

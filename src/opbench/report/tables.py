@@ -1,0 +1,213 @@
+"""The seed article's Detailed and Average tables, built from results and rendered as Markdown or rich.
+
+Layout is the seed's: one row per case (Detailed) or family (Average), one column per backend in the seed's
+order, times in ms with two decimals, then `A/B speedup` columns. The speedup of A over B is
+(t_B / t_A − 1)·100 %, printed with a sign and truncated toward zero as the seed's code does (`int(x)`).
+The Average table is the arithmetic mean of a family's times per backend (the seed's), or the geometric mean
+on request; its speedups are computed from those means.
+
+Markers: `✗` wrong result, `†` reduced precision, `~` noisy (IQR/median > 10 %), `*` an average over only
+some of the family's cases. A cell without a time reads `nan`, and a note under the table says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from opbench.results import CaseResult
+
+DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
+    ("mlx_gpu_compile", "mlx_gpu"), ("mlx_gpu", "mps"), ("mlx_gpu", "mlx_cpu"), ("cuda", "cpu"),
+    ("cuda_compile", "cuda"),
+)
+
+MARK_WRONG, MARK_REDUCED, MARK_NOISY, MARK_PARTIAL = "✗", "†", "~", "*"
+LEGEND = (f"{MARK_WRONG} wrong result · {MARK_REDUCED} reduced precision (e.g. TF32 inside float32) · "
+          f"{MARK_NOISY} noisy (IQR/median > 10%) · {MARK_PARTIAL} average over part of the family · "
+          "nan: not measured (see notes)")
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: float
+    marks: str = ""
+
+    def text(self, digits: int = 2) -> str:
+        return "nan" if math.isnan(self.value) else f"{self.value:.{digits}f}{self.marks}"
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+
+def speedup(t_a: float, t_b: float) -> float:
+    """Speedup of A over B in percent: (t_B / t_A − 1)·100. Positive when A is faster."""
+    if math.isnan(t_a) or math.isnan(t_b) or t_a <= 0:
+        return math.nan
+    return (t_b / t_a - 1.0) * 100.0
+
+
+def format_speedup(value: float) -> str:
+    """The seed's format: sign for positive values, truncated toward zero, `nan%` when undefined."""
+    if math.isnan(value):
+        return "nan%"
+    return f"{'+' if value > 0 else ''}{int(value)}%"
+
+
+def parse_pairs(text: str | None) -> list[tuple[str, str]] | None:
+    """`cuda/cpu,mlx_gpu/mps` -> [('cuda', 'cpu'), ('mlx_gpu', 'mps')]."""
+    if not text:
+        return None
+    from opbench.errors import UsageError
+
+    pairs = []
+    for item in text.split(","):
+        a, sep, b = item.strip().partition("/")
+        if not sep or not a or not b:
+            raise UsageError(f"malformed speedup pair {item.strip()!r}; write A/B, e.g. cuda/cpu")
+        pairs.append((a, b))
+    return pairs
+
+
+def choose_pairs(backends: Sequence[str], pairs: Sequence[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """The requested pairs whose two backends are present; by default the seed's three plus cuda/cpu and
+    cuda_compile/cuda, or each backend against `cpu` when none of those is present."""
+    present = set(backends)
+    if pairs is not None:
+        return [p for p in pairs if p[0] in present and p[1] in present]
+    chosen = [p for p in DEFAULT_PAIRS if p[0] in present and p[1] in present]
+    if not chosen and "cpu" in present:
+        chosen = [(b, "cpu") for b in backends if b != "cpu"]
+    return chosen
+
+
+def _cell(result: CaseResult | None) -> Cell:
+    if result is None or not result.timed:
+        return Cell(math.nan)
+    marks = ""
+    if result.status == "wrong":
+        marks += MARK_WRONG
+    elif result.status == "reduced-precision":
+        marks += MARK_REDUCED
+    if result.noisy:
+        marks += MARK_NOISY
+    return Cell(result.median_ms, marks)
+
+
+def _index(results: Sequence[CaseResult]) -> tuple[list[str], list[str], dict[tuple[str, str], CaseResult]]:
+    from opbench.backends import backend_names
+
+    order = list(backend_names())
+    cases = list(dict.fromkeys(r.case for r in results))
+    backends = sorted(dict.fromkeys(r.backend for r in results),
+                      key=lambda b: order.index(b) if b in order else len(order))
+    return cases, backends, {(r.case, r.backend): r for r in results}
+
+
+def _notes(results: Sequence[CaseResult]) -> list[str]:
+    """One note per (backend, status, reason), listing the cases it applies to."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for r in results:
+        if not r.timed:
+            groups.setdefault((r.backend, r.status, r.error or r.detail or "no time"), []).append(r.case)
+        elif r.status != "ok":
+            what = f"rel. error {r.rel_error:.2g} (tolerance {r.tolerance:.2g})" if r.rel_error is not None else ""
+            groups.setdefault((r.backend, r.status, what), []).append(r.case)
+    notes = []
+    for (backend, status, reason), cases in groups.items():
+        shown = ", ".join(cases[:4]) + (f" and {len(cases) - 4} more" if len(cases) > 4 else "")
+        notes.append(f"{backend}: {status}: {reason} — {shown}")
+    return notes
+
+
+def _row(name: str, cells: list[Cell], backends: list[str], pairs: list[tuple[str, str]]) -> list[str]:
+    by_backend = dict(zip(backends, cells))
+    speedups = []
+    for a, b in pairs:
+        text = format_speedup(speedup(by_backend[a].value, by_backend[b].value))
+        if MARK_WRONG in by_backend[a].marks + by_backend[b].marks:
+            text += MARK_WRONG
+        speedups.append(text)
+    return [name, *(c.text() for c in cells), *speedups]
+
+
+def detailed_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str]] | None = None) -> Table:
+    cases, backends, index = _index(results)
+    chosen = choose_pairs(backends, pairs)
+    headers = ["Operation", *backends, *(f"{a}/{b} speedup" for a, b in chosen)]
+    rows = [_row(case, [_cell(index.get((case, b))) for b in backends], backends, chosen) for case in cases]
+    return Table("Detailed benchmark", headers, rows, _notes(results))
+
+
+def _mean(values: list[float], geometric: bool) -> float:
+    if not values:
+        return math.nan
+    if geometric:
+        return float(np.exp(np.mean(np.log(np.maximum(values, 1e-12)))))
+    return float(np.mean(values))
+
+
+def average_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str]] | None = None,
+                  geometric: bool = False) -> Table:
+    cases, backends, index = _index(results)
+    chosen = choose_pairs(backends, pairs)
+    families = list(dict.fromkeys(index[(c, b)].family for c in cases for b in backends if (c, b) in index))
+    family_cases = {f: [c for c in cases if any(index.get((c, b)) and index[(c, b)].family == f for b in backends)]
+                    for f in families}
+    headers = ["Operation", *backends, *(f"{a}/{b} speedup" for a, b in chosen)]
+    rows = []
+    for fam in families:
+        cells = []
+        for b in backends:
+            members = [_cell(index.get((c, b))) for c in family_cases[fam]]
+            timed = [m for m in members if not math.isnan(m.value)]
+            marks = "".join(dict.fromkeys(ch for m in timed for ch in m.marks if ch != MARK_NOISY))
+            if timed and len(timed) < len(members):
+                marks += MARK_PARTIAL
+            cells.append(Cell(_mean([m.value for m in timed], geometric), marks))
+        rows.append(_row(fam, cells, backends, chosen))
+    title = "Average benchmark" + (" (geometric mean)" if geometric else "")
+    return Table(title, headers, rows, [])
+
+
+def to_markdown(table: Table, legend: bool = True) -> str:
+    """The seed's Markdown layout (name column padded, dashes under each header)."""
+    width = max(len(r[0]) for r in [table.headers, *table.rows])
+    lines = ["| " + " | ".join([table.headers[0].ljust(width), *table.headers[1:]]) + " |",
+             "|" + "|".join(["-" * (width + 2), *("-" * max(6, len(h) + 2) for h in table.headers[1:])]) + "|"]
+    for row in table.rows:
+        lines.append("| " + " | ".join([row[0].ljust(width), *(c.rjust(6) for c in row[1:])]) + " |")
+    text = "\n".join(lines)
+    if legend:
+        text += f"\n\n{LEGEND}"
+    if table.notes:
+        text += "\n\nNotes:\n" + "\n".join(f"- {n}" for n in table.notes)
+    return text + "\n"
+
+
+def to_rich(table: Table) -> object:
+    """A rich Table for the terminal (imported lazily: rendering only)."""
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    rt = RichTable(title=escape(table.title), show_lines=False, header_style="bold")
+    for i, h in enumerate(table.headers):
+        rt.add_column(escape(h), justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in table.rows:
+        styled = [escape(row[0])]
+        for c in row[1:]:
+            c = escape(c)
+            style = "red" if MARK_WRONG in c else "yellow" if MARK_REDUCED in c else ""
+            if c.endswith("%") or c.endswith("%" + MARK_WRONG):
+                style = style or ("green" if c.startswith("+") else "magenta" if c.startswith("-") else "")
+            styled.append(f"[{style}]{c}[/]" if style else c)
+        rt.add_row(*styled)
+    return rt

@@ -1,0 +1,45 @@
+"""Run directories: `run.json` (rewritten atomically after every result) plus the rendered tables."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from opbench.report.tables import average_table, detailed_table, to_markdown
+from opbench.results.model import CaseResult, Run
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDirectory:
+    """Keeps a run's results on disk as they arrive."""
+
+    def __init__(self, out_dir: Path, run: Run) -> None:
+        self.out_dir = out_dir
+        self.run = run
+
+    def add(self, result: CaseResult) -> None:
+        self.run = replace(self.run, results=(*self.run.results, result))
+        import json
+
+        atomic_write(self.out_dir / "run.json", json.dumps(self.run.to_dict(), indent=1, default=str) + "\n")
+
+    def write_tables(self, pairs: list[tuple[str, str]] | None = None, geometric: bool = False) -> None:
+        results = self.run.results
+        atomic_write(self.out_dir / "detailed.md", "# Detailed benchmark (ms)\n\n"
+                     + to_markdown(detailed_table(results, pairs)))
+        atomic_write(self.out_dir / "average.md", "# Average benchmark (ms)\n\n"
+                     + to_markdown(average_table(results, pairs, geometric)))

@@ -1,0 +1,144 @@
+"""The data model of results: `CaseResult` (one case on one backend) and `Run` (a set of them plus metadata).
+
+JSON format versions (`SCHEMA_VERSION`):
+  1 - first version: run metadata, per-result raw samples in ms, verdict, relative error, error text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opbench.errors import UsageError
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "opbench-run"
+
+# Statuses with a time. `wrong` keeps its time but is marked in every table; the rest have none.
+TIMED_STATUSES = ("ok", "reduced-precision", "wrong")
+UNTIMED_STATUSES = ("error", "oom", "unsupported", "crashed", "timeout", "not-forced", "skipped")
+NOISY_IQR_RATIO = 0.10
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One case on one backend in one dtype. Times are milliseconds per call."""
+
+    case: str
+    family: str
+    backend: str
+    dtype: str
+    status: str
+    samples_ms: tuple[float, ...] = ()
+    calls_per_sample: int = 0
+    first_call_ms: float | None = None
+    warmup_calls: int = 0
+    stop_reason: str = ""
+    rel_error: float | None = None
+    tolerance: float | None = None
+    detail: str = ""
+    error: str = ""
+    flops: int = 0
+    bytes: int = 0
+    published_ms: float | None = None  # imported tables: a single published number, no samples
+
+    @property
+    def timed(self) -> bool:
+        return self.status in TIMED_STATUSES and (bool(self.samples_ms) or self.published_ms is not None)
+
+    @property
+    def median_ms(self) -> float:
+        if self.samples_ms:
+            return float(np.median(self.samples_ms))
+        return self.published_ms if self.published_ms is not None else math.nan
+
+    @property
+    def iqr_ms(self) -> float:
+        if len(self.samples_ms) < 2:
+            return math.nan
+        q1, q3 = np.percentile(self.samples_ms, [25, 75])
+        return float(q3 - q1)
+
+    @property
+    def n(self) -> int:
+        return len(self.samples_ms)
+
+    @property
+    def noisy(self) -> bool:
+        return self.n >= 2 and self.iqr_ms > NOISY_IQR_RATIO * self.median_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["samples_ms"] = list(self.samples_ms)
+        if self.samples_ms:
+            d["median_ms"], d["iqr_ms"], d["n"], d["noisy"] = self.median_ms, self.iqr_ms, self.n, self.noisy
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CaseResult:
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["samples_ms"] = tuple(float(x) for x in kw.get("samples_ms", ()))
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A set of results with the metadata needed to interpret and compare them."""
+
+    run_id: str
+    created: str
+    preset: str
+    dtype: str
+    machine: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    backends: dict[str, Any] = field(default_factory=dict)
+    results: tuple[CaseResult, ...] = ()
+    imported: bool = False
+    source: str = ""
+    label: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION}
+        d.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "results"})
+        d["results"] = [r.to_dict() for r in self.results]
+        return d
+
+    def to_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=1, default=str) + "\n")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Run:
+        if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
+            raise UsageError("not an opbench run file (no 'format: opbench-run' field)")
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise UsageError(f"run file has schema version {d.get('schema_version')!r}; this opbench reads "
+                             f"version {SCHEMA_VERSION}")
+        try:
+            results = tuple(CaseResult.from_dict(r) for r in d["results"])
+            names = {f.name for f in fields(cls)} - {"results"}
+            return cls(results=results, **{k: v for k, v in d.items() if k in names})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"malformed opbench run file: {exc}") from None
+
+    @classmethod
+    def from_json(cls, path: Path) -> Run:
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise UsageError(f"no such file: {path}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def backend_names(self) -> list[str]:
+        from opbench.backends import backend_names
+
+        order = list(backend_names())
+        present = dict.fromkeys(r.backend for r in self.results)
+        return sorted(present, key=lambda b: order.index(b) if b in order else len(order))

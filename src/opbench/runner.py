@@ -1,0 +1,120 @@
+"""Run a plan (cases x backends): prepare, time, verify, and turn every outcome into a `CaseResult`.
+
+`measure_case` is the unit of work: it never raises for a problem with the case itself. An exception, an
+out-of-memory or a never-forced output becomes a result with its status and message, so one bad case on one
+backend cannot end the run. `run_plan` walks backends in the seed's column order and cases in catalog order,
+calling `on_result` as each case finishes, so that results already measured are never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from opbench.backends import Backend, NotForcedError, get_backend
+from opbench.catalog import Case
+from opbench.results import CaseResult
+from opbench.timing import TimingSettings, measure
+from opbench.verify import verify
+
+# Outputs larger than this many elements are verified on a seeded sample of rows of their first axis.
+FULL_CHECK_MAX_ELEMENTS = 1 << 22
+SAMPLE_ELEMENTS = 1 << 20
+DEFAULT_TIMING = TimingSettings()
+
+
+@dataclass(frozen=True)
+class Plan:
+    cases: tuple[Case, ...]
+    backends: tuple[str, ...]
+    dtype: str = "float32"
+    seed: int = 0
+    timing: TimingSettings = DEFAULT_TIMING
+
+    def pairs(self) -> list[tuple[str, Case]]:
+        return [(b, c) for b in self.backends for c in self.cases]
+
+
+def sample_rows(case: Case, seed: int) -> np.ndarray | None:
+    """Rows of the output's first axis to verify, or None to verify everything."""
+    shape = case.output_shape()
+    size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if size <= FULL_CHECK_MAX_ELEMENTS or not case.spec.row_sampling(case) or not shape:
+        return None
+    row_size = size // shape[0]
+    k = max(1, min(shape[0], math.ceil(SAMPLE_ELEMENTS / row_size)))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(shape[0], size=k, replace=False))
+
+
+def _base(case: Case, backend: Backend, dtype: str) -> dict:
+    return {"case": case.name, "family": case.family, "backend": backend.name, "dtype": dtype,
+            "flops": case.flops, "bytes": case.bytes_moved(dtype)}
+
+
+def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int = 0,
+                 timing: TimingSettings = DEFAULT_TIMING) -> CaseResult:
+    """Prepare, time and verify one case on an already set-up backend."""
+    base = _base(case, backend, dtype)
+    if not backend.supports(case.family):
+        return CaseResult(status="unsupported", error=f"{backend.name} has no implementation of {case.family}",
+                          **base)
+    try:
+        inputs = case.make_inputs(dtype, seed)
+        prepared = backend.prepare(case, inputs)
+        op = backend.compile(prepared.op) if backend.compiled else prepared.op
+        args = prepared.args
+        result, out = measure(lambda: op(*args), backend, timing)
+        rows = sample_rows(case, seed)
+        canonical = prepared.canonical(out)
+        out_np = backend.to_numpy(backend.take_rows(canonical, rows) if rows is not None else canonical)
+        del out, canonical, prepared
+        ref = case.reference(inputs, rows)
+        verdict = verify(case, inputs, out_np, ref, dtype, rows)
+    except NotForcedError as exc:
+        return CaseResult(status="not-forced", error=str(exc), **base)
+    except Exception as exc:
+        status = "oom" if backend.is_oom(exc) else "error"
+        message = f"{type(exc).__name__}: {exc}".strip().splitlines()
+        return CaseResult(status=status, error=message[0][:500] if message else type(exc).__name__,
+                          detail="".join(traceback.format_exception_only(type(exc), exc))[-2000:], **base)
+    finally:
+        gc.collect()
+        with contextlib.suppress(Exception):
+            backend.release()
+    return CaseResult(
+        status=verdict.status,
+        samples_ms=tuple(s * 1e3 for s in result.samples_s),
+        calls_per_sample=result.calls_per_sample,
+        first_call_ms=result.first_call_s * 1e3,
+        warmup_calls=result.warmup_calls,
+        stop_reason=result.stop_reason,
+        rel_error=verdict.rel_error,
+        tolerance=verdict.tolerance,
+        detail=verdict.detail,
+        **base,
+    )
+
+
+def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: None,
+             skip: Iterable[tuple[str, str]] = ()) -> list[CaseResult]:
+    """Measure every (backend, case) pair in process, in order; `skip` holds (backend, case name) pairs
+    already measured."""
+    done = set(skip)
+    results: list[CaseResult] = []
+    for name in plan.backends:
+        backend = get_backend(name)
+        backend.setup()
+        for case in plan.cases:
+            if (name, case.name) in done:
+                continue
+            result = measure_case(backend, case, plan.dtype, plan.seed, plan.timing)
+            results.append(result)
+            on_result(result)
+    return results

@@ -1,0 +1,144 @@
+"""The timing engine: one algorithm for every backend.
+
+Algorithm (`measure`):
+
+1. **First call.** The op is called once, its output forced and the device synchronized. That time, which
+   includes tracing, compilation and autotuning, is kept separately as `first_call_s`; it never enters the
+   statistics.
+2. **Warm-up.** Calls continue, one at a time and each synchronized, until the latest call is within 10% of
+   the fastest one seen so far (compilation and caches have settled), or until the warm-up budget (half the
+   case budget) runs out. At least `min_warmup` calls are made.
+3. **Blocking.** A sample is a block of `n` back-to-back calls followed by one synchronization; the sample's
+   value is the block's time divided by `n`. `n` is chosen from the warm-up so that a block lasts about
+   `block_s` (10 ms by default). Trade-off: larger blocks amortize the timer and the device sync (tens of
+   microseconds on a GPU) to well under 1%, smaller blocks give more samples per second of budget and so a
+   better estimate of the spread. A block never exceeds budget / min_samples.
+4. **Forcing.** Every call's output goes through `backend.force` (MLX: `mx.async_eval`); the block ends with
+   `backend.sync`. For lazy backends the engine asks `backend.ready(out)` after each block and raises
+   `NotForcedError` if the work was never dispatched, so a lazy graph that is never executed cannot produce
+   a time.
+5. **Adaptive stop.** After each sample, once `min_samples` are in, stop when the 95% confidence interval of
+   the median (from order statistics, distribution-free) has a half-width under `rel_ci` of the median, or when
+   the case budget is spent, or at `max_samples`.
+
+Raw per-call samples are kept; median, IQR and n are derived from them. Inputs are never converted inside
+the timed region: the caller passes a closure over materialized device arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from opbench.backends._base import Backend, NotForcedError
+
+NOISY_IQR_RATIO = 0.10
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    budget_s: float = 0.5
+    min_samples: int = 5
+    max_samples: int = 2000
+    block_s: float = 0.010
+    rel_ci: float = 0.01
+    min_warmup: int = 1
+    max_warmup: int = 100
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Raw samples (seconds per call) and how they were taken. Statistics are computed from the samples."""
+
+    samples_s: tuple[float, ...]
+    calls_per_sample: int
+    first_call_s: float
+    warmup_calls: int
+    stop_reason: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.samples_s)
+
+    @property
+    def median_s(self) -> float:
+        return float(np.median(self.samples_s))
+
+    @property
+    def iqr_s(self) -> float:
+        q1, q3 = np.percentile(self.samples_s, [25, 75])
+        return float(q3 - q1)
+
+    @property
+    def noisy(self) -> bool:
+        return self.iqr_s > NOISY_IQR_RATIO * self.median_s
+
+    @property
+    def min_s(self) -> float:
+        return float(np.min(self.samples_s))
+
+
+def median_ci(samples: list[float] | np.ndarray, z: float = 1.96) -> tuple[float, float]:
+    """Distribution-free 95% CI of the median: order statistics at n/2 -/+ z*sqrt(n)/2 (normal approximation
+    to the binomial). For small n it widens to the sample range."""
+    xs = np.sort(np.asarray(samples, dtype=float))
+    n = len(xs)
+    half = z * math.sqrt(n) / 2
+    lo = max(0, math.floor(n / 2 - half))
+    hi = min(n - 1, math.ceil(n / 2 + half) - 1)
+    return float(xs[lo]), float(xs[hi])
+
+
+def measure(call: Callable[[], Any], backend: Backend, settings: TimingSettings | None = None) -> tuple[Timing, Any]:
+    """Time `call` on `backend` with the algorithm in the module docstring; return the timing and the last
+    output of the last timed block (the one that gets verified)."""
+    settings = settings or TimingSettings()
+    clock = time.perf_counter
+    force, sync = backend.force, backend.sync
+
+    def timed_block(n: int) -> tuple[float, Any]:
+        t0 = clock()
+        for _ in range(n):
+            out = call()
+            force(out)
+        sync()
+        elapsed = clock() - t0
+        if backend.lazy and not backend.ready(out):
+            raise NotForcedError(f"{backend.name}: the output of a timed call was never forced")
+        return elapsed, out
+
+    first, out = timed_block(1)
+    warm: list[float] = []
+    warm_start = clock()
+    while len(warm) < settings.max_warmup:
+        t, out = timed_block(1)
+        warm.append(t)
+        settled = t <= 1.10 * min(warm) and len(warm) >= settings.min_warmup
+        if settled or clock() - warm_start > settings.budget_s / 2:
+            break
+
+    per_call = max(float(np.median(warm[-3:])), 1e-9)
+    cap = max(1, int(settings.budget_s / settings.min_samples / per_call))
+    n = max(1, min(cap, math.ceil(settings.block_s / per_call)))
+
+    samples: list[float] = []
+    start = clock()
+    reason = "max_samples"
+    while len(samples) < settings.max_samples:
+        t, out = timed_block(n)
+        samples.append(t / n)
+        if len(samples) >= settings.min_samples:
+            lo, hi = median_ci(samples)
+            if (hi - lo) / 2 <= settings.rel_ci * float(np.median(samples)):
+                reason = "stable"
+                break
+            if clock() - start >= settings.budget_s:
+                reason = "budget"
+                break
+    return Timing(tuple(samples), n, first, len(warm), reason), out

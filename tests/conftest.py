@@ -1,0 +1,27 @@
+"""Shared fixtures: every installed backend, skipped with a reason where it cannot run here."""
+
+from __future__ import annotations
+
+import pytest
+
+from opbench.backends import backend_names, get_backend
+
+
+def _available_backends() -> list:
+    params = []
+    for name in backend_names():
+        try:
+            avail = get_backend(name).availability()
+        except Exception as exc:  # a broken install: skip with the reason
+            params.append(pytest.param(name, marks=pytest.mark.skip(reason=str(exc)), id=name))
+            continue
+        marks = [] if avail.available else [pytest.mark.skip(reason=avail.reason)]
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+@pytest.fixture(params=_available_backends())
+def backend(request):
+    be = get_backend(request.param)
+    be.setup()
+    return be

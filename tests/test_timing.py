@@ -1,0 +1,79 @@
+"""The timing engine: forced outputs only, blocked samples, adaptive stop, raw samples kept."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from opbench.backends import Backend, NotForcedError
+from opbench.catalog import preset_cases
+from opbench.runner import measure_case
+from opbench.timing import TimingSettings, measure, median_ci
+
+
+class Lazy:
+    """A graph node that computes only when evaluated, like an MLX array."""
+
+    def __init__(self) -> None:
+        self.evaluated = False
+
+
+class LazyBackend(Backend):
+    """A lazy framework whose adapter forgets to force: the seed's MLX Scatter* bug."""
+
+    name = "lazy_fake"
+    framework = "fake"
+    lazy = True
+
+    def ready(self, out: Lazy) -> bool:
+        return out.evaluated
+
+
+class ForcingLazyBackend(LazyBackend):
+    name = "lazy_forcing_fake"
+
+    def force(self, out: Lazy) -> None:
+        time.sleep(0.0002)  # the work happens here
+        out.evaluated = True
+
+
+FAST = TimingSettings(budget_s=0.05, min_samples=3, block_s=0.002)
+
+
+def test_a_backend_that_never_forces_cannot_report_a_time() -> None:
+    with pytest.raises(NotForcedError):
+        measure(Lazy, LazyBackend(), FAST)
+
+
+def test_never_forced_case_is_recorded_without_a_time() -> None:
+    case = preset_cases("quick")[0]
+    be = LazyBackend()
+    be.builders = {case.family: lambda b, c, args: __import__("opbench.backends", fromlist=["Prepared"]).Prepared(
+        lambda *a: Lazy(), ())}
+    be.from_numpy = lambda a: a  # type: ignore[method-assign]
+    result = measure_case(be, case, timing=FAST)
+    assert result.status == "not-forced"
+    assert not result.timed and result.samples_ms == ()
+
+
+def test_forced_work_is_timed() -> None:
+    timing, out = measure(Lazy, ForcingLazyBackend(), FAST)
+    assert out.evaluated
+    assert timing.n >= FAST.min_samples
+    assert 0.0002 <= timing.median_s < 0.01
+    assert timing.first_call_s > 0 and timing.calls_per_sample >= 1
+
+
+def test_blocks_amortize_and_stop_on_budget_or_stability() -> None:
+    settings = TimingSettings(budget_s=0.2, min_samples=5, block_s=0.005)
+    timing, _ = measure(lambda: sum(range(200)), ForcingLazyBackend.__mro__[2](), settings)
+    assert timing.calls_per_sample > 1  # a ~µs call is blocked
+    assert timing.stop_reason in ("stable", "budget")
+    assert len(timing.samples_s) == timing.n >= 5
+
+
+def test_median_ci_is_the_range_for_few_samples() -> None:
+    assert median_ci([3.0, 1.0, 2.0]) == (1.0, 3.0)
+    lo, hi = median_ci(list(range(1000)))
+    assert 400 < lo < 500 < hi < 600
