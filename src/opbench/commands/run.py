@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
     backends, availability = resolve_backends(args.backends)
     runnable = [b for b in backends if availability[b]["available"]]
-    for name in runnable:
-        availability[name].update(versions=get_backend(name).versions())
+    for name in runnable:  # versions and thread/precision settings in force, recorded with the run
+        backend = get_backend(name)
+        availability[name].update(versions=backend.versions(), settings=backend.settings())
 
     run_id = new_run_id()
     out_dir = args.out or Path("opbench-out") / run_id
