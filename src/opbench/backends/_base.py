@@ -9,6 +9,7 @@ the catalog's canonical (channels-last) layout.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -37,6 +38,21 @@ class Prepared:
 
 
 Builder = Callable[["Backend", Case, tuple[Any, ...]], Prepared]
+
+
+@dataclass(frozen=True)
+class PrecisionMode:
+    """One setting of a framework's float32 matmul precision.
+
+    `enter` is a context-manager factory that applies the setting in this process; `env` are environment
+    variables that apply it but are read once at start-up (MLX_ENABLE_TF32), so they need a fresh process.
+    `strict` marks the full-float32 setting.
+    """
+
+    description: str
+    strict: bool = False
+    enter: Callable[[], AbstractContextManager[Any]] | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class NotForcedError(RuntimeError):
@@ -71,9 +87,18 @@ class Backend:
         """Thread counts and precision modes in force (recorded with every result)."""
         return {}
 
+    def precision_modes(self) -> dict[str, PrecisionMode]:
+        """The framework's float32 matmul precision switches, by name (empty: the framework has none)."""
+        return {}
+
     # --- data --------------------------------------------------------------------------------------------
-    def from_numpy(self, a: np.ndarray) -> Any:
+    def from_numpy(self, a: np.ndarray, dtype: str | None = None) -> Any:
+        """A native array holding `a`; with `dtype` (a name such as "bfloat16"), converted to that type."""
         raise NotImplementedError
+
+    def dtype_name(self, x: Any) -> str:
+        """The element type of a native array as a plain name: `torch.float32`, `mlx.core.float32` -> float32."""
+        return str(getattr(x, "dtype", "?")).rsplit(".", 1)[-1]
 
     def to_numpy(self, x: Any) -> np.ndarray:
         raise NotImplementedError
@@ -106,8 +131,12 @@ class Backend:
     def supports(self, family: str) -> bool:
         return family in self.builders
 
-    def prepare(self, case: Case, inputs: tuple[np.ndarray, ...]) -> Prepared:
-        native = tuple(self.from_numpy(a) for a in inputs)
+    def prepare(self, case: Case, inputs: tuple[np.ndarray, ...], dtype: str | None = None) -> Prepared:
+        """Convert the inputs (data to `dtype` when given, index inputs as they are) and build the call.
+        Without `dtype`, `from_numpy` is called with the array alone (the adapter's own default conversion)."""
+        index = case.spec.index_inputs
+        native = tuple(self.from_numpy(a) if dtype is None or i in index else self.from_numpy(a, dtype)
+                       for i, a in enumerate(inputs))
         prepared = self.builders[case.family](self, case, native)
         self.sync()
         return prepared

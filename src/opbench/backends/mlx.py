@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from opbench.backends._base import Availability, Backend, Builder, Prepared, missing_module_reason
+from opbench.backends._base import (
+    Availability,
+    Backend,
+    Builder,
+    PrecisionMode,
+    Prepared,
+    missing_module_reason,
+)
 from opbench.catalog import Case
 from opbench.catalog.families import LAYER_NORM_EPS, LEAKY_SLOPE
 
@@ -115,11 +122,19 @@ class MLXBackend(Backend):
     def settings(self) -> dict[str, Any]:
         return {"mlx_device": str(_mx().default_device())}
 
-    def from_numpy(self, a: np.ndarray) -> Any:
+    def precision_modes(self) -> dict[str, PrecisionMode]:
+        """MLX has no in-process switch: MLX_ENABLE_TF32 (default 1) is read once per process and lets
+        supported GPUs run float32 matmuls in TF32. `0` keeps them IEEE float32."""
+        return {"MLX_ENABLE_TF32=0": PrecisionMode("environment MLX_ENABLE_TF32=0 (fresh process)", strict=True,
+                                                   env={"MLX_ENABLE_TF32": "0"})}
+
+    def from_numpy(self, a: np.ndarray, dtype: str | None = None) -> Any:
+        """Without `dtype`, int64 becomes int32 (MLX's index type). With it, the array gets exactly that type:
+        note that `mx.array` of a float64 NumPy array gives float32 unless float64 is asked for."""
         mx = _mx()
-        if a.dtype == np.int64:
+        if dtype is None and a.dtype == np.int64:
             a = a.astype(np.int32)
-        x = mx.array(a)
+        x = mx.array(a) if dtype is None else mx.array(a, dtype=getattr(mx, dtype))
         mx.eval(x)
         return x
 

@@ -7,13 +7,21 @@ and outputs permuted back after it. Gradients are disabled for the whole process
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from opbench.backends._base import Availability, Backend, Builder, Prepared, missing_module_reason
+from opbench.backends._base import (
+    Availability,
+    Backend,
+    Builder,
+    PrecisionMode,
+    Prepared,
+    missing_module_reason,
+)
 from opbench.catalog import Case
 from opbench.catalog.families import LAYER_NORM_EPS, LEAKY_SLOPE
 
@@ -28,6 +36,17 @@ def _F() -> Any:
     import torch.nn.functional as F
 
     return F
+
+
+@contextlib.contextmanager
+def _float32_matmul_precision(mode: str) -> Iterator[None]:
+    torch = _torch()
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(mode)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def _conv(case: Case, x: Any, w: Any, dims: int) -> Prepared:
@@ -128,8 +147,17 @@ class TorchBackend(Backend):
         return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
                 "float32_matmul_precision": torch.get_float32_matmul_precision()}
 
-    def from_numpy(self, a: np.ndarray) -> Any:
-        return _torch().from_numpy(np.ascontiguousarray(a)).to(self.device)
+    def from_numpy(self, a: np.ndarray, dtype: str | None = None) -> Any:
+        torch = _torch()
+        x = torch.from_numpy(np.ascontiguousarray(a))
+        return x.to(self.device) if dtype is None else x.to(self.device, getattr(torch, dtype))
+
+    def precision_modes(self) -> dict[str, PrecisionMode]:
+        """`torch.set_float32_matmul_precision`: highest = IEEE float32; high lets CUDA use TF32 (and oneDNN
+        bf16x3 on CPUs that have it); medium allows bfloat16."""
+        return {mode: PrecisionMode(f'set_float32_matmul_precision("{mode}")', strict=mode == "highest",
+                                    enter=lambda mode=mode: _float32_matmul_precision(mode))
+                for mode in ("highest", "high", "medium")}
 
     def to_numpy(self, x: Any) -> np.ndarray:
         x = x.detach()

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from opbench.catalog._bfloat16 import BFLOAT16, carrier_dtype, itemsize_dtype, round_to_bfloat16
+
 if TYPE_CHECKING:
     from opbench.catalog.families import Family
 
@@ -58,9 +60,17 @@ class Case:
         return FAMILIES[self.family]
 
     def make_inputs(self, dtype: str = "float32", seed: int = 0) -> tuple[np.ndarray, ...]:
-        """Seeded, framework-neutral inputs; the same seed gives bit-identical arrays on every machine."""
+        """Seeded, framework-neutral inputs; the same seed gives bit-identical arrays on every machine.
+
+        bfloat16 inputs are float32 arrays whose values are all exact bfloat16 numbers (see `_bfloat16`); index
+        inputs keep their integer type.
+        """
         rng = np.random.default_rng(_case_seed(self.name, seed))
-        return self.spec.make_inputs(self, rng, np.dtype(dtype))
+        inputs = self.spec.make_inputs(self, rng, carrier_dtype(dtype))
+        if dtype != BFLOAT16:
+            return inputs
+        index = self.spec.index_inputs
+        return tuple(a if i in index else round_to_bfloat16(a) for i, a in enumerate(inputs))
 
     def reference(self, inputs: tuple[np.ndarray, ...], rows: np.ndarray | None = None) -> np.ndarray:
         """The float64 NumPy result, computed from the very inputs the backend sees (upcast exactly).
@@ -79,12 +89,12 @@ class Case:
     def bytes_moved(self, dtype: str = "float32") -> int:
         """Fewest bytes a device must move: every input read once, the output written once."""
         inputs = self.make_input_specs(dtype)
-        out_item = np.dtype(self.spec.output_dtype(np.dtype(dtype))).itemsize
+        out_item = np.dtype(self.spec.output_dtype(itemsize_dtype(dtype))).itemsize
         return int(sum(int(np.prod(s)) * it for s, it in inputs) + int(np.prod(self.output_shape())) * out_item)
 
     def make_input_specs(self, dtype: str = "float32") -> list[tuple[Shape, int]]:
         """(shape, itemsize) of each input, without allocating it."""
-        return self.spec.input_specs(self, np.dtype(dtype))
+        return self.spec.input_specs(self, itemsize_dtype(dtype))
 
     def scaled(self, scale_dim: callable) -> Case:  # type: ignore[valid-type]
         """The same case with every dimension mapped through `scale_dim` (one value -> one value, so that

@@ -36,7 +36,8 @@ class Family:
     `check` selects the verifier: `values` (relative error against the reference), `argmax` (tie-aware: the
     chosen index must point at a maximal value), `scatter` (duplicate indices: any one competing row is right).
     `accumulation` is the number of terms summed into one output element; verification widens its float
-    tolerance with it. `integer_ok` says whether the family makes sense on integer data.
+    tolerance with it. `integer_ok` says whether the family makes sense on integer data. `index_inputs` are the
+    positions of index arrays among the inputs: they keep their integer type whatever dtype the data is in.
     """
 
     name: str
@@ -51,6 +52,7 @@ class Family:
     row_sampling: Callable[[Case], bool] = lambda case: False
     output_kind: str = "same"  # "same" as input dtype, "index" (integer), "float" (float even for int input)
     integer_ok: bool = True
+    index_inputs: tuple[int, ...] = ()
 
     def output_dtype(self, dtype: np.dtype) -> np.dtype:
         if self.output_kind == "index":
@@ -439,6 +441,7 @@ _add(Family(
     input_specs=lambda case, dt: _index_specs(case, dt, with_updates=False),
     flops=lambda case: 0,
     row_sampling=lambda case: True,
+    index_inputs=(1,),
 ))
 
 
@@ -467,6 +470,7 @@ def _scatter(name: str, doc: str, check: str, flops_per: int) -> Family:
         flops=lambda case: flops_per * case.shapes[1][0] * _size(case.shapes[0][1:]),
         accumulation=lambda case: max(1, math.ceil(case.shapes[1][0] / case.shapes[0][0])) if flops_per else 1,
         check=check,
+        index_inputs=(1,),
     )
 
 
