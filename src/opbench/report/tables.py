@@ -13,7 +13,7 @@ some of the family's cases. A cell without a time reads `nan`, and a note under 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,11 +139,18 @@ def _row(name: str, cells: list[Cell], backends: list[str], pairs: list[tuple[st
     return [name, *(c.text() for c in cells), *speedups]
 
 
-def detailed_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str]] | None = None) -> Table:
+def detailed_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str]] | None = None,
+                   peak: Callable[[CaseResult], str] | None = None) -> Table:
+    """The seed's Detailed table. With `peak` (see `report.roofline.roofline_column`), one optional
+    `<backend> % peak` column per backend is appended after the speedups; the seed's columns are unchanged."""
     cases, backends, index = _index(results)
     chosen = choose_pairs(backends, pairs)
     headers = ["Operation", *backends, *(f"{a}/{b} speedup" for a, b in chosen)]
     rows = [_row(case, [_cell(index.get((case, b))) for b in backends], backends, chosen) for case in cases]
+    if peak is not None:
+        headers += [f"{b} % peak" for b in backends]
+        for row, case in zip(rows, cases):
+            row += [peak(index[(case, b)]) if (case, b) in index else "–" for b in backends]
     return Table("Detailed benchmark", headers, rows, _notes(results))
 
 
