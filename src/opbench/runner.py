@@ -102,17 +102,35 @@ def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int
 
 
 def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: None,
-             skip: Iterable[tuple[str, str]] = ()) -> list[CaseResult]:
-    """Measure every (backend, case) pair in process, in order; `skip` holds (backend, case name) pairs
-    already measured."""
+             skip: Iterable[tuple[str, str]] = (), isolate: bool = True,
+             case_timeout: float | None = None) -> list[CaseResult]:
+    """Measure every (backend, case) pair in order; `skip` holds (backend, case name) pairs already measured.
+
+    With `isolate` (the default) each backend runs in its own spawned worker process (`opbench.worker`): a
+    segfault, an OS kill or a case running past `case_timeout` seconds (default `default_case_timeout`)
+    becomes a `crashed`, `oom` or `timeout` result and the run goes on in a fresh worker. Without it,
+    everything runs in this process (for tests and debugging: a crash ends the run). Backends run one after
+    another, never side by side, so they do not disturb each other's timings.
+    """
+    from opbench.worker import BackendWorker, default_case_timeout
+
     done = set(skip)
+    timeout = case_timeout if case_timeout is not None else default_case_timeout(plan.timing)
     results: list[CaseResult] = []
     for name in plan.backends:
+        todo = [case for case in plan.cases if (name, case.name) not in done]
+        if not todo:
+            continue
+        if isolate:
+            with BackendWorker(name, timeout) as worker:
+                for case in todo:
+                    result = worker.measure(case, plan.dtype, plan.seed, plan.timing)
+                    results.append(result)
+                    on_result(result)
+            continue
         backend = get_backend(name)
         backend.setup()
-        for case in plan.cases:
-            if (name, case.name) in done:
-                continue
+        for case in todo:
             result = measure_case(backend, case, plan.dtype, plan.seed, plan.timing)
             results.append(result)
             on_result(result)

@@ -1,0 +1,110 @@
+"""NumPy-backed fake backends with planted faults, for testing worker isolation and resume.
+
+`NumpyFake` computes ReLU and Sum correctly (they verify `ok`). Each subclass misbehaves on the cases of
+`fault_family` (default Sum) in one way a real framework can: a segfault, a hang, being killed by the OS (as
+the out-of-memory killer does), a `MemoryError`, or just being slow. Register one with
+`opbench.backends.register("fake_crash", "opbench.testing.fakes:CrashingFake")`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+
+from opbench.backends import Availability, Backend, Prepared
+from opbench.catalog import Case
+
+
+def _relu(backend: Backend, case: Case, args: tuple[Any, ...]) -> Prepared:
+    return Prepared(lambda x: np.maximum(x, 0), args)
+
+
+def _sum(backend: Backend, case: Case, args: tuple[Any, ...]) -> Prepared:
+    return Prepared(lambda x: x.sum(axis=case.axis), args)
+
+
+class NumpyFake(Backend):
+    name = "fake_numpy"
+    framework = "numpy"
+    builders: ClassVar = {"ReLU": _relu, "Sum": _sum}
+    fault_family: ClassVar[str] = "Sum"
+
+    def availability(self) -> Availability:
+        return Availability(True, "numpy fake for tests")
+
+    def from_numpy(self, a: np.ndarray) -> np.ndarray:
+        return np.array(a, copy=True)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def fault(self) -> None:
+        """What happens on a case of `fault_family` (before it is timed)."""
+
+    def prepare(self, case: Case, inputs: tuple[np.ndarray, ...]) -> Prepared:
+        if case.family == self.fault_family:
+            self.fault()
+        return super().prepare(case, inputs)
+
+
+class CrashingFake(NumpyFake):
+    """Segfaults: reads address 0."""
+
+    name = "fake_crash"
+
+    def fault(self) -> None:
+        ctypes.string_at(0)
+
+
+class HangingFake(NumpyFake):
+    """Never returns."""
+
+    name = "fake_hang"
+
+    def fault(self) -> None:
+        while True:
+            time.sleep(1)
+
+
+class KilledFake(NumpyFake):
+    """Killed by SIGKILL from outside its own code, as the OS out-of-memory killer does."""
+
+    name = "fake_killed"
+
+    def fault(self) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class MemoryErrorFake(NumpyFake):
+    name = "fake_memoryerror"
+
+    def fault(self) -> None:
+        raise MemoryError("planted allocation failure")
+
+
+class SlowFake(NumpyFake):
+    """Every case takes `OPBENCH_FAKE_DELAY_S` seconds (default 0.3) to prepare: time to interrupt a run."""
+
+    name = "fake_slow"
+    fault_family = ""
+
+    def prepare(self, case: Case, inputs: tuple[np.ndarray, ...]) -> Prepared:
+        time.sleep(float(os.environ.get("OPBENCH_FAKE_DELAY_S", "0.3")))
+        return super().prepare(case, inputs)
+
+
+FAKES: dict[str, str] = {cls.name: f"{__name__}:{cls.__name__}" for cls in (
+    NumpyFake, CrashingFake, HangingFake, KilledFake, MemoryErrorFake, SlowFake)}
+
+
+def register_fakes() -> None:
+    """Add every fake to the backend registry of this process."""
+    from opbench.backends import register
+
+    for name, target in FAKES.items():
+        register(name, target)

@@ -1,0 +1,244 @@
+"""Worker processes: each backend measures in its own spawned process, so a crash cannot end the run.
+
+Protocol (one duplex pipe): the worker sets its environment, imports and sets up its backend, and sends
+`("ready", info)` (or `("setup-error", message)`); then, for each `(case, dtype, seed, timing)` it receives,
+it sends back `("result", CaseResult)`. `None` asks it to exit.
+
+The parent (`BackendWorker`) waits on the pipe and on the process's sentinel at once, with a deadline:
+- a result arrives -> it is returned;
+- the process dies (segfault, abort, killed) -> `crashed` with the signal or exit code; death by SIGKILL that
+  the parent did not send is recorded as `oom`, since that is how the OS out-of-memory killer ends a process;
+- the deadline passes -> the worker is killed and the case is `timeout`.
+Either way the dead worker is replaced by a fresh one at the next case.
+
+Trade-off: `spawn` (not `fork`) costs an interpreter start and a framework import per worker (about a second
+or two per backend, more after each crash), but a child never inherits a parent's framework state (CUDA
+contexts and thread pools do not survive `fork`), and it behaves the same on Linux, macOS and Windows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from opbench.catalog import Case
+from opbench.results import CaseResult
+from opbench.timing import TimingSettings
+
+# Set in the worker before any framework is imported (existing values win).
+WORKER_ENV: dict[str, str] = {
+    "XLA_PYTHON_CLIENT_PREALLOCATE": "false",  # JAX: allocate GPU memory as needed, not 75 % up front
+    "TF_CPP_MIN_LOG_LEVEL": "2",  # JAX/XLA: no C++ info logs on stderr
+}
+
+STOP_GRACE_S = 5.0
+MAX_START_FAILURES = 3
+
+
+def default_case_timeout(timing: TimingSettings) -> float:
+    """Generous: 300 s for preparation, compilation and the reference, plus 20x the timing budget."""
+    return 300.0 + 20.0 * timing.budget_s
+
+
+def _apply_env(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+
+
+def _exit_with_parent() -> None:
+    """A daemon thread that ends this worker when the parent dies (even by `kill -9`), so a hung worker is
+    never left behind."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="opbench-parent-watch").start()
+
+
+def worker_main(conn: multiprocessing.connection.Connection, backend: str, registry: dict[str, str],
+                env: dict[str, str]) -> None:
+    """The worker process's entry point (must stay importable without any framework)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _apply_env(env)
+    _exit_with_parent()
+    from opbench.backends import backend_names, get_backend, register
+    from opbench.runner import measure_case
+
+    known = set(backend_names())
+    for name, target in registry.items():
+        if name not in known:
+            register(name, target)
+    try:
+        be = get_backend(backend)
+        be.setup()
+        info = {"pid": os.getpid(), "versions": be.versions(), "settings": be.settings()}
+    except Exception as exc:
+        conn.send(("setup-error", f"{type(exc).__name__}: {exc}".splitlines()[0][:500]))
+        return
+    conn.send(("ready", info))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        case, dtype, seed, timing = message
+        conn.send(("result", measure_case(be, case, dtype, seed, timing)))
+
+
+class WorkerFailure(Exception):
+    """The worker did not answer: `status` is crashed, oom or timeout; the message says why."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BackendWorker:
+    """The parent's handle on one backend's worker process; restarts it after a failure."""
+
+    def __init__(self, backend: str, case_timeout: float, start_timeout: float | None = None) -> None:
+        self.backend = backend
+        self.case_timeout = case_timeout
+        self.start_timeout = start_timeout if start_timeout is not None else max(case_timeout, 120.0)
+        self.info: dict[str, Any] = {}
+        self.setup_error = ""
+        self.start_failures = 0
+        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._conn: multiprocessing.connection.Connection | None = None
+        self._killed = False
+
+    # --- process lifecycle -------------------------------------------------------------------------------
+    def _start(self) -> None:
+        from opbench.backends import _REGISTRY
+
+        ctx = multiprocessing.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=worker_main, args=(child_conn, self.backend, dict(_REGISTRY), WORKER_ENV),
+                           name=f"opbench-worker-{self.backend}", daemon=True)
+        proc.start()
+        child_conn.close()
+        self._proc, self._conn, self._killed = proc, parent_conn, False
+        try:
+            kind, payload = self._receive(self.start_timeout, "starting the worker")
+        except WorkerFailure:
+            self.start_failures += 1
+            raise
+        if kind == "setup-error":
+            self.setup_error = str(payload)
+            self.stop()
+        else:
+            self.info = payload
+            self.start_failures = 0
+
+    def stop(self) -> None:
+        """Ask the worker to exit; kill it if it does not within a few seconds."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(None)
+            conn.close()
+        if proc is not None:
+            proc.join(STOP_GRACE_S)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            proc.close()
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            self._killed = True
+            self._proc.kill()
+            self._proc.join()
+
+    def _discard(self) -> None:
+        """Forget a dead or killed worker (the next case starts a fresh one)."""
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None:
+            self._proc.join()
+            self._proc.close()
+        self._proc = self._conn = None
+
+    # --- messages ----------------------------------------------------------------------------------------
+    def _receive(self, timeout: float, doing: str) -> tuple[str, Any]:
+        assert self._proc is not None and self._conn is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._kill()
+                self._discard()
+                raise WorkerFailure("timeout", f"no answer after {timeout:g} s while {doing} "
+                                               "(--case-timeout); worker killed and restarted")
+            ready = multiprocessing.connection.wait([self._conn, self._proc.sentinel], timeout=left)
+            if self._conn in ready:
+                try:
+                    return self._conn.recv()
+                except (EOFError, OSError):
+                    pass  # died after the pipe became readable: classify below
+            if ready:
+                raise self._death(doing)
+
+    def _death(self, doing: str) -> WorkerFailure:
+        assert self._proc is not None
+        self._proc.join()
+        code = self._proc.exitcode
+        self._discard()
+        if code is not None and code < 0:
+            try:
+                sig = signal.Signals(-code).name
+            except ValueError:
+                sig = f"signal {-code}"
+            if sig == "SIGKILL" and not self._killed:
+                return WorkerFailure("oom", f"worker killed by SIGKILL while {doing} (most likely the OS "
+                                            "out-of-memory killer); restarted")
+            return WorkerFailure("crashed", f"worker died with {sig} while {doing}; restarted")
+        return WorkerFailure("crashed", f"worker exited with code {code} while {doing}; restarted")
+
+    # --- the one public operation ------------------------------------------------------------------------
+    def measure(self, case: Case, dtype: str, seed: int, timing: TimingSettings) -> CaseResult:
+        """Measure one case in the worker; a worker failure becomes a result with its status and message."""
+        base = {"case": case.name, "family": case.family, "backend": self.backend, "dtype": dtype}
+        if self.setup_error:
+            return CaseResult(status="error", error=f"backend setup failed: {self.setup_error}", **base)
+        if self.start_failures >= MAX_START_FAILURES:
+            return CaseResult(status="error", error=f"worker failed to start {self.start_failures} times; "
+                                                    "backend skipped", **base)
+        try:
+            if self._proc is None:
+                self._start()
+                if self.setup_error:
+                    return self.measure(case, dtype, seed, timing)
+            assert self._conn is not None
+            try:
+                self._conn.send((case, dtype, seed, timing))
+            except OSError:
+                raise self._death(f"receiving {case.name}") from None
+            kind, payload = self._receive(self.case_timeout, f"measuring {case.name}")
+        except WorkerFailure as failure:
+            return CaseResult(status=failure.status, error=str(failure), **base)
+        assert kind == "result", kind
+        return payload
+
+    def __enter__(self) -> BackendWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc and exc[0] is not None:
+            self._kill()
+            self._discard()
+        else:
+            self.stop()

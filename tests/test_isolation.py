@@ -1,0 +1,76 @@
+"""Worker isolation: a planted segfault, hang, OS kill or MemoryError is recorded and the run goes on."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from opbench.catalog import preset_cases, select_cases
+from opbench.runner import Plan, run_plan
+from opbench.testing.fakes import register_fakes
+from opbench.timing import TimingSettings
+
+FAST = TimingSettings(budget_s=0.02, min_samples=3, block_s=0.002)
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="signals")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fakes() -> None:
+    register_fakes()
+
+
+def cases() -> tuple:
+    """ReLU, then Sum (where the fakes misbehave), then ReLU again: the run must reach the last one."""
+    relu = select_cases(preset_cases("quick"), ["ReLU"])
+    total = select_cases(preset_cases("quick"), ["Sum"])
+    return (relu[0], total[0], relu[1])
+
+
+def run(backend: str, timeout: float = 60.0, isolate: bool = True) -> list:
+    seen = []
+    results = run_plan(Plan(cases(), (backend,), timing=FAST), seen.append, isolate=isolate,
+                       case_timeout=timeout)
+    assert results == seen
+    assert [r.case for r in results] == [c.name for c in cases()]
+    return results
+
+
+def test_healthy_worker_measures_and_verifies() -> None:
+    results = run("fake_numpy")
+    assert [r.status for r in results] == ["ok", "ok", "ok"]
+    assert all(r.n >= 3 and r.rel_error is not None for r in results)
+
+
+@posix_only
+def test_segfault_is_recorded_as_crashed_and_the_run_goes_on() -> None:
+    first, crashed, after = run("fake_crash")
+    assert first.status == "ok" and after.status == "ok"
+    assert crashed.status == "crashed" and "SIGSEGV" in crashed.error and "Sum" in crashed.error
+    assert not crashed.timed
+
+
+def test_hang_is_recorded_as_timeout_and_the_run_goes_on() -> None:
+    first, hung, after = run("fake_hang", timeout=1.5)
+    assert first.status == "ok" and after.status == "ok"
+    assert hung.status == "timeout" and "no answer after 1.5 s" in hung.error
+
+
+@posix_only
+def test_os_kill_is_recorded_as_oom() -> None:
+    first, killed, after = run("fake_killed")
+    assert (first.status, killed.status, after.status) == ("ok", "oom", "ok")
+    assert "SIGKILL" in killed.error
+
+
+def test_memory_error_is_oom_in_the_worker_and_in_process() -> None:
+    for isolate in (True, False):
+        first, oom, after = run("fake_memoryerror", isolate=isolate)
+        assert (first.status, oom.status, after.status) == ("ok", "oom", "ok")
+        assert "planted allocation failure" in oom.error
+
+
+def test_skip_measures_only_what_is_missing() -> None:
+    done = {("fake_numpy", cases()[0].name), ("fake_numpy", cases()[2].name)}
+    results = run_plan(Plan(cases(), ("fake_numpy",), timing=FAST), skip=done)
+    assert [r.case for r in results] == [cases()[1].name]
