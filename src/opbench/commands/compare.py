@@ -1,0 +1,87 @@
+"""`opbench compare RUN_A RUN_B`: B against A per case and backend, with significance and geometric means.
+
+A run is a stored run id (or prefix, or `latest`), a run.json / run directory, a JSON export, or a published
+Markdown table (`FILE#SECTION` for a multi-device file, e.g. `detailed_benchmark.md#RTX4090`).
+
+Exit codes: 0 compared (and no gate failed); 1 `--fail-above PCT` was given and either some case is
+significantly slower in B than in A by more than PCT %, or the overall geometric mean of B/A exceeds
+1 + PCT/100 (both are named on stderr); 2 bad input (unknown run, unreadable file, bad option).
+Rows without raw samples on a side (published tables) are never "significant", so with such a run only
+the overall geometric mean can trip the gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from opbench.commands import add_format, console
+from opbench.compare import DEFAULT_NOISE_FLOOR, compare_runs, parse_backend_map
+from opbench.errors import UsageError
+from opbench.results.importers import load_run_or_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare run B against run A: ratios, significance, geometric means")
+    p.add_argument("run_a", metavar="RUN_A", help="baseline: run id, run file/directory, or FILE.md#SECTION")
+    p.add_argument("run_b", metavar="RUN_B", help="the run compared with the baseline (same forms)")
+    p.add_argument("--store", help="store path (default: $OPBENCH_STORE or the user data directory)")
+    p.add_argument("--map", action="append", metavar="A=B",
+                   help="pair backend A of RUN_A with backend B of RUN_B, e.g. cuda=mlx_gpu (repeatable, or "
+                        "comma-separated); other backends pair by name")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05: 95%% CI)")
+    p.add_argument("--noise-floor", type=float, default=100 * DEFAULT_NOISE_FLOOR, metavar="PCT",
+                   help="changes below PCT %% are never significant (default 2)")
+    p.add_argument("--fail-above", type=float, metavar="PCT",
+                   help="exit 1 if a case is significantly slower in B by more than PCT %%, or the overall "
+                        "geometric mean of B/A exceeds 1 + PCT/100")
+    p.add_argument("--out", type=Path, help="also write the Markdown report to this file")
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from opbench.report.comparison import to_markdown_report, to_rich_renderables
+
+    if args.fail_above is not None and not args.fail_above >= 0:
+        raise UsageError(f"--fail-above must be a percentage >= 0, got {args.fail_above}")
+    mapping = parse_backend_map(args.map)
+    run_a = load_run_or_table(args.run_a, store=args.store)
+    run_b = load_run_or_table(args.run_b, store=args.store)
+    comparison = compare_runs(run_a, run_b, mapping, alpha=args.alpha, noise_floor=args.noise_floor / 100)
+    report = to_markdown_report(comparison)
+    if args.format == "md":
+        print(report, end="")
+    else:
+        out = console()
+        for item in to_rich_renderables(comparison):
+            out.print(item)
+    if args.out:
+        try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(report)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    return _gate(comparison, args.fail_above)
+
+
+def _gate(comparison, threshold: float | None) -> int:
+    if threshold is None:
+        return 0
+    failures = []
+    regressions = comparison.regressions(threshold)
+    if regressions:
+        worst = sorted(regressions, key=lambda r: -r.ratio)
+        shown = ", ".join(f"{r.case} [{r.backend}] {r.ratio:.2f}x" for r in worst[:5])
+        more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
+        failures.append(f"{len(worst)} significant regression(s) above {threshold:g}%: {shown}{more}")
+    overall = comparison.overall_geomean()
+    if overall > 1 + threshold / 100:
+        failures.append(f"overall geometric mean of B/A {overall:.3f} exceeds {1 + threshold / 100:.3f}")
+    for failure in failures:
+        print(f"opbench compare: FAIL: {failure}", file=sys.stderr)
+    if not failures:
+        print(f"opbench compare: OK: no significant regression above {threshold:g}%, overall geometric mean "
+              f"{overall:.3f}", file=sys.stderr)
+    return 1 if failures else 0

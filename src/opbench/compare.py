@@ -1,0 +1,233 @@
+"""Compare two runs case by case: the time ratio B/A, whether it is significant, and geometric-mean summaries.
+
+Matching: a row is one case present and timed in both runs, on a backend of A and the backend of B it is
+paired with: the same name by default, or the one `backends_b` maps it to (`{"cpu": "mlx_gpu"}` compares A's
+`cpu` with B's `mlx_gpu`; other backends of A still pair by name). This is what makes cross-machine
+comparisons work ("my CPU run vs the seed's M3 Max", "RTX 4090 cuda vs M3 Max mlx_gpu").
+
+Statistics, per row (pyperf style: noise is reported as "not significant", never as a speedup):
+- `time_a_ms`, `time_b_ms`: medians of the raw samples (or the published number of an imported table);
+  `ratio = time_b / time_a` (> 1: B is slower).
+- `p_value`: two-sided Mann-Whitney U test of the two sets of raw samples (`scipy.stats.mannwhitneyu`).
+- `ci_low`, `ci_high`: percentile bootstrap (1 − alpha, i.e. 95 % by default) confidence interval of the
+  ratio of medians: both sides resampled with replacement `BOOTSTRAP_RESAMPLES` times, with a seed derived
+  from the case and backend so that the same runs always give the same interval.
+- `significant` is True only when all three hold: p < alpha, the interval excludes 1, and |ratio − 1| is at
+  least the noise floor (`noise_floor`, default 2 %). The floor is deliberate: samples of one run come from
+  one process in one thermal and scheduling state, so their spread understates run-to-run variance, and
+  with hundreds of samples a 0.5 % shift gets a tiny p-value yet does not reproduce on the next run. Two
+  percent is about the run-to-run reproducibility of a quiet machine.
+- Without raw samples on either side (imported published tables, or fewer than 2 samples) there is no test:
+  p, the interval and `significant` are None, and only the ratio is reported.
+
+Summaries: `family_geomeans()` is the geometric mean of the ratios of a family's rows (all backends pooled);
+`overall_geomean()` is the geometric mean over all rows (every case weighs the same, so families with many
+cases weigh more; pyperf's choice). A geometric mean of ratios is symmetric: 2x slower and 2x faster cancel.
+
+Trade-off: the bootstrap costs O(resamples × samples) per row; 2,000 resamples keep the interval's ends
+stable to about 1 % while a 91-case comparison still takes well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from opbench.errors import UsageError, unknown
+from opbench.results.model import CaseResult, Run
+
+BOOTSTRAP_RESAMPLES = 2000
+DEFAULT_NOISE_FLOOR = 0.02
+MIN_SAMPLES = 2
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One case on one backend pair: A's and B's times and what their difference means."""
+
+    case: str
+    family: str
+    backend: str  # A's backend; "a vs b" when mapped to another backend of B
+    time_a_ms: float
+    time_b_ms: float
+    ratio: float  # time_b / time_a  (> 1: B slower)
+    ci_low: float | None  # bootstrap CI of the ratio of medians; None without samples
+    ci_high: float | None
+    p_value: float | None  # Mann-Whitney U, two-sided; None without samples
+    significant: bool | None  # None when one side has no raw samples (imported tables)
+    note: str = ""  # e.g. "A wrong", "B reduced-precision": a marked time
+
+    @property
+    def change(self) -> str:
+        """`1.23x slower`, `1.23x faster`, `not significant`, or `1.23x slower (untested)` without samples."""
+        if self.significant is False:
+            return "not significant"
+        text = f"{self.ratio:.2f}x slower" if self.ratio >= 1 else f"{1 / self.ratio:.2f}x faster"
+        return text if self.significant else f"{text} (untested)"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The rows of a comparison of run B against run A, plus what could not be compared (`notes`)."""
+
+    run_a: Run
+    run_b: Run
+    rows: tuple[ComparisonRow, ...]
+    notes: tuple[str, ...] = ()
+    alpha: float = 0.05
+    noise_floor: float = DEFAULT_NOISE_FLOOR
+
+    def family_geomeans(self) -> dict[str, float]:
+        """Geometric mean of B/A per family (all backends pooled), in the rows' order."""
+        by_family: dict[str, list[float]] = {}
+        for row in self.rows:
+            by_family.setdefault(row.family, []).append(row.ratio)
+        return {family: geomean(ratios) for family, ratios in by_family.items()}
+
+    def backend_geomeans(self) -> dict[str, float]:
+        """Geometric mean of B/A per backend (pair), in the rows' order."""
+        by_backend: dict[str, list[float]] = {}
+        for row in self.rows:
+            by_backend.setdefault(row.backend, []).append(row.ratio)
+        return {backend: geomean(ratios) for backend, ratios in by_backend.items()}
+
+    def overall_geomean(self) -> float:
+        """Geometric mean of B/A over every row; nan when nothing could be compared."""
+        return geomean([row.ratio for row in self.rows])
+
+    def regressions(self, threshold_pct: float) -> list[ComparisonRow]:
+        """Rows where B is significantly slower than A by more than `threshold_pct` percent."""
+        limit = 1 + threshold_pct / 100
+        return [row for row in self.rows if row.significant and row.ratio > limit]
+
+
+def geomean(values: Sequence[float]) -> float:
+    """Geometric mean of positive values; nan for none."""
+    if not values:
+        return math.nan
+    return float(np.exp(np.mean(np.log(np.asarray(values, dtype=float)))))
+
+
+def parse_backend_map(items: Sequence[str] | None) -> dict[str, str] | None:
+    """`["cuda=mlx_gpu", "cpu=mlx_cpu,mps=cpu"]` -> {"cuda": "mlx_gpu", "cpu": "mlx_cpu", "mps": "cpu"}."""
+    if not items:
+        return None
+    mapping: dict[str, str] = {}
+    for item in ",".join(items).split(","):
+        a, sep, b = item.strip().partition("=")
+        if not sep or not a.strip() or not b.strip():
+            raise UsageError(f"malformed backend mapping {item.strip()!r}; write A_BACKEND=B_BACKEND, "
+                             "e.g. cuda=mlx_gpu")
+        mapping[a.strip()] = b.strip()
+    return mapping
+
+
+def _bootstrap_ratio_ci(a: np.ndarray, b: np.ndarray, alpha: float, seed_text: str) -> tuple[float, float]:
+    seed = int.from_bytes(hashlib.sha256(seed_text.encode()).digest()[:8], "little")
+    rng = np.random.default_rng(seed)
+    med_a = np.median(a[rng.integers(0, len(a), size=(BOOTSTRAP_RESAMPLES, len(a)))], axis=1)
+    med_b = np.median(b[rng.integers(0, len(b), size=(BOOTSTRAP_RESAMPLES, len(b)))], axis=1)
+    ratios = med_b / np.maximum(med_a, np.finfo(float).tiny)
+    low, high = np.percentile(ratios, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(low), float(high)
+
+
+def _mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import mannwhitneyu
+
+    if np.all(a == a[0]) and np.all(b == a[0]):
+        return 1.0
+    p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    return 1.0 if math.isnan(p) else p
+
+
+def compare_pair(case: str, family: str, backend: str, ra: CaseResult, rb: CaseResult, alpha: float = 0.05,
+                 noise_floor: float = DEFAULT_NOISE_FLOOR) -> ComparisonRow:
+    """One row: the ratio of medians and, when both sides have raw samples, its test and interval."""
+    time_a, time_b = ra.median_ms, rb.median_ms
+    ratio = time_b / time_a
+    ci_low = ci_high = p_value = None
+    significant = None
+    if ra.n >= MIN_SAMPLES and rb.n >= MIN_SAMPLES:
+        a, b = np.asarray(ra.samples_ms, dtype=float), np.asarray(rb.samples_ms, dtype=float)
+        ci_low, ci_high = _bootstrap_ratio_ci(a, b, alpha, f"{case}|{backend}")
+        p_value = _mann_whitney_p(a, b)
+        significant = bool(p_value < alpha and not (ci_low <= 1.0 <= ci_high)
+                           and abs(ratio - 1.0) >= noise_floor)
+    marks = [f"{side} {r.status}" for side, r in (("A", ra), ("B", rb)) if r.status != "ok"]
+    marks += [f"{side} noisy" for side, r in (("A", ra), ("B", rb)) if r.noisy]
+    return ComparisonRow(case, family, backend, time_a, time_b, ratio, ci_low, ci_high, p_value, significant,
+                         ", ".join(marks))
+
+
+def _pairs(a: Run, b: Run, backends_b: dict[str, str] | None) -> list[tuple[str, str]]:
+    """(A backend, B backend) pairs: mapped ones, plus every other backend of A that B also has."""
+    in_a, in_b = a.backend_names(), b.backend_names()
+    mapping = dict(backends_b or {})
+    for name_a, name_b in mapping.items():
+        if name_a not in in_a:
+            raise unknown("backend of run A", name_a, in_a)
+        if name_b not in in_b:
+            raise unknown("backend of run B", name_b, in_b)
+    pairs = [(name_a, mapping.get(name_a, name_a)) for name_a in in_a]
+    return [(x, y) for x, y in pairs if y in in_b]
+
+
+def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha: float = 0.05,
+                 noise_floor: float = DEFAULT_NOISE_FLOOR) -> Comparison:
+    """Compare run B against run A (see the module doc for matching and statistics).
+
+    Raises UsageError when a mapped backend is missing from its run, when alpha or the noise floor is out of
+    range, or when the two runs have no backend in common (naming each run's backends).
+    """
+    if not 0 < alpha < 1:
+        raise UsageError(f"alpha must be between 0 and 1, got {alpha}")
+    if not 0 <= noise_floor < 1:
+        raise UsageError(f"the noise floor must be between 0 and 1 (a fraction), got {noise_floor}")
+    pairs = _pairs(a, b, backends_b)
+    if not pairs:
+        raise UsageError(f"runs {a.run_id} and {b.run_id} share no backend (A: {', '.join(a.backend_names())}; "
+                         f"B: {', '.join(b.backend_names())}); pair them with --map A_BACKEND=B_BACKEND")
+    index_a = {(r.case, r.backend): r for r in a.results}
+    index_b = {(r.case, r.backend): r for r in b.results}
+    cases = list(dict.fromkeys(r.case for r in a.results))
+    rows: list[ComparisonRow] = []
+    skipped: dict[str, list[str]] = {}
+    for name_a, name_b in pairs:
+        label = name_a if name_a == name_b else f"{name_a} vs {name_b}"
+        for case in cases:
+            ra, rb = index_a.get((case, name_a)), index_b.get((case, name_b))
+            if ra is None:
+                continue
+            reason = _why_not_comparable(ra, rb)
+            if reason:
+                skipped.setdefault(f"{label}: {reason}", []).append(case)
+                continue
+            assert rb is not None
+            rows.append(compare_pair(case, ra.family, label, ra, rb, alpha, noise_floor))
+        only_b = [c for (c, backend) in index_b if backend == name_b and (c, name_a) not in index_a]
+        if only_b:
+            skipped.setdefault(f"{label}: only in B", []).extend(dict.fromkeys(only_b))
+    notes = tuple(_note(reason, names) for reason, names in skipped.items())
+    return Comparison(a, b, tuple(rows), notes, alpha, noise_floor)
+
+
+def _why_not_comparable(ra: CaseResult, rb: CaseResult | None) -> str:
+    if rb is None:
+        return "only in A"
+    for side, r in (("A", ra), ("B", rb)):
+        if not r.timed:
+            return f"no time in {side} ({r.status}{': ' + r.error if r.error else ''})"
+    for side, r in (("A", ra), ("B", rb)):
+        if not r.median_ms > 0:
+            return f"time in {side} is 0.00 ms (below the published resolution)"
+    return ""
+
+
+def _note(reason: str, cases: list[str]) -> str:
+    shown = ", ".join(cases[:3]) + (f" and {len(cases) - 3} more" if len(cases) > 3 else "")
+    return f"{reason} — {len(cases)} case{'s' if len(cases) != 1 else ''}: {shown}"

@@ -1,0 +1,110 @@
+"""A `Comparison` rendered as tables: one row per case and backend, then geometric means per family and overall.
+
+Only presentation: the numbers come from `opbench.compare`. Ratios are B/A with three decimals (> 1: B is
+slower); `Change` reads `1.23x slower`, `1.23x faster`, `not significant`, or `... (untested)` where a side
+has no raw samples (an imported table: only the published number is known, nothing can be tested).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from opbench.compare import Comparison
+from opbench.report.tables import Table, to_markdown, to_rich
+from opbench.results.model import Run
+
+
+def describe_run(run: Run) -> str:
+    """`20261124-... (AMD EPYC ..., 2 threads)` or `pub-m3-max-... (published: M3 Max, mlx 0.2.0)`."""
+    if run.imported:
+        packages = run.machine.get("packages", {})
+        versions = ", ".join(f"{k} {v}" for k, v in packages.items()) if isinstance(packages, dict) else ""
+        what = f"published: {run.machine.get('device', run.label)}" + (f", {versions}" if versions else "")
+        return f"{run.run_id} ({what})"
+    from opbench.machine import describe
+
+    label = f" {run.label}" if run.label else ""
+    return f"{run.run_id}{label} ({describe(run.machine)}; {run.dtype}, preset {run.preset})"
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def rows_table(comparison: Comparison) -> Table:
+    level = round(100 * (1 - comparison.alpha))
+    headers = ["Case", "Backend", "A (ms)", "B (ms)", "B/A", f"{level}% CI", "p", "Change", "Note"]
+    rows = []
+    for r in comparison.rows:
+        ci = "—" if r.ci_low is None or r.ci_high is None else f"{r.ci_low:.3f}–{r.ci_high:.3f}"
+        rows.append([r.case, r.backend, _num(r.time_a_ms, ".3f"), _num(r.time_b_ms, ".3f"), f"{r.ratio:.3f}", ci,
+                     _p(r.p_value), r.change, r.note])
+    return Table("B vs A per case", headers, rows, list(comparison.notes))
+
+
+def summary_table(comparison: Comparison) -> Table:
+    rows = []
+    counts: dict[str, dict[str, int]] = {}
+    for r in comparison.rows:
+        c = counts.setdefault(r.family, {"n": 0, "slower": 0, "faster": 0, "same": 0, "untested": 0})
+        c["n"] += 1
+        key = "untested" if r.significant is None else "same" if not r.significant else (
+            "slower" if r.ratio > 1 else "faster")
+        c[key] += 1
+    for family, gm in comparison.family_geomeans().items():
+        c = counts[family]
+        rows.append([family, str(c["n"]), f"{gm:.3f}", _verbal(gm), str(c["slower"]), str(c["faster"]),
+                     str(c["same"]), str(c["untested"])])
+    overall = comparison.overall_geomean()
+    total = {k: sum(c[k] for c in counts.values()) for k in ("n", "slower", "faster", "same", "untested")}
+    rows.append(["Overall", str(total["n"]), _num(overall, ".3f"), _verbal(overall), str(total["slower"]),
+                 str(total["faster"]), str(total["same"]), str(total["untested"])])
+    headers = ["Family", "Rows", "Geomean B/A", "Reads", "Slower", "Faster", "Not significant", "Untested"]
+    return Table("Geometric mean of B/A per family", headers, rows, [])
+
+
+def backend_table(comparison: Comparison) -> Table:
+    rows = [[backend, f"{gm:.3f}", _verbal(gm)] for backend, gm in comparison.backend_geomeans().items()]
+    return Table("Geometric mean of B/A per backend", ["Backend", "Geomean B/A", "Reads"], rows, [])
+
+
+def _verbal(gm: float) -> str:
+    if math.isnan(gm):
+        return "—"
+    return f"B {gm:.2f}x slower" if gm >= 1 else f"B {1 / gm:.2f}x faster"
+
+
+def header_lines(comparison: Comparison) -> list[str]:
+    floor = f"{100 * comparison.noise_floor:g}%"
+    return [f"A: {describe_run(comparison.run_a)}",
+            f"B: {describe_run(comparison.run_b)}",
+            f"B/A > 1: B slower. Significant: Mann-Whitney p < {comparison.alpha:g}, bootstrap CI of the ratio "
+            f"of medians excludes 1, and |B/A − 1| ≥ {floor}. Untested: a side without raw samples "
+            "(a published table)."]
+
+
+def to_markdown_report(comparison: Comparison) -> str:
+    parts = [f"# Comparison: {comparison.run_b.label or comparison.run_b.run_id} (B) vs "
+             f"{comparison.run_a.label or comparison.run_a.run_id} (A)\n",
+             *(f"- {line}" for line in header_lines(comparison)), ""]
+    for table in (summary_table(comparison), backend_table(comparison), rows_table(comparison)):
+        parts.append(f"## {table.title}\n")
+        parts.append(to_markdown(table, legend=False) if table.rows else "(nothing to compare)\n")
+    return "\n".join(parts)
+
+
+def to_rich_renderables(comparison: Comparison) -> list[Any]:
+    from rich.markup import escape
+
+    out: list[Any] = [escape(line) for line in header_lines(comparison)]
+    for table in (rows_table(comparison), backend_table(comparison), summary_table(comparison)):
+        out.append(to_rich(table))
+        out.extend(f"[dim]- {escape(note)}[/]" for note in table.notes)
+    return out
