@@ -1,11 +1,15 @@
 """Machine and software metadata, collected without root and without importing any framework.
 
-Works on Linux (/proc, nvidia-smi), macOS (sysctl, system_profiler) and Windows (platform, wmic when
-present). Every probe is best-effort: a missing tool gives a missing key, never an exception.
+Works on Linux (/proc, cgroups), macOS (sysctl, system_profiler: Apple chip and GPU cores) and Windows
+(platform, GlobalMemoryStatusEx). NVIDIA GPUs (name, memory, driver) come from NVML through `pynvml` when it
+is importable, else from `nvidia-smi`. Package versions come from installed distributions' metadata, so no
+framework is imported. Every probe is best-effort: a missing tool gives a missing key, never an exception.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import platform
 import shutil
@@ -19,9 +23,11 @@ from typing import Any
 MERGE_KEYS: tuple[str, ...] = ("cpu_model", "logical_cores", "gpus", "os", "python", "packages")
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-                   "OPENBLAS_CORETYPE")
+                   "NUMEXPR_NUM_THREADS", "OPENBLAS_CORETYPE", "KMP_AFFINITY", "OMP_PROC_BIND", "XLA_FLAGS",
+                   "CUDA_VISIBLE_DEVICES", "MLX_METAL_FAST_SYNCH")
 
-PACKAGES = ("numpy", "torch", "mlx", "mlx-cuda-13", "mlx-metal", "jax", "jaxlib", "opbench")
+PACKAGES = ("numpy", "scipy", "torch", "mlx", "mlx-cuda-13", "mlx-metal", "jax", "jaxlib", "jax-cuda12-plugin",
+            "jax-cuda13-plugin", "opbench")
 
 
 def _run(cmd: list[str], timeout: float = 5.0) -> str:
@@ -104,7 +110,39 @@ def _windows_cpu() -> dict[str, Any]:
     return info
 
 
+def _nvml_gpus() -> list[dict[str, Any]] | None:
+    """NVIDIA GPUs through NVML (`pip install nvidia-ml-py`); None when NVML is not usable here."""
+    try:
+        import pynvml  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+    except Exception:
+        return None
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        gpus = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(handle)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle).total
+            gpus.append({"name": name.decode() if isinstance(name, bytes) else str(name),
+                         "memory_gb": round(memory / 1024**3, 1),
+                         "driver": driver.decode() if isinstance(driver, bytes) else str(driver)})
+        return gpus
+    except Exception:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            pynvml.nvmlShutdown()
+
+
 def nvidia_gpus() -> list[dict[str, Any]]:
+    """Name, memory (GB) and driver of each NVIDIA GPU: NVML if available, else nvidia-smi, else none."""
+    gpus_nvml = _nvml_gpus()
+    if gpus_nvml:
+        return gpus_nvml
     out = _run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader,nounits"])
     gpus = []
     for line in out.splitlines():
@@ -123,6 +161,28 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def usable_cores() -> int | None:
+    """CPUs this process may run on: the affinity mask, further limited by a cgroup v2 CPU quota."""
+    try:
+        cores = len(os.sched_getaffinity(0))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return os.cpu_count()
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def thread_settings() -> dict[str, Any]:
+    """Thread-related environment variables in force and the CPUs usable (no framework is imported: each
+    backend records its own thread count with its results)."""
+    return {"env": {k: os.environ[k] for k in THREAD_ENV_VARS if k in os.environ}, "usable_cores": usable_cores()}
 
 
 def collect() -> dict[str, Any]:
@@ -144,8 +204,24 @@ def collect() -> dict[str, Any]:
         info["gpus"] = gpus
     info.setdefault("gpus", [])
     info["packages"] = package_versions()
-    info["thread_env"] = {k: os.environ[k] for k in THREAD_ENV_VARS if k in os.environ}
+    threads = thread_settings()
+    info["thread_env"] = threads["env"]
+    info["usable_cores"] = threads["usable_cores"]
     return info
+
+
+def merge_conflicts(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The `MERGE_KEYS` on which two machine records differ, as `key: A != B` lines (empty: may merge)."""
+    conflicts = []
+    for key in MERGE_KEYS:
+        if a.get(key) != b.get(key):
+            conflicts.append(f"{key}: {_short(a.get(key))} != {_short(b.get(key))}")
+    return conflicts
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def describe(info: dict[str, Any]) -> str:
