@@ -19,6 +19,8 @@ _REGISTRY: dict[str, str] = {
     "cpu": "opbench.backends.torch:TorchCPU",
     "cuda": "opbench.backends.torch:TorchCUDA",
     "cuda_compile": "opbench.backends.torch:TorchCUDACompile",
+    "jax_gpu": "opbench.backends.jax:JAXGPU",
+    "jax_cpu": "opbench.backends.jax:JAXCPU",
 }
 
 BACKEND_NAMES: tuple[str, ...] = tuple(_REGISTRY)
