@@ -16,7 +16,7 @@ Markdown algorithm, written to tolerate the real files' irregularities:
    a `#` heading, or a short line naming hardware (`A100 80GB PCIe (...)`, no bold); `Detailed benchmark:` and
    `Average benchmark:` lines are skipped. No heading since the previous table: the table continues that
    table's section (a Detailed table followed by its Average table). No heading at all before the first
-   table: the document's first line (the seed article's title, which names the M3 Max).
+   table: the document's first line of text (the seed article's title, which names the M3 Max).
 5. Cells: a number is `ok`; `nan` is `unsupported` ("nan in published table"); opbench's own markers `✗` and
    `†` map back to `wrong` and `reduced-precision`; an empty or absent cell (a short row) is no result; any
    other text is an `error` naming the cell. A file where no section has a detailed row is rejected.
@@ -164,7 +164,7 @@ def _sections(text: str) -> list[_Section]:
             blocks.append((start, i))
         else:
             i += 1
-    title = next((_clean_heading(x) for x in lines if x.strip()), "")
+    title = next((_clean_heading(x) for x in lines if x.strip() and not x.lstrip().startswith("|")), "")
     sections: list[_Section] = []
     previous_end = 0
     for start, end in blocks:
