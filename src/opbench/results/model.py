@@ -77,6 +77,9 @@ class CaseResult:
         d["samples_ms"] = list(self.samples_ms)
         if self.samples_ms:
             d["median_ms"], d["iqr_ms"], d["n"], d["noisy"] = self.median_ms, self.iqr_ms, self.n, self.noisy
+            # achieved rates at the median (derived, for readers of the JSON; % of peak: `opbench roofline`)
+            d["gflops"] = self.flops / self.median_ms / 1e6 if self.flops and self.median_ms > 0 else None
+            d["gbs"] = self.bytes / self.median_ms / 1e6 if self.bytes and self.median_ms > 0 else None
         return d
 
     @classmethod

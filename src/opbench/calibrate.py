@@ -1,0 +1,334 @@
+"""Calibration: the practical ceilings of each device, measured with that device's own framework.
+
+Two figures per backend, both timed by the core engine (`opbench.timing.measure`, medians of blocked samples):
+
+- **Memory bandwidth** from a large device-to-device copy: `bytes read + bytes written` (2 x the array size)
+  per second. torch copies with `Tensor.clone()`; MLX has no explicit copy op (`mx.array(x)` may go through
+  the host), so it streams `x + 0`, which moves the same bytes. The array is 1 GiB on a GPU and 256 MiB on a
+  CPU (both capped at a fraction of free memory): far larger than any cache, so caches cannot inflate it.
+- **Peak matmul throughput** per dtype (float32, float16, bfloat16 where the backend supports them; for torch
+  CUDA also `tf32`, float32 storage with TensorFloat-32 tensor cores) from a square N x N @ N x N matmul at
+  2·N³ FLOP. N starts at 512 and doubles until one call takes `target_call_s` or N reaches `max_n` (or
+  memory runs short). Trade-off: a larger N comes closer to the true peak but costs calibration time;
+  doubling up to ~50 ms per call reaches the plateau on every device tried, in a few seconds.
+
+These are practical ceilings (what the framework's best kernel achieves), not datasheet numbers; a case can
+therefore land near, but should never be far above, 100 % of them. Results are stored per machine in a JSON
+file under the user data directory, keyed by a fingerprint of the hardware (`machine_fingerprint`), so that
+every later run on the same machine finds them. `OPBENCH_DATA_DIR` overrides the directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gc
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opbench.backends import Backend
+from opbench.errors import UsageError
+from opbench.timing import TimingSettings, measure
+
+FORMAT_NAME = "opbench-calibration"
+# Calibration file versions: 1 - first version (per backend: copy bandwidth, matmul peak per dtype).
+SCHEMA_VERSION = 1
+
+MATMUL_DTYPES = ("float32", "tf32", "float16", "bfloat16")
+# The hardware that identifies a machine; software versions are recorded but do not change the key.
+FINGERPRINT_KEYS = ("cpu_model", "logical_cores", "physical_cores", "ram_gb", "arch", "gpus")
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """One measured ceiling: the rate (GB/s or GFLOP/s) at the median time, and how it was obtained."""
+
+    rate: float
+    best_rate: float
+    median_ms: float
+    size: int
+    work: float
+    samples: int
+    how: str
+
+
+@dataclass(frozen=True)
+class DeviceCalibration:
+    backend: str
+    framework: str
+    device_kind: str
+    copy: Ceiling | None
+    matmul: dict[str, Ceiling] = field(default_factory=dict)
+    unsupported: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+
+    @property
+    def bandwidth_gbs(self) -> float | None:
+        return self.copy.rate if self.copy else None
+
+    def peak_gflops(self, dtype: str) -> float | None:
+        c = self.matmul.get(dtype)
+        return c.rate if c else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DeviceCalibration:
+        copy = Ceiling(**d["copy"]) if d.get("copy") else None
+        matmul = {k: Ceiling(**v) for k, v in d.get("matmul", {}).items()}
+        rest = {k: d[k] for k in ("unsupported", "versions", "created") if k in d}
+        return cls(d["backend"], d["framework"], d["device_kind"], copy, matmul, **rest)
+
+
+# ------------------------------------------------------------------------------------------------- storage
+
+
+def machine_fingerprint(info: dict[str, Any]) -> str:
+    """16 hex digits from the hardware keys of `machine.collect()` (GPU names and memory included)."""
+    key = {k: info.get(k) for k in FINGERPRINT_KEYS}
+    key["gpus"] = [{"name": g.get("name"), "memory_gb": g.get("memory_gb")} for g in info.get("gpus", [])]
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def data_dir() -> Path:
+    """`$OPBENCH_DATA_DIR`, else the platform's user data directory + `/opbench`."""
+    if os.environ.get("OPBENCH_DATA_DIR"):
+        return Path(os.environ["OPBENCH_DATA_DIR"])
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "opbench"
+    if platform.system() == "Windows":
+        return Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / "opbench"
+    return Path(os.environ.get("XDG_DATA_HOME", home / ".local" / "share")) / "opbench"
+
+
+def calibration_path(info: dict[str, Any]) -> Path:
+    return data_dir() / "calibration" / f"{machine_fingerprint(info)}.json"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Every calibrated backend of one machine."""
+
+    fingerprint: str
+    machine: dict[str, Any]
+    devices: dict[str, DeviceCalibration]
+
+    def device(self, backend: str) -> DeviceCalibration | None:
+        """The calibration for `backend`; compiled variants (`cuda_compile`) use their eager twin's."""
+        if backend in self.devices:
+            return self.devices[backend]
+        return self.devices.get(backend.removesuffix("_compile"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "fingerprint": self.fingerprint,
+                "machine": self.machine, "devices": {k: v.to_dict() for k, v in self.devices.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
+            raise UsageError("not an opbench calibration file (no 'format: opbench-calibration' field)")
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise UsageError(f"calibration file has schema version {d.get('schema_version')!r}; this opbench "
+                             f"reads version {SCHEMA_VERSION}")
+        try:
+            devices = {k: DeviceCalibration.from_dict(v) for k, v in d["devices"].items()}
+            return cls(d["fingerprint"], d.get("machine", {}), devices)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"malformed opbench calibration file: {exc}") from None
+
+
+def read_calibration(path: Path) -> Calibration:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"no such calibration file: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    return Calibration.from_dict(data)
+
+
+def load_calibration(info: dict[str, Any], path: Path | None = None) -> Calibration | None:
+    """The stored calibration of the machine described by `info` (or the file `path`); None if there is none."""
+    path = path or calibration_path(info)
+    return read_calibration(path) if Path(path).is_file() else None
+
+
+def save_calibration(info: dict[str, Any], devices: list[DeviceCalibration], path: Path | None = None) -> Path:
+    """Merge `devices` into the machine's calibration file (a re-calibrated backend replaces its old entry)."""
+    from opbench.results.files import atomic_write
+
+    path = path or calibration_path(info)
+    old = load_calibration(info, path)
+    merged = dict(old.devices) if old else {}
+    merged.update({d.backend: d for d in devices})
+    cal = Calibration(machine_fingerprint(info), info, merged)
+    atomic_write(Path(path), json.dumps(cal.to_dict(), indent=1, default=str) + "\n")
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    copy_bytes: int | None = None  # default: 1 GiB on a GPU, 256 MiB on a CPU
+    target_call_s: float = 0.05
+    max_n: int = 16384
+    min_n: int = 512
+    budget_s: float = 1.0
+    dtypes: tuple[str, ...] = MATMUL_DTYPES
+
+
+def _rate(work: float, timing: Any, unit: float) -> tuple[float, float]:
+    return work / timing.median_s / unit, work / timing.min_s / unit
+
+
+def measure_copy(backend: Backend, nbytes: int, budget_s: float = 1.0) -> Ceiling:
+    """Bandwidth of a device-to-device copy of `nbytes` float32 bytes: 2·nbytes per call (read + write)."""
+    n = max(1, nbytes // 4)
+    x = backend.from_numpy(np.ones(n, dtype=np.float32))
+    backend.sync()
+    if backend.framework == "mlx":
+        op, how = (lambda a: a + 0), "x + 0 (mlx has no explicit copy)"
+    elif backend.framework == "torch":
+        op, how = (lambda a: a.clone()), "Tensor.clone()"
+    else:
+        op, how = _generic_copy(backend), "framework copy"
+    try:
+        timing, out = measure(op, (x,), backend, TimingSettings(budget_s=budget_s, min_samples=5))
+        del out
+    finally:
+        del x
+        _release(backend)
+    work = 2.0 * n * 4
+    rate, best = _rate(work, timing, 1e9)
+    return Ceiling(rate, best, timing.median_s * 1e3, n * 4, work, timing.n, how)
+
+
+def _generic_copy(backend: Backend) -> Callable[[Any], Any]:
+    copy = getattr(backend, "copy", None)
+    if copy is None:
+        raise UsageError(f"{backend.name}: no copy operation known for framework {backend.framework}")
+    return copy
+
+
+@contextlib.contextmanager
+def _matmul_mode(backend: Backend, dtype: str) -> Iterator[str]:
+    """Yield the storage dtype for `dtype`; for torch, pin the float32 matmul precision (strict or TF32) and
+    restore it afterwards."""
+    if backend.framework != "torch":
+        yield dtype
+        return
+    import torch
+
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if dtype == "tf32" else "highest")
+    try:
+        yield "float32" if dtype == "tf32" else dtype
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def _matmul_op(backend: Backend) -> Callable[[Any, Any], Any]:
+    if backend.framework == "mlx":
+        import mlx.core as mx
+
+        return mx.matmul
+    return lambda a, b: a @ b
+
+
+def _supports_tf32(backend: Backend) -> bool:
+    return backend.framework == "torch" and backend.device_kind == "gpu" and getattr(backend, "device", "") == "cuda"
+
+
+def measure_matmul(backend: Backend, dtype: str, settings: CalibrationSettings, free_bytes: int | None) -> Ceiling:
+    """Peak GFLOP/s of a square matmul in `dtype`, N grown by doubling (see the module docstring)."""
+    from opbench.catalog._case import Case
+
+    with _matmul_mode(backend, dtype) as storage:
+        itemsize = 2 if storage in ("float16", "bfloat16") else np.dtype(storage).itemsize
+        op = _matmul_op(backend)
+        n = settings.min_n
+        while True:
+            a, b = _square_inputs(backend, n, storage)
+            backend.force(out := op(a, b))  # the first call pays for kernel selection: not counted
+            backend.sync()
+            t0 = time.perf_counter()
+            backend.force(out := op(a, b))
+            backend.sync()
+            call_s = time.perf_counter() - t0
+            del out
+            bigger = 2 * n
+            fits = free_bytes is None or 3 * bigger * bigger * itemsize < free_bytes // 4
+            if call_s >= settings.target_call_s or bigger > settings.max_n or not fits:
+                break
+            del a, b
+            _release(backend)
+            n = bigger
+        try:
+            timing, out = measure(op, (a, b), backend, TimingSettings(budget_s=settings.budget_s, min_samples=5))
+            del out
+        finally:
+            del a, b
+            _release(backend)
+    work = float(Case("MatMul", ((n, n), (n, n))).flops)
+    rate, best = _rate(work, timing, 1e9)
+    how = f"{n}x{n} @ {n}x{n}" + (" (float32 storage, TF32 tensor cores)" if dtype == "tf32" else "")
+    return Ceiling(rate, best, timing.median_s * 1e3, n, work, timing.n, how)
+
+
+def _square_inputs(backend: Backend, n: int, dtype: str) -> tuple[Any, Any]:
+    """Seeded standard-normal N x N operands, converted to `dtype` by the backend itself."""
+    from opbench.catalog._case import Case
+
+    a, b = Case("MatMul", ((n, n), (n, n))).make_inputs("float32")
+    xa, xb = backend.from_numpy(a, dtype), backend.from_numpy(b, dtype)
+    backend.sync()
+    return xa, xb
+
+
+def _release(backend: Backend) -> None:
+    gc.collect()
+    with contextlib.suppress(Exception):
+        backend.release()
+
+
+def calibrate_backend(backend: Backend, settings: CalibrationSettings | None = None,
+                      log: Callable[[str], None] = lambda s: None) -> DeviceCalibration:
+    """Measure one (already set-up) backend. A dtype the backend cannot run is recorded with its reason."""
+    from opbench.sweep import free_memory
+
+    settings = settings or CalibrationSettings()
+    free = free_memory(backend)
+    default_copy = (1 << 30) if backend.device_kind == "gpu" else (256 << 20)
+    nbytes = settings.copy_bytes or default_copy
+    if free is not None:
+        nbytes = min(nbytes, free // 8)
+    log(f"{backend.name}: copy bandwidth ({nbytes / 2**20:.0f} MiB)")
+    copy = measure_copy(backend, nbytes, settings.budget_s)
+    matmul: dict[str, Ceiling] = {}
+    unsupported: dict[str, str] = {}
+    for dtype in settings.dtypes:
+        if dtype == "tf32" and not _supports_tf32(backend):
+            continue
+        log(f"{backend.name}: {dtype} matmul peak")
+        try:
+            matmul[dtype] = measure_matmul(backend, dtype, settings, free)
+        except Exception as exc:  # a dtype the device or framework lacks: recorded, not fatal
+            unsupported[dtype] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            _release(backend)
+    return DeviceCalibration(backend.name, backend.framework, backend.device_kind, copy, matmul, unsupported,
+                             backend.versions(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))

@@ -1,0 +1,80 @@
+"""`opbench calibrate`: measure each device's copy bandwidth and matmul peaks, and store them for this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from opbench import machine
+from opbench.backends import get_backend
+from opbench.calibrate import (
+    MATMUL_DTYPES,
+    CalibrationSettings,
+    calibrate_backend,
+    calibration_path,
+    load_calibration,
+    save_calibration,
+)
+from opbench.commands import add_format, console
+from opbench.commands.run import resolve_backends
+from opbench.errors import UsageError
+from opbench.report.tables import Table, to_markdown, to_rich
+from opbench.results.files import atomic_write
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="measure each device's memory bandwidth and matmul peak (stored per machine)")
+    p.add_argument("--backends", help="comma-separated backends (default: every available non-compiled one)")
+    p.add_argument("--budget", type=float, default=1.0, help="timing budget per measurement in seconds (default 1)")
+    p.add_argument("--copy-mib", type=int, help="copy size in MiB (default 1024 on a GPU, 256 on a CPU)")
+    p.add_argument("--max-n", type=int, default=16384, help="largest matmul size tried (default 16384)")
+    p.add_argument("--target-ms", type=float, default=50.0,
+                   help="grow the matmul until one call takes this long (default 50 ms)")
+    p.add_argument("--out", type=Path, help="also write this machine's calibration file here")
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.budget <= 0 or args.max_n < 16 or args.target_ms <= 0 or (args.copy_mib is not None and args.copy_mib <= 0):
+        raise UsageError("--budget, --copy-mib and --target-ms must be > 0, --max-n >= 16")
+    names, availability = resolve_backends(args.backends)
+    if not args.backends:
+        names = [n for n in names if not get_backend(n).compiled]
+    unavailable = [n for n in names if not availability[n]["available"]]
+    if unavailable:
+        raise UsageError("; ".join(f"{n} is not available: {availability[n]['reason']}" for n in unavailable))
+    settings = CalibrationSettings(copy_bytes=args.copy_mib << 20 if args.copy_mib else None,
+                                   target_call_s=args.target_ms / 1e3, max_n=args.max_n, min_n=min(512, args.max_n),
+                                   budget_s=args.budget)
+    info = machine.collect()
+    err = console(stderr=True)
+    devices = []
+    for name in names:
+        backend = get_backend(name)
+        backend.setup()
+        devices.append(calibrate_backend(backend, settings, log=lambda s: err.print(s, markup=False)))
+    path = save_calibration(info, devices)
+    calibration = load_calibration(info, path)
+    assert calibration is not None
+    if args.out:
+        atomic_write(args.out, json.dumps(calibration.to_dict(), indent=1, default=str) + "\n")
+    table = calibration_table(calibration.devices.values())
+    if args.format == "md":
+        print(to_markdown(table, legend=False), end="")
+    else:
+        console().print(to_rich(table))
+    err.print(f"stored in {calibration_path(info)}" + (f" and {args.out}" if args.out else ""), markup=False)
+    return 0
+
+
+def calibration_table(devices) -> Table:
+    rows, notes = [], []
+    for d in devices:
+        peaks = [f"{d.matmul[k].rate:,.0f}" if k in d.matmul else "–" for k in MATMUL_DTYPES]
+        rows.append([d.backend, f"{d.copy.rate:,.1f}" if d.copy else "–", *peaks])
+        notes += [f"{d.backend} {k}: {c.how}, median of {c.samples} samples" for k, c in d.matmul.items()]
+        notes += [f"{d.backend} {k}: not measured: {why}" for k, why in d.unsupported.items()]
+    headers = ["Backend", "copy GB/s", *(f"{k} GFLOP/s" for k in MATMUL_DTYPES)]
+    return Table("Calibrated ceilings", headers, rows, notes)

@@ -1,0 +1,149 @@
+"""`opbench sweep FAMILY --sizes ...`: one family over a range of sizes on several backends, with plots."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from opbench import machine
+from opbench.backends import get_backend
+from opbench.calibrate import load_calibration, read_calibration
+from opbench.commands import DTYPES, add_format, check_dtype, console
+from opbench.commands.run import new_run_id, resolve_backends
+from opbench.errors import UsageError
+from opbench.report.tables import to_markdown, to_rich
+from opbench.results import CaseResult
+from opbench.results.files import atomic_write
+from opbench.roofline import peaks_for, roofline
+from opbench.sweep import (
+    SweepPoint,
+    SweepSettings,
+    parse_sizes,
+    resolve_family,
+    run_sweep,
+    sweep_case,
+    template_case,
+)
+
+FORMAT_NAME = "opbench-sweep"
+# Sweep file versions: 1 - first version (settings, machine, backends, one entry per (size, backend)).
+SCHEMA_VERSION = 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="one family over a range of sizes on several backends (time, GFLOP/s, plots)")
+    p.add_argument("family", help="operation family, e.g. matmul (square N x N @ N x N), softmax, relu, sum")
+    p.add_argument("--sizes", default="512:8192:512", help="START:STOP:STEP or a comma list (default 512:8192:512)")
+    p.add_argument("--backends", help="comma-separated backends (default: every available one)")
+    p.add_argument("--dtype", default="float32", help=f"{' | '.join(DTYPES)} (default float32)")
+    p.add_argument("--baseline", help="backend the ratios are taken against (default cpu, else the first)")
+    p.add_argument("--budget", type=float, default=2.0,
+                   help="seconds per size and backend: timing budget, and larger sizes predicted to need more "
+                        "are skipped (default 2)")
+    p.add_argument("--min-samples", type=int, default=5, help="minimum samples per point (default 5)")
+    p.add_argument("--case", help="exact catalog case to scale (non-matmul families; default the family's first)")
+    p.add_argument("--calibration", type=Path, help="calibration file (default: this machine's stored one)")
+    p.add_argument("--out", type=Path, help="output directory (default opbench-out/sweep-ID)")
+    p.add_argument("--seed", type=int, default=0, help="input generator seed (default 0)")
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def describe_axis(family: str, template_name: str | None, sizes: list[int]) -> tuple[str, str]:
+    """(x-axis label, plot subject) for the sweep."""
+    if family == "MatMul" and template_name is None:
+        return "matrix size N (N×N @ N×N)", "MatMul N×N @ N×N"
+    case = sweep_case(family, 0, template_case(family, template_name)) if template_name else sweep_case(family, 0)
+    pattern = re.sub(r"dim=0(?=[x ]|$)", "dim=N", case.name)
+    return f"N, first dimension of {pattern}", pattern
+
+
+def run(args: argparse.Namespace) -> int:
+    family = resolve_family(args.family)
+    sizes = parse_sizes(args.sizes)
+    dtype = check_dtype(args.dtype)
+    if args.budget <= 0 or args.min_samples < 1:
+        raise UsageError("--budget must be > 0 and --min-samples >= 1")
+    template = template_case(family, args.case)
+    names, availability = resolve_backends(args.backends)
+    baseline = args.baseline or ("cpu" if "cpu" in names else names[0])
+    if baseline not in names:
+        raise UsageError(f"--baseline {baseline!r} is not among the swept backends: {', '.join(names)}")
+    info = machine.collect()
+    calibration = read_calibration(args.calibration) if args.calibration else load_calibration(info)
+
+    runnable = [n for n in names if availability[n]["available"]]
+    backends = []
+    for name in runnable:
+        backend = get_backend(name)
+        backend.setup()
+        availability[name].update(versions=backend.versions(), settings=backend.settings())
+        backends.append(backend)
+    settings_by_backend = {n: availability[n].get("settings", {}) for n in names}
+
+    sweep_id = "sweep-" + new_run_id()
+    out_dir = args.out or Path("opbench-out") / sweep_id
+    xlabel, subject = describe_axis(family, args.case, sizes)
+    settings = SweepSettings(budget_s=args.budget, min_samples=args.min_samples, dtype=dtype, seed=args.seed)
+    record: dict[str, Any] = {
+        "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "id": sweep_id,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "family": family,
+        "case_pattern": subject, "sizes": sizes, "dtype": dtype, "baseline": baseline,
+        "budget_s": args.budget, "min_samples": args.min_samples, "seed": args.seed, "machine": info,
+        "backends": availability, "calibration": calibration.fingerprint if calibration else None, "points": []}
+    points: list[SweepPoint] = []
+    err = console(stderr=True)
+
+    def save(point: SweepPoint) -> None:
+        points.append(point)
+        res = point.result
+        rf = roofline(res, peaks_for(calibration, res.backend, res.dtype, settings_by_backend.get(res.backend)))
+        record["points"].append({**point.to_dict(), "roofline": rf.to_dict()})
+        atomic_write(out_dir / "sweep.json", json.dumps(record, indent=1, default=str) + "\n")
+        what = f"{res.median_ms:.3f} ms" if res.timed else (res.error or res.status)
+        err.print(f"  {point.size:>6} {res.backend:<16} {res.status:<10} {what}", markup=False, highlight=False)
+
+    err.print(f"opbench {sweep_id}: {subject}, {len(sizes)} sizes x {len(names)} backends on "
+              f"{machine.describe(info)}")
+    for name in names:  # unavailable backends are recorded, not dropped
+        if name not in runnable:
+            for n in sizes:
+                case = sweep_case(family, n, template)
+                save(SweepPoint(n, CaseResult(case=case.name, family=family, backend=name, dtype=dtype,
+                                              status="unsupported", error=availability[name]["reason"],
+                                              flops=case.flops, bytes=case.bytes_moved(dtype))))
+    run_sweep(family, sizes, backends, settings, template, on_point=save)
+    return render(points, baseline, calibration, settings_by_backend, dtype, subject, xlabel, out_dir, args.format,
+                  show_shape=family != "MatMul" or template is not None)
+
+
+def render(points: list[SweepPoint], baseline: str, calibration: Any, settings: dict[str, dict[str, Any]],
+           dtype: str, subject: str, xlabel: str, out_dir: Path, fmt: str, show_shape: bool) -> int:
+    from rich.markup import escape
+
+    from opbench.report.sweep_plots import sweep_plots
+    from opbench.report.sweep_table import sweep_table
+
+    order = {n: i for i, n in enumerate(dict.fromkeys(p.backend for p in points))}
+    points = sorted(points, key=lambda p: (p.size, order[p.backend]))
+    table = sweep_table(points, baseline, calibration, settings, show_shape)
+    table.title = f"Sweep: {subject} ({dtype})"
+    atomic_write(out_dir / "sweep.md", f"# {table.title}\n\n" + to_markdown(table, legend=False))
+    plots = sweep_plots(points, baseline, calibration, dtype, f"{subject} ({dtype})", xlabel, out_dir)
+    if fmt == "md":
+        print(to_markdown(table, legend=False), end="")
+    else:
+        out = console()
+        out.print(to_rich(table))
+        for note in table.notes:
+            out.print(f"[dim]- {escape(note)}[/]")
+    if calibration is None:
+        console(stderr=True).print("no calibration for this machine: % peak is blank and the plots have no ceiling "
+                                   "lines; run `opbench calibrate` first")
+    console(stderr=True).print(f"results: {out_dir}/sweep.json, {out_dir}/sweep.md, "
+                               + ", ".join(str(p) for p in plots))
+    return 0

@@ -1,0 +1,77 @@
+"""The roofline table: one row per (case, backend), sorted by % of peak, lowest first.
+
+The cases furthest under their limit — the interesting ones — come first and carry `↓`; a case above a
+calibrated ceiling carries `!` and a note: one per case whose working set is too large for a cache (a timing
+bug is likely), one summary line for the small, cache-resident ones. Cases without a calibration come last.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opbench.calibrate import Calibration
+from opbench.report.tables import Table
+from opbench.results import CaseResult
+from opbench.roofline import (
+    ABOVE,
+    CACHE_RESIDENT_BYTES,
+    FAR_BELOW_PCT,
+    MARK_ABOVE,
+    MARK_FAR_BELOW,
+    peaks_for,
+    roofline,
+    rooflines,
+)
+
+LEGEND = (f"% of peak of the limiting bound (C compute, M memory) · {MARK_FAR_BELOW} under {FAR_BELOW_PCT:.0f}% · "
+          f"{MARK_ABOVE} above a calibrated ceiling (a timing bug, or the case ran from cache) · "
+          "– no calibration (run `opbench calibrate`)")
+
+
+def _fmt(x: float, digits: int = 1) -> str:
+    return "nan" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+
+def roofline_table(results: Sequence[CaseResult], calibration: Calibration | None,
+                   settings: dict[str, dict[str, Any]] | None = None) -> Table:
+    timed = [r for r in results if r.timed]
+    pairs = list(zip(timed, rooflines(timed, calibration, settings)))
+    pairs.sort(key=lambda p: (1, 0.0) if p[1].pct is None else (0, p[1].pct))
+    rows = [[r.case, r.backend, f"{r.median_ms:.3f}", _fmt(rf.gflops), _fmt(rf.gbs), rf.bound or "–", rf.text()]
+            for r, rf in pairs]
+    notes = []
+    settings = settings or {}
+    for backend, dtype in dict.fromkeys((r.backend, r.dtype) for r in timed):
+        p = peaks_for(calibration, backend, dtype, settings.get(backend))
+        if p is None:
+            notes.append(f"{backend}: no calibration on this machine — run `opbench calibrate --backends {backend}`")
+        else:
+            flops = f"{p.gflops:.0f} GFLOP/s ({p.matmul_dtype} matmul)" if p.gflops else f"no {dtype} matmul peak"
+            notes.append(f"{backend}/{dtype}: peaks {flops}, {p.gbs:.1f} GB/s (copy)")
+    cached = []
+    for r, rf in pairs:
+        if rf.flag != ABOVE:
+            continue
+        if rf.cache_resident:
+            cached.append(f"{r.case} on {r.backend}")
+        else:
+            notes.append(f"SUSPECT TIMING: {r.case} on {r.backend} at {rf.pct:.0f}% of its {rf.bound} ceiling with "
+                         f"a {r.bytes / 2**20:.0f} MiB working set, too large to run from cache")
+    if cached:
+        notes.append(f"{len(cached)} case(s) above 100% have working sets <= {CACHE_RESIDENT_BYTES >> 20} MiB, "
+                     f"which can run from cache faster than the calibrated copy: {_shown(cached)}")
+    return Table("Roofline (lowest % of peak first)",
+                 ["Operation", "Backend", "ms", "GFLOP/s", "GB/s", "Bound", "% peak"], rows, notes)
+
+
+def roofline_column(calibration: Calibration | None,
+                    settings: dict[str, dict[str, Any]] | None = None) -> Callable[[CaseResult], str]:
+    """The optional `% peak` cell of `tables.detailed_table`."""
+    settings = settings or {}
+    return lambda r: roofline(r, peaks_for(calibration, r.backend, r.dtype, settings.get(r.backend))).text()

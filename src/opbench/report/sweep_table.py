@@ -1,0 +1,38 @@
+"""The sweep table: one row per (size, backend) with time, rates, the ratio to the baseline, % of peak, verdict."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from opbench.calibrate import Calibration
+from opbench.report.tables import Table
+from opbench.roofline import peaks_for, roofline
+from opbench.sweep import SweepPoint, ratios
+
+
+def _f(x: float, digits: int) -> str:
+    return "nan" if x is None or math.isnan(x) else f"{x:,.{digits}f}"
+
+
+def sweep_table(points: Sequence[SweepPoint], baseline: str, calibration: Calibration | None,
+                settings: dict[str, dict[str, Any]] | None = None, show_shape: bool = False) -> Table:
+    settings = settings or {}
+    r = ratios(points, baseline)
+    headers = ["Size", *(["Case"] if show_shape else []), "Backend", "median ms", "GFLOP/s", "GB/s",
+               f"× {baseline}", "% peak", "Verdict"]
+    rows, notes = [], []
+    for p in points:
+        res = p.result
+        rf = roofline(res, peaks_for(calibration, res.backend, res.dtype, settings.get(res.backend)))
+        verdict = res.status + (" ~" if res.noisy else "")
+        rows.append([str(p.size), *([res.case] if show_shape else []), res.backend,
+                     _f(res.median_ms, 3) if res.timed else "nan", _f(rf.gflops, 1), _f(rf.gbs, 1),
+                     _f(r[(p.size, p.backend)], 2), rf.text(), verdict])
+        if not res.timed:
+            notes.append(f"{p.size} {res.backend}: {res.status}: {res.error or res.detail}")
+        elif p.compile.get("compiler") == "torch.compile":
+            notes.append(f"{p.size} {res.backend}: torch.compile built {p.compile.get('graphs')} graph(s), "
+                         f"{p.compile.get('frames_ok')}/{p.compile.get('frames_total')} frames compiled")
+    return Table("Sweep", headers, rows, notes)

@@ -1,0 +1,126 @@
+"""Roofline per case: achieved GFLOP/s and GB/s, the bound that limits the case, and % of the calibrated peak.
+
+For a case with F FLOPs and B bytes (the catalog's counts: every input read once, the output written once)
+timed at t seconds on a device whose calibrated ceilings are P FLOP/s and W bytes/s, the fastest the case can
+possibly run is max(F/P, B/W): it is compute-bound when F/P is the larger term, memory-bound otherwise.
+`% of peak` = max(F/P, B/W) / t · 100, the fraction of that limit the case achieves.
+
+Trade-off: B is the *minimum* traffic, so a case that re-reads data (a transpose, a strided reduction) shows a
+low % although the hardware may be busy; that is exactly the kind of case worth looking at. Above 100 % means
+the case beat a measured ceiling: either the time is wrong (work not finished when the clock stopped) or its
+working set was served from a cache faster than the memory the copy calibrated. Such a case is flagged
+`above-peak`, never silently shown as a plausible number; `cache_resident` says whether its working set
+(B bytes) is small enough (<= `CACHE_RESIDENT_BYTES`) for the cache explanation to be possible at all — above
+that, a timing bug is the likely cause. Cases under `FAR_BELOW_PCT` are flagged `far-below`.
+
+The peak for a result is the calibration of its backend (compiled variants share their eager twin's) in the
+result's dtype; float32 on torch CUDA uses the TF32 peak when the run had TF32 matmuls enabled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opbench.calibrate import Calibration
+from opbench.results import CaseResult
+
+FAR_BELOW_PCT = 10.0
+# Working sets up to this size can be served from a last-level cache (an H100's L2 is 50 MB, server CPUs'
+# L3 tens to hundreds of MB), where bandwidth exceeds the DRAM copy bandwidth the calibration measures.
+CACHE_RESIDENT_BYTES = 64 << 20
+ABOVE, FAR_BELOW = "above-peak", "far-below"
+MARK_ABOVE, MARK_FAR_BELOW = "!", "↓"
+
+
+@dataclass(frozen=True)
+class Peaks:
+    gflops: float | None
+    gbs: float | None
+    matmul_dtype: str
+
+
+@dataclass(frozen=True)
+class Roofline:
+    gflops: float
+    gbs: float
+    bound: str | None  # "compute", "memory" or None (no calibration)
+    pct: float | None
+    flag: str = ""
+    cache_resident: bool = False
+
+    def text(self) -> str:
+        """`73% C`, `4% M↓`, `112% M!`; `–` without a calibration."""
+        if self.pct is None or self.bound is None:
+            return "–"
+        mark = MARK_ABOVE if self.flag == ABOVE else MARK_FAR_BELOW if self.flag == FAR_BELOW else ""
+        return f"{self.pct:.0f}% {self.bound[0].upper()}{mark}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gflops": _num(self.gflops), "gbs": _num(self.gbs), "bound": self.bound,
+                "pct_of_peak": self.pct, "flag": self.flag, "cache_resident": self.cache_resident}
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def tf32_enabled(settings: dict[str, Any] | None) -> bool:
+    s = settings or {}
+    return bool(s.get("cuda_matmul_allow_tf32")) or s.get("float32_matmul_precision") in ("high", "medium")
+
+
+def peaks_for(calibration: Calibration | None, backend: str, dtype: str,
+              settings: dict[str, Any] | None = None) -> Peaks | None:
+    """The ceilings that apply to `backend` in `dtype`, or None without a calibration for that backend."""
+    device = calibration.device(backend) if calibration else None
+    if device is None:
+        return None
+    key = "tf32" if dtype == "float32" and tf32_enabled(settings) and "tf32" in device.matmul else dtype
+    return Peaks(device.peak_gflops(key), device.bandwidth_gbs, key)
+
+
+def roofline(result: CaseResult, peaks: Peaks | None) -> Roofline:
+    """Achieved rates, bound and % of peak of one result (rules in the module docstring)."""
+    if not result.timed or not result.median_ms or result.median_ms <= 0:
+        return Roofline(math.nan, math.nan, None, None)
+    t = result.median_ms / 1e3
+    gflops = result.flops / t / 1e9 if result.flops else math.nan
+    gbs = result.bytes / t / 1e9 if result.bytes else math.nan
+    if peaks is None or not peaks.gbs or (result.flops and not peaks.gflops):
+        return Roofline(gflops, gbs, None, None)
+    t_memory = result.bytes / (peaks.gbs * 1e9)
+    t_compute = result.flops / (peaks.gflops * 1e9) if result.flops and peaks.gflops else 0.0
+    bound = "compute" if t_compute > t_memory else "memory"
+    pct = max(t_compute, t_memory) / t * 100.0
+    flag = ABOVE if pct > 100.0 else FAR_BELOW if pct < FAR_BELOW_PCT else ""
+    return Roofline(gflops, gbs, bound, pct, flag, result.bytes <= CACHE_RESIDENT_BYTES)
+
+
+def backend_settings(run_backends: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The recorded thread/precision settings per backend of a run (`Run.backends`)."""
+    return {name: dict(info.get("settings") or {}) for name, info in run_backends.items() if isinstance(info, dict)}
+
+
+def rooflines(results: Sequence[CaseResult], calibration: Calibration | None,
+              settings: dict[str, dict[str, Any]] | None = None) -> list[Roofline]:
+    """One Roofline per result, in order (case names need not be unique, so results are not keyed by name)."""
+    settings = settings or {}
+    return [roofline(r, peaks_for(calibration, r.backend, r.dtype, settings.get(r.backend))) for r in results]
+
+
+def roofline_json(results: Sequence[CaseResult], calibration: Calibration | None,
+                  settings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The roofline of a run as JSON: the peaks used per backend and one entry per result."""
+    settings = settings or {}
+    peaks = {}
+    for r in results:
+        p = peaks_for(calibration, r.backend, r.dtype, settings.get(r.backend))
+        if p is not None:
+            peaks[f"{r.backend}/{r.dtype}"] = {"gflops": p.gflops, "gbs": p.gbs, "matmul_dtype": p.matmul_dtype}
+    return {"format": "opbench-roofline", "calibration": calibration.fingerprint if calibration else None,
+            "far_below_pct": FAR_BELOW_PCT, "cache_resident_bytes": CACHE_RESIDENT_BYTES, "peaks": peaks,
+            "results": [{"case": r.case, "backend": r.backend, "dtype": r.dtype, "status": r.status, **rf.to_dict()}
+                        for r, rf in zip(results, rooflines(results, calibration, settings))]}
