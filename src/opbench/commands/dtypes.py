@@ -1,0 +1,234 @@
+"""`opbench dtypes`: the dtype support and precision matrix of every backend (see `opbench.dtypes`).
+
+Writes to --out: `dtypes.json` (everything, rewritten after every cell), `dtypes.md` (matrix, error matrix,
+matmul precision and speed-vs-precision tables), `heatmap.png` and `matmul_speed_precision.png`; and stores the
+study in the SQLite result store as a run whose results are the cells (the matmul cells carry their precision
+mode in the case name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+
+from opbench import machine
+from opbench.backends import get_backend, parse_backends
+from opbench.catalog import PRESETS, preset_cases, select_cases
+from opbench.commands import add_format, console
+from opbench.dtypes import (
+    MATRIX_TIMING,
+    PRECISION_TIMING,
+    STUDY_DTYPES,
+    UNSUPPORTED,
+    Cell,
+    Study,
+    first_line,
+    measure_cell,
+    measure_precision,
+    representative_cases,
+)
+from opbench.errors import UsageError, unknown
+from opbench.report.dtypes import LEGEND, error_table, matrix_table, precision_table, speed_precision_table
+from opbench.report.tables import Table, to_markdown, to_rich
+from opbench.results.files import atomic_write
+from opbench.timing import TimingSettings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dtypes", help="dtype support and precision matrix of every backend (+ matmul precision)")
+    p.add_argument("--backends", help="comma-separated backends (default: every available one)")
+    p.add_argument("--ops", help="comma-separated families or exact case names (default: every family)")
+    p.add_argument("--dtypes", default=",".join(STUDY_DTYPES),
+                   help=f"comma-separated dtypes (default {','.join(STUDY_DTYPES)})")
+    p.add_argument("--all", action="store_true", help="every case of each family, not one representative")
+    p.add_argument("--preset", default="quick", help=f"{' | '.join(PRESETS)}: case shapes (default quick)")
+    p.add_argument("--budget", type=float, default=MATRIX_TIMING.budget_s,
+                   help=f"seconds of timed samples per matrix cell (default {MATRIX_TIMING.budget_s})")
+    p.add_argument("--matmul-size", type=int, default=512,
+                   help="n of the n x n matmul of the precision study; 0 skips it (default 512)")
+    p.add_argument("--matmul-budget", type=float, default=PRECISION_TIMING.budget_s,
+                   help=f"seconds of timed samples per matmul cell (default {PRECISION_TIMING.budget_s})")
+    p.add_argument("--seed", type=int, default=0, help="input generator seed (default 0)")
+    p.add_argument("--out", type=Path, help="output directory (default opbench-out/dtypes-RUN_ID)")
+    p.add_argument("--store", help="SQLite result store (default: $OPBENCH_STORE or the user data directory)")
+    p.add_argument("--no-store", action="store_true", help="do not save the study in the result store")
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def parse_dtypes(text: str) -> list[str]:
+    names = [d.strip() for d in text.split(",") if d.strip()]
+    if not names:
+        raise UsageError(f"--dtypes is empty; valid choices: {', '.join(STUDY_DTYPES)}")
+    for d in names:
+        if d not in STUDY_DTYPES:
+            raise unknown("dtype", d, STUDY_DTYPES)
+    return sorted(dict.fromkeys(names), key=STUDY_DTYPES.index)
+
+
+def _resolve_backends(text: str | None) -> tuple[list[str], dict[str, dict]]:
+    """The backends to study and their availability. Named backends are the only ones probed (probing imports
+    the framework, and importing every framework takes seconds); no names means every available one."""
+    from opbench.commands.run import resolve_backends
+
+    names = parse_backends(text)
+    if names is None:
+        return resolve_backends(None)
+    availability = {}
+    for name in names:
+        try:
+            a = get_backend(name).availability()
+            availability[name] = {"available": a.available, "reason": a.reason}
+        except Exception as exc:  # a broken install is a reason, not a crash
+            availability[name] = {"available": False, "reason": first_line(exc)}
+    return names, availability
+
+
+def run(args: argparse.Namespace) -> int:
+    from opbench.commands.run import new_run_id
+
+    dtypes = parse_dtypes(args.dtypes)
+    if args.preset not in PRESETS:
+        raise unknown("preset", args.preset, PRESETS)
+    if args.budget <= 0 or args.matmul_budget <= 0 or args.matmul_size < 0:
+        raise UsageError("--budget and --matmul-budget must be > 0, --matmul-size >= 0")
+    cases = representative_cases(select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None),
+                                 every_case=args.all)
+    backends, availability = _resolve_backends(args.backends)
+    runnable = [b for b in backends if availability[b]["available"]]
+    matrix_timing = TimingSettings(budget_s=args.budget, min_samples=MATRIX_TIMING.min_samples,
+                                   block_s=MATRIX_TIMING.block_s, max_warmup=MATRIX_TIMING.max_warmup)
+    matmul_timing = TimingSettings(budget_s=args.matmul_budget, min_samples=PRECISION_TIMING.min_samples,
+                                   block_s=PRECISION_TIMING.block_s, max_warmup=PRECISION_TIMING.max_warmup)
+    run_id = "dtypes-" + new_run_id()
+    out_dir = args.out or Path("opbench-out") / run_id
+    study = Study(run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                  machine=machine.collect(), backends=availability,
+                  settings={"preset": args.preset, "dtypes": dtypes, "all_cases": args.all, "seed": args.seed,
+                            "backends": backends, "cases": [c.name for c in cases],
+                            "matrix_budget_s": args.budget, "matmul_size": args.matmul_size,
+                            "matmul_budget_s": args.matmul_budget})
+
+    def save() -> None:
+        atomic_write(out_dir / "dtypes.json", json.dumps(study.to_dict(), indent=1, default=str) + "\n")
+
+    for name in backends:
+        if name not in runnable:  # asked for by name but not available here: recorded, not run
+            reason = availability[name]["reason"]
+            study.cells += [Cell(backend=name, family=c.family, case=c.name, dtype=d, status=UNSUPPORTED,
+                                 error=reason) for c in cases for d in dtypes]
+    err = console(stderr=True)
+    err.print(f"opbench {run_id}: {len(cases)} cases x {len(dtypes)} dtypes x {len(runnable)} backends "
+              f"({', '.join(runnable)}) on {machine.describe(study.machine)}")
+    _measure(study, runnable, cases, dtypes, args, matrix_timing, matmul_timing, save, err)
+    save()
+    text = render_markdown(study)
+    atomic_write(out_dir / "dtypes.md", text)
+    pictures = _plots(study, out_dir)
+    stored = None if args.no_store else _store(study, args.store)
+    if args.format == "md":
+        print(text, end="")
+    else:
+        out = console()
+        for table in tables(study):
+            out.print(to_rich(table))
+            for note in table.notes:
+                out.print(f"[dim]- {note}[/]", overflow="fold")
+        out.print(f"[dim]{LEGEND}[/]")
+    written = ", ".join(str(p) for p in [out_dir / "dtypes.json", out_dir / "dtypes.md", *pictures])
+    err.print(f"results: {written}" + (f"; stored in {stored}" if stored else ""))
+    return 0
+
+
+def _measure(study: Study, runnable: list[str], cases, dtypes: list[str], args: argparse.Namespace,
+             matrix_timing: TimingSettings, matmul_timing: TimingSettings, save, err) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("dtypes", total=len(cases) * len(dtypes) * len(runnable))
+        for name in runnable:
+            backend = get_backend(name)
+            backend.setup()
+            if args.matmul_size:  # one matmul per dtype, plus one per precision mode in float32
+                extra = len(dtypes) + (len(backend.precision_modes()) if "float32" in dtypes else 0)
+                progress.update(task, total=progress.tasks[0].total + extra)
+            study.backends[name].update(versions=backend.versions(), settings=backend.settings())
+            for case in cases:
+                for dtype in dtypes:
+                    progress.update(task, description=f"{name} {dtype}: {case.name[:40]}")
+                    study.cells.append(measure_cell(backend, case, dtype, args.seed, matrix_timing))
+                    save()
+                    progress.advance(task)
+            if args.matmul_size:
+                def on_cell(cell: Cell) -> None:
+                    study.precision.append(cell)
+                    save()
+                    progress.advance(task)
+
+                progress.update(task, description=f"{name}: matmul precision {args.matmul_size}")
+                measure_precision(backend, args.matmul_size, dtypes, args.seed, matmul_timing, on_cell)
+
+
+def tables(study: Study) -> list[Table]:
+    out = [matrix_table(study.cells), error_table(study.cells)]
+    if study.precision:
+        out += [precision_table(study.precision), speed_precision_table(study.precision)]
+    return out
+
+
+def render_markdown(study: Study) -> str:
+    """The study as one Markdown document."""
+    m = study.machine
+    lines = [f"# dtype support and precision: {study.run_id}", "",
+             f"Machine: {machine.describe(m)}  ", f"Created: {study.created}  ",
+             "Backends: " + "; ".join(f"{b} ({info.get('reason', '')})" for b, info in study.backends.items()
+                                      if b in study.settings.get("backends", [])), ""]
+    for table in tables(study):
+        lines += [f"## {table.title}", "", to_markdown(Table(table.title, table.headers, table.rows), legend=False)]
+        if table.title.startswith("dtype support"):
+            lines += [LEGEND, ""]
+        if table.notes:
+            lines += ["Notes:", "", *(f"- {n}" for n in table.notes), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(study: Study, out_dir: Path) -> list[Path]:
+    from opbench.report.dtype_plots import heatmap, speed_precision_scatter
+
+    paths = [heatmap(study.cells, out_dir / "heatmap.png", f"dtype support: {machine.describe(study.machine)}")]
+    scatter = speed_precision_scatter(study.precision, out_dir / "matmul_speed_precision.png")
+    return [*paths, scatter] if scatter else paths
+
+
+def to_run(study: Study):  # -> opbench.results.Run
+    """The study as a `Run` for the result store: one result per cell; matmul cells of the precision study get
+    `[precision=MODE]` appended to their case name so that modes do not overwrite each other."""
+    from opbench.results import CaseResult, Run
+
+    def result(c: Cell, case: str) -> CaseResult:
+        return CaseResult(case=case, family=c.family, backend=c.backend, dtype=c.dtype, status=c.status,
+                          samples_ms=c.samples_ms, rel_error=c.rel_error, tolerance=c.expected_error,
+                          detail="; ".join(x for x in (c.detail, f"out {c.out_dtype}" if c.out_dtype else "") if x),
+                          error=c.error, flops=c.flops)
+
+    results = [result(c, c.case) for c in study.cells]
+    results += [result(c, f"{c.case} [precision={c.mode}]") for c in study.precision]
+    settings = {**study.settings, "study": "dtypes"}
+    return Run(run_id=study.run_id, created=study.created, preset=f"dtypes:{study.settings.get('preset', '')}",
+               dtype="mixed", machine=study.machine, settings=settings, backends=study.backends,
+               results=tuple(results), label="dtype study")
+
+
+def _store(study: Study, path: str | None) -> str | None:
+    """Save the study in the SQLite store, when this opbench has one."""
+    try:
+        from opbench.results.store import open_store
+    except ImportError:
+        return None
+    with open_store(path) as store:
+        store.save_run(to_run(study))
+        return str(store.path)
+
