@@ -16,7 +16,8 @@ from opbench.errors import UsageError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func` to a function
 # taking the parsed args and returning an exit code.
-COMMAND_MODULES = ("run", "catalog", "backends", "importing", "compare", "sweep", "calibrate", "roofline", "dtypes")
+COMMAND_MODULES = ("run", "catalog", "backends", "importing", "compare", "sweep", "calibrate", "roofline", "dtypes",
+                   "plot", "report")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,100 @@
+"""`opbench plot RUN`: the run's charts as PNG or SVG files (and a run-vs-run ratio chart with `--vs`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from opbench.commands import console
+from opbench.errors import UsageError
+from opbench.results import Run
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from opbench.report.plots import FORMATS
+
+    p = sub.add_parser("plot", help="draw a run's charts: a panel per case, one chart per family, speedup heatmap")
+    p.add_argument("run", metavar="RUN", help="run id (or prefix, or latest), run.json or run directory")
+    p.add_argument("--out", type=Path, help="output directory (default: RUN's directory/plots, or "
+                                            "opbench-out/RUN_ID/plots for a stored run)")
+    p.add_argument("--format", choices=FORMATS, default="png", help="image format (default png)")
+    p.add_argument("--log", action="store_true", help="logarithmic time axes")
+    p.add_argument("--pairs", help="speedup pairs of the heatmap as A/B, e.g. cuda/cpu,mlx_gpu/mps")
+    p.add_argument("--vs", metavar="RUN_B", help="also chart RUN_B against RUN (time ratios with significance)")
+    p.add_argument("--store", help="store path (default: $OPBENCH_STORE or the user data directory)")
+    p.set_defaults(func=run)
+
+
+def output_base(ref: str, run: Run) -> Path:
+    """Where a run's rendered files go by default: beside its run.json, else opbench-out/RUN_ID."""
+    path = Path(ref)
+    if path.is_dir():
+        return path
+    if path.is_file():
+        return path.parent
+    return Path("opbench-out") / run.run_id
+
+
+def load(ref: str, store: str | None) -> Run:
+    from opbench.results.resolve import load_run
+
+    run = load_run(ref, store)
+    if not run.results:
+        raise UsageError(f"run {run.run_id} has no results to show")
+    return run
+
+
+def progress(total: int, description: str):  # -> (rich Progress context, advance callable)
+    """A transient rich progress bar with ETA on stderr, advanced once per finished item."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("ETA"), TimeRemainingColumn(), console=console(stderr=True), transient=True)
+    task = bar.add_task(description, total=total)
+
+    def advance(title: str) -> None:
+        bar.update(task, advance=1, description=f"{description}: {title[:40]}")
+
+    return bar, advance
+
+
+def run(args: argparse.Namespace) -> int:
+    from opbench.report import plots
+    from opbench.report.tables import Table, parse_pairs, to_rich
+
+    pairs = parse_pairs(args.pairs)
+    run_a = load(args.run, args.store)
+    comparison = None
+    if args.vs:
+        from opbench.compare import compare_runs
+
+        comparison = compare_runs(run_a, load(args.vs, args.store))
+    out_dir = args.out or output_base(args.run, run_a) / "plots"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+    jobs = len(plots.plan_run_figures(run_a, log=args.log, pairs=pairs)) + (1 if comparison else 0)
+    bar, advance = progress(jobs, "drawing")
+    with bar:
+        written = plots.write_run_figures(run_a, out_dir, args.format, log=args.log, pairs=pairs, on_done=advance)
+        if comparison is not None:
+            a, b = run_a.label or run_a.run_id, comparison.run_b.label or comparison.run_b.run_id
+            if comparison.rows:
+                fig = plots.comparison_chart(comparison.rows, a, b)
+                path = plots.save(fig, out_dir / f"compare-{plots.slug(b)}.{args.format}")
+                written.append(plots.PlotFile(f"{b} vs {a}", path))
+            advance("comparison")
+    table = Table(f"{len(written)} charts of {run_a.run_id}", ["File", "Chart"],
+                  [[str(w.path), w.title] for w in written])
+    console().print(to_rich(table))
+    if comparison is not None and not comparison.rows:
+        console(stderr=True).print("no case was timed in both runs: no comparison chart")
+    return 0

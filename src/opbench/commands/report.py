@@ -1,0 +1,51 @@
+"""`opbench report RUN [RUN_B]`: one self-contained HTML page with metadata, sortable tables, charts and,
+given a second run, the comparison of RUN_B against RUN."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from opbench.commands import console
+from opbench.commands.plot import load, output_base, progress
+from opbench.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write one self-contained HTML report of a run (and its comparison)")
+    p.add_argument("run", metavar="RUN", help="run id (or prefix, or latest), run.json or run directory")
+    p.add_argument("run_b", metavar="RUN_B", nargs="?", help="a second run, compared against RUN")
+    p.add_argument("--out", type=Path, help="HTML file (default: RUN's directory/report.html)")
+    p.add_argument("--log", action="store_true", help="logarithmic time axes in the charts")
+    p.add_argument("--no-plots", action="store_true", help="tables only (faster, smaller)")
+    p.add_argument("--pairs", help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")
+    p.add_argument("--geomean", action="store_true", help="Average table with geometric instead of arithmetic means")
+    p.add_argument("--store", help="store path (default: $OPBENCH_STORE or the user data directory)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from opbench.report.html import figure_count, render_report, report_figures
+    from opbench.report.tables import parse_pairs
+    from opbench.results.files import atomic_write
+
+    pairs = parse_pairs(args.pairs)
+    run_a = load(args.run, args.store)
+    comparison = None
+    if args.run_b:
+        from opbench.compare import compare_runs
+
+        comparison = compare_runs(run_a, load(args.run_b, args.store))
+    out = args.out or output_base(args.run, run_a) / "report.html"
+    figures = []
+    if not args.no_plots:
+        bar, advance = progress(figure_count(run_a, comparison), "drawing")
+        with bar:
+            figures = report_figures(run_a, comparison, log=args.log, pairs=pairs, on_done=advance)
+    page = render_report(run_a, comparison, figures, pairs=pairs, geometric=args.geomean)
+    try:
+        atomic_write(out, page)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    console(stderr=True).print(f"report: {out} ({len(page.encode()) / 1e6:.1f} MB, {len(figures)} charts)")
+    return 0

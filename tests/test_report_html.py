@@ -1,0 +1,117 @@
+"""The HTML report as text: self-contained, every data string escaped, tables with the right rows and values."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from report_data import CASES, synthetic_run
+
+from opbench.compare import compare_runs
+from opbench.report.html import Figure, render_report, report_figures
+
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+
+
+def page(**kw) -> str:
+    a = synthetic_run("run-a", hostile=HOSTILE, label="base" + HOSTILE)
+    b = synthetic_run("run-b", hostile=HOSTILE, scale=(1.0, 0.5, 1.5, 1.0, 1.0, 2.0), label="new")
+    return render_report(a, compare_runs(a, b), [Figure("chart" + HOSTILE, b"\x89PNG fake")], **kw)
+
+
+def test_data_strings_are_escaped_and_inert() -> None:
+    text = page()
+    assert "<script>window.__pwned" not in text and "<img src=x" not in text
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in text
+    assert 'onerror=&quot;window.__pwned=2&quot;' in text
+    assert text.count("<script") == 1  # ours, at the end
+
+
+def test_page_is_self_contained() -> None:
+    text = page()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", text)
+    assert "<link" not in text and "@import" not in text and "url(" not in text
+    assert 'src="data:image/png;base64,' in text
+
+
+def test_detailed_and_average_tables() -> None:
+    run = synthetic_run(backends=("mlx_cpu", "cpu"))
+    text = render_report(run)
+    detailed = text[text.index('<table id="detailed"'):text.index('<table id="average"')]
+    assert len(re.findall(r"<tr data-family=", detailed)) == len(CASES)
+    assert 'data-sort-type="num" data-col="cpu"' in detailed and "mlx_cpu/cpu speedup" in detailed
+    # wrong and reduced-precision cells carry their class and mark; the failed case reads n/a with its error
+    assert re.search(r'class="num v-wrong"[^>]*>[^<]*✗<', detailed)
+    assert re.search(r'class="num v-reduced-precision"[^>]*>[^<]*†<', detailed)
+    assert re.search(r'class="num v-error na"[^>]*title="status: error\nRuntimeError: boom">n/a<', detailed)
+    # the tooltip has median, IQR, n and the relative error
+    first = next(r for r in run.results if r.case == CASES[0][1] and r.backend == "cpu")
+    title = re.search(r'data-col="cpu" data-sort="([^"]*)" title="([^"]*)"', detailed)
+    assert float(title.group(1)) == pytest.approx(first.median_ms)
+    assert f"median {first.median_ms:.4g} ms" in title.group(2) and "IQR" in title.group(2)
+    assert "n = 12 samples × 10 calls" in title.group(2) and "relative error 1e-07" in title.group(2)
+    # average: Softmax on mlx_cpu is the arithmetic mean of its three medians
+    average = text[text.index('<table id="average"'):]
+    row = re.search(r'<tr data-family="Softmax".*?</tr>', average).group(0)
+    expected = np.mean([r.median_ms for r in run.results if r.family == "Softmax" and r.backend == "mlx_cpu"])
+    assert float(re.search(r'data-col="mlx_cpu" data-sort="([^"]*)"', row).group(1)) == pytest.approx(expected)
+    assert "Test CPU" in text and "budget_s" in text  # metadata
+
+
+def test_comparison_section() -> None:
+    text = page()
+    section = text[text.index('<section id="comparison"'):]
+    rows = re.findall(r'<tr data-family="[^"]*" data-backend="([^"]*)"', section)
+    assert len(rows) == 11  # 6 cases x 2 backends, minus the failed one
+    assert "cmp-slower" in section and "cmp-faster" in section and "cmp-same" in section
+    assert "Overall" in section
+
+
+def test_report_figures_embeds_every_chart() -> None:
+    a, b = synthetic_run("run-a"), synthetic_run("run-b", scale=1.2)
+    figures = report_figures(a, compare_runs(a, b))
+    assert [f.title for f in figures][:2] == ["All cases", "Speedups"]
+    assert figures[-1].title == "run-b vs run-a" and all(f.png.startswith(b"\x89PNG") for f in figures)
+
+
+def opbench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "opbench", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_report_and_plot(tmp_path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    synthetic_run("run-a").to_json(a)
+    synthetic_run("run-b", scale=1.3).to_json(b)
+    out = tmp_path / "r" / "report.html"
+    proc = opbench("report", str(a), str(b), "--out", str(out), "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    assert '<section id="comparison"' in out.read_text()
+    proc = opbench("plot", str(a), "--out", str(tmp_path / "plots"), "--format", "svg", "--log", "--vs", str(b))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "cases.svg", "compare-run-b.svg", "family-argmax.svg", "family-matmul.svg", "family-softmax.svg",
+        "speedups.svg"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["plot", "no/such/run.json"], "unknown run"),
+    (["report", "no/such/run.json"], "unknown run"),
+    (["plot", "x", "--format", "gif"], "invalid choice"),
+    (["report", "x", "--pairs", "cpu-mlx"], "A/B"),
+])
+def test_bad_input_is_one_line(tmp_path, args: list[str], needle: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "opbench", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OPBENCH_STORE": str(tmp_path / "store.db")})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, proc.stderr
+
+
+def test_corrupt_run_file_is_one_line(tmp_path) -> None:
+    bad = tmp_path / "run.json"
+    bad.write_text("{not json")
+    proc = opbench("report", str(bad))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
