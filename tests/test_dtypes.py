@@ -158,8 +158,8 @@ def test_planted_int_to_float_is_silently_converted_and_honest_backend_is_not() 
 def test_precision_study_has_default_and_every_torch_mode_for_float32() -> None:
     cells = measure_precision(_backend("cpu"), 32, ["float32", "int32"], timing=TINY)
     modes = [(c.dtype, c.mode) for c in cells]
-    assert modes == [("float32", "default"), ("float32", "highest"), ("float32", "high"), ("float32", "medium"),
-                     ("int32", "default")]
+    assert modes == [("float32", "as-is"), ("float32", "highest"), ("float32", "high"), ("float32", "medium"),
+                     ("int32", "as-is")]
     assert [c.strict for c in cells] == [False, True, False, False, False]
     strict = cells[1]
     assert strict.status == "ok" and strict.rel_error <= strict.expected_error
@@ -170,7 +170,7 @@ def test_precision_study_has_default_and_every_torch_mode_for_float32() -> None:
 
 def test_mlx_strict_mode_runs_in_a_fresh_process() -> None:
     cells = measure_precision(_backend("mlx_cpu"), 32, ["float32"], timing=TINY)
-    assert [c.mode for c in cells] == ["default", "MLX_ENABLE_TF32=0"]
+    assert [c.mode for c in cells] == ["as-is", "MLX_ENABLE_TF32=0"]
     child = cells[1]
     assert child.status == "ok" and child.strict and child.samples_ms and child.rel_error is not None, child
 

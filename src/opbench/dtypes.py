@@ -57,7 +57,7 @@ CONVERTED = "silently-converted"
 ERROR = "error"  # opbench itself failed (a never-forced output, a conversion back to NumPy that broke)
 STATUSES = (OK, CONVERTED, UNSUPPORTED, WRONG, NA, ERROR)
 
-DEFAULT_MODE = "default"
+DEFAULT_MODE = "as-is"  # nothing set: the framework default, unless the environment changed it
 MATRIX_TIMING = TimingSettings(budget_s=0.05, min_samples=3, block_s=0.005, max_warmup=10)
 PRECISION_TIMING = TimingSettings(budget_s=0.3, min_samples=5, block_s=0.02, max_warmup=20)
 FORMAT_NAME = "opbench-dtypes"
@@ -282,7 +282,7 @@ def measure_precision(backend: Backend, n: int, dtypes: list[str], seed: int = 0
     case = matmul_case(n)
     cells = []
     for dtype in dtypes:
-        modes: list[tuple[str, PrecisionMode | None]] = [(DEFAULT_MODE, None)]
+        modes: list[tuple[str, PrecisionMode | None]] = [(DEFAULT_MODE, as_is_mode(backend))]
         if dtype == "float32":
             modes += list(backend.precision_modes().items())
         for name, mode in modes:
@@ -293,6 +293,16 @@ def measure_precision(backend: Backend, n: int, dtypes: list[str], seed: int = 0
             cells.append(cell)
             on_cell(cell)
     return cells
+
+
+def as_is_mode(backend: Backend) -> PrecisionMode:
+    """The setting nothing was changed from, described by what is in force: the precision/TF32 entries of
+    `settings()` and the current value of every environment variable a mode would set."""
+    in_force = {k: v for k, v in backend.settings().items() if "precision" in k or "tf32" in k.lower()}
+    for mode in backend.precision_modes().values():
+        in_force.update({k: os.environ.get(k, "<unset>") for k in mode.env})
+    text = ", ".join(f"{k}={v}" for k, v in in_force.items())
+    return PrecisionMode(f"nothing set ({text})" if text else "nothing set (the framework has no switch)")
 
 
 # --------------------------------------------------------------------------------------- fresh processes

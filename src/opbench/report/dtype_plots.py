@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from opbench.dtypes import CONVERTED, ERROR, NA, UNSUPPORTED, Cell
+from opbench.dtypes import CONVERTED, DEFAULT_MODE, ERROR, NA, UNSUPPORTED, Cell
 from opbench.report.dtypes import SHORT_DTYPE, code
 from opbench.verify import OK, WRONG
 
@@ -85,8 +85,8 @@ def speed_precision_scatter(cells: Sequence[Cell], path: Path) -> Path | None:
         y = c.rel_error if c.rel_error > 0 else floor
         marker = BACKEND_MARKERS[backends.index(c.backend) % len(BACKEND_MARKERS)]
         ax.scatter(c.median_ms, y, marker=marker, s=45, color=DTYPE_COLOURS.get(c.dtype, "#333333"),
-                   edgecolors="black" if c.mode != "default" else "none", linewidths=0.8)
-        label = SHORT_DTYPE.get(c.dtype, c.dtype) + ("" if c.mode == "default" else f" [{c.mode}]")
+                   edgecolors="black" if c.mode != DEFAULT_MODE else "none", linewidths=0.8)
+        label = SHORT_DTYPE.get(c.dtype, c.dtype) + ("" if c.mode == DEFAULT_MODE else f" [{c.mode}]")
         ax.annotate(label, (c.median_ms, y), textcoords="offset points", xytext=(5, 3), fontsize=6)
     ax.axhline(floor, color="#bbbbbb", linewidth=0.8, linestyle=":")
     ax.text(min(c.median_ms for c in points), floor, " exact", fontsize=6, va="bottom", color="#777777")

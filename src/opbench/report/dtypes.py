@@ -114,9 +114,10 @@ def precision_table(cells: Sequence[Cell]) -> Table:
         expected = next((c.expected_error for c in group if c.expected_error is not None), None)
         rows.append([backend, dtype, err(default), err(strict), strict.mode if strict else "no switch",
                      "; ".join(f"{c.mode}: {err(c)}" for c in others), format_error(expected)])
-    notes = sorted({f"{c.backend} {c.mode}: {c.mode_description}" for c in cells if c.mode_description})
+    notes = list(dict.fromkeys(f"{c.backend} {c.mode}: {c.mode_description}" for c in cells
+                               if c.mode_description and (c.mode != DEFAULT_MODE or c.dtype == "float32")))
     return Table("matmul precision: relative error, default vs strict",
-                 ["Backend", "dtype", "default", "strict", "strict setting", "other modes", "expected ≤"], rows,
+                 ["Backend", "dtype", "default (as-is)", "strict", "strict setting", "other modes", "expected ≤"], rows,
                  notes)
 
 
