@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from opbench import machine
-from opbench.backends import get_backend
+from opbench.backends import get_backend, parse_backends
 from opbench.calibrate import (
     MATMUL_DTYPES,
     CalibrationSettings,
@@ -17,7 +17,7 @@ from opbench.calibrate import (
     save_calibration,
 )
 from opbench.commands import add_format, console
-from opbench.commands.run import resolve_backends
+from opbench.commands.sweep import available_backends
 from opbench.errors import UsageError
 from opbench.report.tables import Table, to_markdown, to_rich
 from opbench.results.files import atomic_write
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.budget <= 0 or args.max_n < 16 or args.target_ms <= 0 or (args.copy_mib is not None and args.copy_mib <= 0):
         raise UsageError("--budget, --copy-mib and --target-ms must be > 0, --max-n >= 16")
-    names, availability = resolve_backends(args.backends)
+    names, availability = available_backends(parse_backends(args.backends))
     if not args.backends:
         names = [n for n in names if not get_backend(n).compiled]
     unavailable = [n for n in names if not availability[n]["available"]]

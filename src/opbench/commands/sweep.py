@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from opbench import machine
-from opbench.backends import get_backend
+from opbench.backends import get_backend, parse_backends
 from opbench.calibrate import load_calibration, read_calibration
 from opbench.commands import DTYPES, add_format, check_dtype, console
 from opbench.commands.run import new_run_id, resolve_backends
@@ -53,6 +53,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def available_backends(wanted: list[str] | None) -> tuple[list[str], dict[str, dict]]:
+    """The backends to use and their availability; only the named ones are probed (each probe imports a
+    framework), or all of them when none are named."""
+    if wanted is None:
+        return resolve_backends(None)
+    info = {}
+    for name in wanted:
+        try:
+            a = get_backend(name).availability()
+            info[name] = {"available": a.available, "reason": a.reason}
+        except Exception as exc:  # a broken install is a reason, not a crash
+            info[name] = {"available": False, "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    return wanted, info
+
+
 def describe_axis(family: str, template_name: str | None, sizes: list[int]) -> tuple[str, str]:
     """(x-axis label, plot subject) for the sweep."""
     if family == "MatMul" and template_name is None:
@@ -69,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
     if args.budget <= 0 or args.min_samples < 1:
         raise UsageError("--budget must be > 0 and --min-samples >= 1")
     template = template_case(family, args.case)
-    names, availability = resolve_backends(args.backends)
+    wanted = parse_backends(args.backends)  # names are checked before any framework is imported
+    if args.baseline and wanted is not None and args.baseline not in wanted:
+        raise UsageError(f"--baseline {args.baseline!r} is not among the swept backends: {', '.join(wanted)}")
+    names, availability = available_backends(wanted)
     baseline = args.baseline or ("cpu" if "cpu" in names else names[0])
     if baseline not in names:
         raise UsageError(f"--baseline {baseline!r} is not among the swept backends: {', '.join(names)}")

@@ -1,0 +1,109 @@
+"""Calibration: positive, plausible ceilings from a real backend; per-machine storage; one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from opbench.calibrate import (
+    CalibrationSettings,
+    DeviceCalibration,
+    calibrate_backend,
+    calibration_path,
+    load_calibration,
+    machine_fingerprint,
+    read_calibration,
+    save_calibration,
+)
+from opbench.errors import UsageError
+
+SMALL = CalibrationSettings(copy_bytes=8 << 20, target_call_s=0.002, max_n=256, min_n=64, budget_s=0.05,
+                            dtypes=("float32", "float16"))
+
+
+@pytest.fixture(params=["cpu", "mlx_cpu"])
+def cpu_backend(request):
+    from opbench.backends import get_backend
+
+    be = get_backend(request.param)
+    if not be.availability().available:
+        pytest.skip(be.availability().reason)
+    be.setup()
+    return be
+
+
+def test_calibration_is_positive_and_plausible(cpu_backend) -> None:
+    cal = calibrate_backend(cpu_backend, SMALL)
+    assert cal.backend == cpu_backend.name and cal.device_kind == "cpu"
+    # a CPU copies between 0.05 GB/s and 2 TB/s, and multiplies float32 at 0.01 GFLOP/s to 100 TFLOP/s
+    assert cal.copy is not None and 0.05 < cal.copy.rate < 2000 and cal.copy.best_rate >= cal.copy.rate
+    assert cal.copy.work == 2 * cal.copy.size  # bytes read + bytes written
+    fp32 = cal.matmul["float32"]
+    assert 0.01 < fp32.rate < 1e5 and fp32.best_rate >= fp32.rate
+    assert 64 <= fp32.size <= 256 and fp32.work == 2 * fp32.size**3
+    assert "tf32" not in cal.matmul  # TF32 only exists on torch CUDA
+    assert set(cal.matmul) | set(cal.unsupported) == {"float32", "float16"}
+
+
+def _device(backend: str, gbs: float, gflops: float) -> DeviceCalibration:
+    from opbench.calibrate import Ceiling
+
+    return DeviceCalibration(backend, "torch", "cpu", Ceiling(gbs, gbs, 1.0, 1 << 20, 2e6, 5, "clone"),
+                             {"float32": Ceiling(gflops, gflops, 1.0, 512, 2 * 512**3, 5, "512")})
+
+
+def test_stored_per_machine_and_merged(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OPBENCH_DATA_DIR", str(tmp_path))
+    info = {"cpu_model": "X", "logical_cores": 2, "gpus": [], "hostname": "a", "packages": {"torch": "1"}}
+    assert load_calibration(info) is None
+    path = save_calibration(info, [_device("cpu", 10.0, 50.0)])
+    assert path == calibration_path(info) and path.parent.parent == tmp_path
+    save_calibration(info, [_device("mlx_cpu", 5.0, 3.0)])
+    cal = load_calibration(info)
+    assert cal is not None and set(cal.devices) == {"cpu", "mlx_cpu"}
+    assert cal.device("cpu").bandwidth_gbs == 10.0 and cal.device("cpu").peak_gflops("float32") == 50.0
+    assert cal.device("cuda_compile") is None
+    # the key is the hardware: another hostname or package version is the same machine, another CPU is not
+    same = {**info, "hostname": "b", "packages": {"torch": "2"}}
+    assert machine_fingerprint(same) == machine_fingerprint(info)
+    assert machine_fingerprint({**info, "cpu_model": "Y"}) != machine_fingerprint(info)
+
+
+def test_compiled_backends_use_their_eager_twin(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OPBENCH_DATA_DIR", str(tmp_path))
+    info = {"cpu_model": "X"}
+    save_calibration(info, [_device("cuda", 3000.0, 52000.0)])
+    assert load_calibration(info).device("cuda_compile").bandwidth_gbs == 3000.0
+
+
+@pytest.mark.parametrize("text", ["{not json", json.dumps({"format": "other"}),
+                                  json.dumps({"format": "opbench-calibration", "schema_version": 99}),
+                                  json.dumps({"format": "opbench-calibration", "schema_version": 1})])
+def test_corrupt_calibration_is_a_usage_error(tmp_path, text: str) -> None:
+    p = tmp_path / "c.json"
+    p.write_text(text)
+    with pytest.raises(UsageError):
+        read_calibration(p)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["calibrate", "--backends", "nope"], "valid choices"),
+    (["calibrate", "--budget", "0"], "must be > 0"),
+    (["sweep", "matmull"], "valid choices"),
+    (["sweep", "matmul", "--sizes", "512:x:2"], "START:STOP:STEP"),
+    (["sweep", "matmul", "--backends", "cpu", "--baseline", "cuda"], "not among the swept backends"),
+    (["sweep", "softmax", "--case", "Softmax / dim=1x2"], "valid choices"),
+    (["roofline", "/no/such/run"], "unknown run"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path) -> None:
+    env_store = {"OPBENCH_STORE": str(tmp_path / "s.sqlite"), "OPBENCH_DATA_DIR": str(tmp_path)}
+    import os
+
+    proc = subprocess.run([sys.executable, "-m", "opbench", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env_store})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert needle in proc.stderr

@@ -1,0 +1,108 @@
+"""Roofline: the bound, % of peak, and that a case above 100 % of a ceiling is always flagged."""
+
+from __future__ import annotations
+
+import pytest
+
+from opbench.calibrate import Calibration, Ceiling, DeviceCalibration
+from opbench.report.roofline import roofline_column, roofline_table
+from opbench.report.tables import detailed_table
+from opbench.results import CaseResult
+from opbench.roofline import ABOVE, FAR_BELOW, Peaks, peaks_for, roofline, roofline_json
+
+PEAKS = Peaks(gflops=1000.0, gbs=100.0, matmul_dtype="float32")  # 1 TFLOP/s, 100 GB/s
+
+
+def result(ms: float, flops: int, nbytes: int, backend: str = "cpu", case: str = "c") -> CaseResult:
+    return CaseResult(case=case, family="MatMul", backend=backend, dtype="float32", status="ok",
+                      samples_ms=(ms, ms, ms), flops=flops, bytes=nbytes)
+
+
+def test_compute_bound_case() -> None:
+    # 1e9 FLOP and 1e6 bytes in 2 ms: the compute limit is 1 ms, the memory limit 0.01 ms -> compute, 50 %
+    rf = roofline(result(2.0, 10**9, 10**6), PEAKS)
+    assert rf.bound == "compute" and rf.pct == pytest.approx(50.0) and rf.flag == ""
+    assert rf.gflops == pytest.approx(500.0) and rf.gbs == pytest.approx(0.5)
+    assert rf.text() == "50% C"
+
+
+def test_memory_bound_case_far_below() -> None:
+    # 1e6 FLOP, 1e8 bytes in 20 ms: memory limit 1 ms -> memory, 5 %: far below, marked
+    rf = roofline(result(20.0, 10**6, 10**8), PEAKS)
+    assert rf.bound == "memory" and rf.pct == pytest.approx(5.0) and rf.flag == FAR_BELOW
+    assert rf.text() == "5% M↓"
+
+
+def test_above_peak_is_flagged_never_silent() -> None:
+    # 1e9 bytes in 5 ms = 200 GB/s on a 100 GB/s device: 200 %, and 1 GB cannot come from a cache
+    rf = roofline(result(5.0, 0, 10**9), PEAKS)
+    assert rf.pct == pytest.approx(200.0) and rf.flag == ABOVE and not rf.cache_resident
+    assert rf.text().endswith("!")
+    small = roofline(result(0.001, 0, 10**6), PEAKS)
+    assert small.flag == ABOVE and small.cache_resident
+
+
+def test_no_calibration_or_no_time_gives_no_percentage() -> None:
+    assert roofline(result(1.0, 10, 10), None).pct is None and roofline(result(1.0, 10, 10), None).text() == "–"
+    untimed = CaseResult(case="c", family="MatMul", backend="cpu", dtype="float32", status="oom")
+    assert roofline(untimed, PEAKS).pct is None
+    # a dtype without a matmul peak: the bound cannot be decided for a case with FLOPs
+    assert roofline(result(1.0, 10**6, 10), Peaks(None, 100.0, "float64")).pct is None
+
+
+def _calibration() -> Calibration:
+    def c(rate: float) -> Ceiling:
+        return Ceiling(rate, rate, 1.0, 1, 1.0, 5, "")
+
+    cuda = DeviceCalibration("cuda", "torch", "gpu", c(3000.0), {"float32": c(52000.0), "tf32": c(400000.0)})
+    return Calibration("f", {}, {"cuda": cuda})
+
+
+def test_peaks_follow_precision_settings_and_compiled_twins() -> None:
+    cal = _calibration()
+    assert peaks_for(cal, "cuda", "float32").gflops == 52000.0
+    assert peaks_for(cal, "cuda", "float32", {"float32_matmul_precision": "high"}).gflops == 400000.0
+    assert peaks_for(cal, "cuda_compile", "float32").gbs == 3000.0
+    assert peaks_for(cal, "mlx_gpu", "float32") is None
+
+
+def test_tables_json_and_sorting() -> None:
+    cal = _calibration()
+    results = [result(0.04, 10**9, 10**6, "cuda", "mid"), result(1000.0, 10**9, 10**6, "cuda", "low"),
+               result(0.1, 0, 10**9, "cuda", "impossible")]
+    table = roofline_table(results, cal)
+    assert [row[0] for row in table.rows] == ["low", "mid", "impossible"]  # lowest % of peak first
+    assert table.rows[0][-1].endswith("↓") and table.rows[-1][-1].endswith("!")
+    assert any("SUSPECT TIMING" in n and "impossible" in n for n in table.notes)
+    data = roofline_json(results, cal)
+    flags = {r["case"]: r["flag"] for r in data["results"]}
+    assert flags == {"mid": "", "low": FAR_BELOW, "impossible": ABOVE}
+    assert data["peaks"]["cuda/float32"]["gbs"] == 3000.0
+    # the optional Detailed-table column leaves the seed's layout alone
+    plain = detailed_table(results)
+    with_peak = detailed_table(results, peak=roofline_column(cal))
+    assert with_peak.headers[:len(plain.headers)] == plain.headers and with_peak.headers[-1] == "cuda % peak"
+    assert [r[:len(plain.headers)] for r in with_peak.rows] == plain.rows
+
+
+def test_roofline_command_on_a_saved_run(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from opbench.results import Run
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    Run("r1", "2026-01-01", "seed", "float32", machine={"cpu_model": "X"},
+        results=(result(0.04, 10**9, 10**6, "cuda", "MatMul / mid"), result(0.1, 0, 10**9, "cuda", "Copy / big"))
+        ).to_json(run_dir / "run.json")
+    cal_file = tmp_path / "cal.json"
+    cal_file.write_text(json.dumps(_calibration().to_dict()))
+    proc = subprocess.run([sys.executable, "-m", "opbench", "roofline", str(run_dir), "--calibration", str(cal_file),
+                           "--json", str(tmp_path / "r.json"), "--format", "md"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "48% C" in proc.stdout and "SUSPECT TIMING: Copy / big" in proc.stdout
+    flags = {r["case"]: r["flag"] for r in json.loads((tmp_path / "r.json").read_text())["results"]}
+    assert flags == {"MatMul / mid": "", "Copy / big": ABOVE}
