@@ -116,6 +116,10 @@ def test_report_in_chromium(browser, report: Path) -> None:
     # the charts are embedded images that decoded
     widths = browser.execute_script("return Array.from(document.images).map(i => i.naturalWidth)")
     assert len(widths) >= 5 and all(w > 100 for w in widths)
+    image = browser.find_element("css selector", "figure img")
+    browser.execute_script("arguments[0].scrollIntoView()", image)
+    image.click()
+    assert "zoom" in image.get_attribute("class")
 
     shot = report.with_name("report.png")
     browser.find_element("id", "family-filter").click()

@@ -1,1 +1,1 @@
-"""Presentation only: tables (and, later, plots and HTML) built from results. Nothing here measures."""
+"""Presentation only: tables, charts (`plots`) and the HTML report (`html`) from results. Nothing here measures."""

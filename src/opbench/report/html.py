@@ -9,6 +9,7 @@ Safety: every string that comes from data (case names, labels, machine fields, e
 through `html.escape` before it reaches the page, in text and in attributes alike; the script reads data only
 from DOM attributes and never evaluates or injects it, so an imported file cannot plant markup or code.
 Numbers for sorting travel in `data-sort` attributes (empty for "no time", which always sorts last).
+Charts fit the page width; a click shows one at full size.
 """
 
 from __future__ import annotations
@@ -346,7 +347,8 @@ table.meta th{text-align:left;background:#fafafa;font-weight:600}
 .off{display:none}.count{font-weight:normal;color:#666;margin-left:.6em}
 #controls{background:#f7f7f7;padding:.5em;border:1px solid #e5e5e5;position:sticky;top:0;z-index:2}
 #controls label{margin-right:.8em}.legend{color:#555}
-figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555}
+figure{margin:1em 0;overflow-x:auto}figure img{max-width:100%;border:1px solid #eee;cursor:zoom-in}
+figure img.zoom{max-width:none;cursor:zoom-out}figcaption{color:#555}
 footer{margin-top:2em;color:#888;font-size:.9em}
 """
 
@@ -401,5 +403,8 @@ SCRIPT = r"""
   if (family) { family.addEventListener("change", applyFilters); }
   if (text) { text.addEventListener("input", applyFilters); }
   document.querySelectorAll(".backend-toggle").forEach(function (b) { b.addEventListener("change", applyFilters); });
+  document.querySelectorAll("figure img").forEach(function (img) {  // click: full size, click again: fit
+    img.addEventListener("click", function () { img.classList.toggle("zoom"); });
+  });
 })();
 """
