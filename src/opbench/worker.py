@@ -25,6 +25,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from opbench.catalog import Case
@@ -63,6 +64,21 @@ def _exit_with_parent() -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="opbench-parent-watch").start()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while a worker is spawned: an ignored signal stays ignored across exec, and Python then
+    installs no KeyboardInterrupt handler, so a Ctrl-C (sent to the whole process group) cannot print a
+    traceback from a half-started worker. Only the parent's main thread may change signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def worker_main(conn: multiprocessing.connection.Connection, backend: str, registry: dict[str, str],
@@ -127,7 +143,8 @@ class BackendWorker:
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         proc = ctx.Process(target=worker_main, args=(child_conn, self.backend, dict(_REGISTRY), WORKER_ENV),
                            name=f"opbench-worker-{self.backend}", daemon=True)
-        proc.start()
+        with _sigint_ignored():
+            proc.start()
         child_conn.close()
         self._proc, self._conn, self._killed = proc, parent_conn, False
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from opbench import machine
@@ -12,9 +13,12 @@ from opbench.backends import availability_table, get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
 from opbench.commands import DTYPES, add_format, check_dtype, console
 from opbench.errors import UsageError, unknown
+from opbench.interrupts import deferred_interrupt
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown, to_rich
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
+from opbench.results.store import open_store
+from opbench.resume import check_resumable, fill_options, measured_pairs
 from opbench.runner import Plan, run_plan
 from opbench.timing import TimingSettings
 
@@ -23,12 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="measure cases on backends and print the Detailed and Average tables")
     p.add_argument("--backends", help="comma-separated backends (default: every available one)")
     p.add_argument("--ops", help="comma-separated families or exact case names (default: all)")
-    p.add_argument("--preset", default="seed", help=f"{' | '.join(PRESETS)} (default seed: the seed's shapes)")
-    p.add_argument("--dtype", default="float32", help=f"{' | '.join(DTYPES)} (default float32)")
+    p.add_argument("--preset", help=f"{' | '.join(PRESETS)} (default seed: the seed's shapes)")
+    p.add_argument("--dtype", help=f"{' | '.join(DTYPES)} (default float32)")
     p.add_argument("--out", type=Path, help="output directory (default opbench-out/RUN_ID)")
-    p.add_argument("--budget", type=float, default=0.5, help="seconds of timed samples per case (default 0.5)")
-    p.add_argument("--min-samples", type=int, default=5, help="minimum samples per case (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="input generator seed (default 0)")
+    p.add_argument("--store", help="SQLite result store (default $OPBENCH_STORE, else the user data directory)")
+    p.add_argument("--resume", metavar="RUN", help="measure only what stored run RUN (id, prefix or 'latest') is "
+                   "missing, with its own options unless given")
+    p.add_argument("--case-timeout", type=float, help="seconds before a case is recorded as timeout "
+                   "(default 300 + 20 x budget)")
+    p.add_argument("--no-isolate", action="store_true",
+                   help="measure in this process instead of one worker process per backend (debugging)")
+    p.add_argument("--budget", type=float, help="seconds of timed samples per case (default 0.5)")
+    p.add_argument("--min-samples", type=int, help="minimum samples per case (default 5)")
+    p.add_argument("--seed", type=int, help="input generator seed (default 0)")
     p.add_argument("--pairs", help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")
     p.add_argument("--geomean", action="store_true", help="Average table with geometric instead of arithmetic means")
     p.add_argument("--roofline", action="store_true",
@@ -54,39 +65,70 @@ def resolve_backends(text: str | None) -> tuple[list[str], dict[str, dict]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    db = open_store(args.store)
+    here = machine.collect()
+    previous = None
+    if args.resume:
+        previous = db.load_run(args.resume)
+        check_resumable(previous, here)
+    fill_options(args, previous)
     dtype = check_dtype(args.dtype)
     if args.preset not in PRESETS:
         raise unknown("preset", args.preset, PRESETS)
     if args.budget <= 0 or args.min_samples < 1:
         raise UsageError("--budget must be > 0 and --min-samples >= 1")
+    if args.case_timeout is not None and args.case_timeout <= 0:
+        raise UsageError("--case-timeout must be > 0 seconds")
     pairs = parse_pairs(args.pairs)
     cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
+    cases = list({c.name: c for c in cases}.values())  # a preset may shrink two cases to one: measure it once
     backends, availability = resolve_backends(args.backends)
     runnable = [b for b in backends if availability[b]["available"]]
     for name in runnable:  # versions and thread/precision settings in force, recorded with the run
         backend = get_backend(name)
         availability[name].update(versions=backend.versions(), settings=backend.settings())
 
-    run_id = new_run_id()
-    out_dir = args.out or Path("opbench-out") / run_id
     settings = TimingSettings(budget_s=args.budget, min_samples=args.min_samples)
-    meta = Run(run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               preset=args.preset, dtype=dtype, machine=machine.collect(),
-               settings={"budget_s": settings.budget_s, "min_samples": settings.min_samples,
-                         "block_s": settings.block_s, "rel_ci": settings.rel_ci, "seed": args.seed,
-                         "backends": backends, "cases": len(cases)},
-               backends=availability)
+    if previous is None:
+        run_id = new_run_id()
+        meta = Run(run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   preset=args.preset, dtype=dtype, machine=here,
+                   settings={"budget_s": settings.budget_s, "min_samples": settings.min_samples,
+                             "block_s": settings.block_s, "rel_ci": settings.rel_ci, "seed": args.seed,
+                             "backends": backends, "ops": args.ops, "cases": len(cases)},
+                   backends=availability)
+        db.create_run(meta)
+    else:
+        run_id, meta = previous.run_id, previous
+    out_dir = args.out or Path("opbench-out") / run_id
     store = RunDirectory(out_dir, meta)
+    done = measured_pairs(meta, dtype)
+
+    def record(result: CaseResult) -> None:  # the store first (one transaction per result), then run.json
+        with deferred_interrupt():
+            db.add_result(run_id, result)
+            store.add(result)
+
     for name in backends:
         if name not in runnable:
             for case in cases:
-                store.add(CaseResult(case=case.name, family=case.family, backend=name, dtype=dtype,
-                                     status="unsupported", error=availability[name]["reason"]))
+                if (name, case.name) not in done:
+                    record(CaseResult(case=case.name, family=case.family, backend=name, dtype=dtype,
+                                      status="unsupported", error=availability[name]["reason"]))
     plan = Plan(tuple(cases), tuple(runnable), dtype, args.seed, settings)
+    todo = sum((b, c.name) not in done for b, c in plan.pairs())
     err = console(stderr=True)
-    err.print(f"opbench {run_id}: {len(cases)} cases x {len(runnable)} backends ({', '.join(runnable)}) "
-              f"on {machine.describe(meta.machine)}")
-    _measure_with_progress(plan, store, err)
+    err.print(f"opbench {run_id}{' (resumed)' if previous else ''}: {len(cases)} cases x {len(runnable)} "
+              f"backends ({', '.join(runnable)}), {todo} to measure, on {machine.describe(here)}; "
+              f"store {db.path}", soft_wrap=True)
+    try:
+        _measure_with_progress(plan, record, err, done, not args.no_isolate, args.case_timeout)
+    except KeyboardInterrupt:
+        store.write_tables(pairs, args.geomean)
+        hint = f"opbench run --resume {run_id}" + (f" --store {args.store}" if args.store else "")
+        err.print(f"interrupted: {len(store.run.results)} results kept in {db.path} and {out_dir}/run.json; "
+                  f"resume with: {hint}", soft_wrap=True)
+        return 130
     store.write_tables(pairs, args.geomean)
     results = store.run.results
     detailed, average = detailed_table(results, pairs), average_table(results, pairs, args.geomean)
@@ -114,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _measure_with_progress(plan: Plan, store: RunDirectory, err) -> None:
+def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err, done: set[tuple[str, str]],
+                           isolate: bool, case_timeout: float | None) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -127,10 +170,10 @@ def _measure_with_progress(plan: Plan, store: RunDirectory, err) -> None:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("measuring", total=len(plan.pairs()))
+        task = progress.add_task("measuring", total=sum((b, c.name) not in done for b, c in plan.pairs()))
 
         def on_result(result: CaseResult) -> None:
-            store.add(result)
+            record(result)
             progress.update(task, advance=1, description=f"{result.backend}: {result.case[:48]}")
 
-        run_plan(plan, on_result)
+        run_plan(plan, on_result, skip=done, isolate=isolate, case_timeout=case_timeout)

@@ -1,0 +1,59 @@
+"""Resuming a stored run: may it be resumed here, with which options, and what is still missing.
+
+A run is resumed with its own preset, dtype, backends, case selection and timing settings unless the user
+overrides them; only the (backend, case) pairs with no result in the run's dtype are measured. Results are
+merged into the run only when the machine and software match on `machine.MERGE_KEYS`, so a resumed run
+never mixes numbers from two machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from opbench import machine
+from opbench.errors import UsageError
+from opbench.results import Run
+
+# run option -> (key in Run.settings or a Run attribute, default for a new run)
+RESUMABLE_OPTIONS: dict[str, tuple[str, Any]] = {
+    "preset": ("preset", "seed"),
+    "dtype": ("dtype", "float32"),
+    "backends": ("backends", None),
+    "ops": ("ops", None),
+    "budget": ("budget_s", 0.5),
+    "min_samples": ("min_samples", 5),
+    "seed": ("seed", 0),
+}
+
+
+def check_resumable(run: Run, here: dict[str, Any]) -> None:
+    """Refuse (one line) to resume an imported run, or a run measured on another machine or software."""
+    if run.imported:
+        raise UsageError(f"run {run.run_id} was imported from {run.source or 'a file'}; imported runs are "
+                         "read-only and cannot be resumed")
+    conflicts = machine.merge_conflicts(run.machine, here)
+    if conflicts:
+        raise UsageError(f"cannot resume run {run.run_id}: it was measured on another machine or software "
+                         f"({'; '.join(conflicts)})")
+
+
+def fill_options(args: argparse.Namespace, run: Run | None) -> None:
+    """Set every option the user left out (None) from the resumed run, or to its default for a new run."""
+    for option, (key, default) in RESUMABLE_OPTIONS.items():
+        if getattr(args, option) is not None:
+            continue
+        value = default
+        if run is not None:
+            if key in ("preset", "dtype"):
+                value = getattr(run, key)
+            elif key == "backends":
+                value = ",".join(run.settings.get("backends", [])) or None
+            else:
+                value = run.settings.get(key, default)
+        setattr(args, option, value)
+
+
+def measured_pairs(run: Run, dtype: str) -> set[tuple[str, str]]:
+    """(backend, case name) pairs that already have a result in `dtype`: a resume skips them."""
+    return {(r.backend, r.case) for r in run.results if r.dtype == dtype}
