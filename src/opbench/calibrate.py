@@ -3,14 +3,17 @@
 Two figures per backend, both timed by the core engine (`opbench.timing.measure`, medians of blocked samples):
 
 - **Memory bandwidth** from a large device-to-device copy: `bytes read + bytes written` (2 x the array size)
-  per second. torch copies with `Tensor.clone()`; MLX has no explicit copy op (`mx.array(x)` may go through
-  the host), so it streams `x + 0`, which moves the same bytes. The array is 1 GiB on a GPU and 256 MiB on a
-  CPU (both capped at a fraction of free memory): far larger than any cache, so caches cannot inflate it.
+  per second. torch copies with `Tensor.copy_` into a preallocated tensor (`clone()` on a CPU would time the
+  page faults of a fresh 256 MiB allocation per call, about 3x slower); MLX has no explicit copy op
+  (`mx.array(x)` may go through the host), so it streams `x + 0`, and JAX streams `jit(x + 1)` (XLA may elide
+  a plain copy): both move the same bytes as a copy, and their allocators reuse cached buffers. The array is
+  1 GiB on a GPU and 256 MiB on a CPU (both capped at 1/8 of free memory): larger than the caches.
 - **Peak matmul throughput** per dtype (float32, float16, bfloat16 where the backend supports them; for torch
-  CUDA also `tf32`, float32 storage with TensorFloat-32 tensor cores) from a square N x N @ N x N matmul at
-  2·N³ FLOP. N starts at 512 and doubles until one call takes `target_call_s` or N reaches `max_n` (or
-  memory runs short). Trade-off: a larger N comes closer to the true peak but costs calibration time;
-  doubling up to ~50 ms per call reaches the plateau on every device tried, in a few seconds.
+  CUDA and JAX on an NVIDIA GPU also `tf32`, float32 storage on TensorFloat-32 tensor cores; `float32` itself
+  is pinned to strict IEEE precision) from a square N x N @ N x N matmul at 2·N³ FLOP. N starts at 512 and
+  doubles until one call takes `target_call_s` or N reaches `max_n` (or memory runs short). Trade-off: a
+  larger N comes closer to the plateau but costs calibration time; stopping at ~50 ms per call keeps each
+  dtype to a few seconds.
 
 These are practical ceilings (what the framework's best kernel achieves), not datasheet numbers; a case can
 therefore land near, but should never be far above, 100 % of them. Results are stored per machine in a JSON
@@ -204,14 +207,19 @@ def measure_copy(backend: Backend, nbytes: int, budget_s: float = 1.0) -> Ceilin
     if backend.framework == "mlx":
         op, how = (lambda a: a + 0), "x + 0 (mlx has no explicit copy)"
     elif backend.framework == "torch":
-        op, how = (lambda a: a.clone()), "Tensor.clone()"
+        dst = x.new_empty(x.shape)  # preallocated: a fresh output per call would time page faults on a CPU
+        op, how = dst.copy_, "Tensor.copy_ into a preallocated tensor"
+    elif backend.framework == "jax":
+        import jax
+
+        op, how = jax.jit(lambda a: a + 1), "jit(x + 1) (XLA may elide a plain copy)"
     else:
         op, how = _generic_copy(backend), "framework copy"
     try:
-        timing, out = measure(op, (x,), backend, TimingSettings(budget_s=budget_s, min_samples=5))
-        del out
+        timing, last = measure(op, (x,), backend, TimingSettings(budget_s=budget_s, min_samples=5))
+        del last
     finally:
-        del x
+        del x, op
         _release(backend)
     work = 2.0 * n * 4
     rate, best = _rate(work, timing, 1e9)
@@ -227,8 +235,14 @@ def _generic_copy(backend: Backend) -> Callable[[Any], Any]:
 
 @contextlib.contextmanager
 def _matmul_mode(backend: Backend, dtype: str) -> Iterator[str]:
-    """Yield the storage dtype for `dtype`; for torch, pin the float32 matmul precision (strict or TF32) and
-    restore it afterwards."""
+    """Yield the storage dtype for `dtype`; for torch and JAX, pin the float32 matmul precision (strict or
+    TF32) and restore it afterwards."""
+    if backend.framework == "jax":
+        import jax
+
+        with jax.default_matmul_precision("tensorfloat32" if dtype == "tf32" else "highest"):
+            yield "float32" if dtype == "tf32" else dtype
+        return
     if backend.framework != "torch":
         yield dtype
         return
@@ -247,11 +261,18 @@ def _matmul_op(backend: Backend) -> Callable[[Any, Any], Any]:
         import mlx.core as mx
 
         return mx.matmul
+    if backend.framework == "jax":  # a fresh jit, traced (on its first call) under the precision in force
+        import jax
+
+        return jax.jit(lambda a, b: a @ b)
     return lambda a, b: a @ b
 
 
 def _supports_tf32(backend: Backend) -> bool:
-    return backend.framework == "torch" and backend.device_kind == "gpu" and getattr(backend, "device", "") == "cuda"
+    """TF32 is a CUDA tensor-core mode, reachable from torch CUDA and JAX on an NVIDIA GPU."""
+    if backend.framework == "torch":
+        return backend.device_kind == "gpu" and getattr(backend, "device", "") == "cuda"
+    return backend.framework == "jax" and backend.device_kind == "gpu"
 
 
 def measure_matmul(backend: Backend, dtype: str, settings: CalibrationSettings, free_bytes: int | None) -> Ceiling:

@@ -68,8 +68,12 @@ def _num(x: float) -> float | None:
 
 
 def tf32_enabled(settings: dict[str, Any] | None) -> bool:
+    """Whether the recorded settings let float32 matmuls use TF32: torch's allow_tf32 / matmul precision
+    high|medium, or JAX's default matmul precision other than highest/float32 (XLA's default is TF32)."""
     s = settings or {}
-    return bool(s.get("cuda_matmul_allow_tf32")) or s.get("float32_matmul_precision") in ("high", "medium")
+    jax_precision = s.get("jax_default_matmul_precision")
+    return (bool(s.get("cuda_matmul_allow_tf32")) or s.get("float32_matmul_precision") in ("high", "medium")
+            or (jax_precision is not None and jax_precision not in ("highest", "float32")))
 
 
 def peaks_for(calibration: Calibration | None, backend: str, dtype: str,
