@@ -218,3 +218,11 @@ def test_cli_writes_matrix_json_pictures_and_store(tmp_path) -> None:
         run = s.load_run(data["run_id"])
     assert len(run.results) == 4 + 5
     assert any(r.case.endswith("[precision=highest]") for r in run.results)
+
+
+def test_run_in_bfloat16_really_computes_in_bfloat16() -> None:
+    """`opbench run --dtype bfloat16` path: float32 carriers are converted, so the error is bfloat16's."""
+    from opbench.runner import measure_case
+
+    result = measure_case(_backend("cpu"), _case("MatMul"), "bfloat16", timing=TINY)
+    assert result.status == "ok" and 1e-4 < result.rel_error <= result.tolerance, result

@@ -67,7 +67,8 @@ def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int
                           **base)
     try:
         inputs = case.make_inputs(dtype, seed)
-        prepared = backend.prepare(case, inputs)
+        # bfloat16 inputs are float32 arrays of bfloat16 values (catalog._bfloat16): the adapter must convert them
+        prepared = backend.prepare(case, inputs, dtype) if dtype == "bfloat16" else backend.prepare(case, inputs)
         op = backend.compile(prepared.op) if backend.compiled else prepared.op
         result, out = measure(op, prepared.args, backend, timing)
         rows = sample_rows(case, seed)
