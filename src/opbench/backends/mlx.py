@@ -9,8 +9,10 @@ Index inputs are converted to int32, MLX's native index type.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +31,25 @@ from opbench.catalog.families import LAYER_NORM_EPS, LEAKY_SLOPE
 
 
 def _mx() -> Any:
+    if "mlx.core" not in sys.modules:
+        _load_torch_cudnn_first()
     import mlx.core as mx
 
     return mx
+
+
+def _load_torch_cudnn_first() -> None:
+    """On Linux, import PyTorch (when installed) before MLX's first import.
+
+    MLX's CUDA build and PyTorch's CUDA build both load `libcudnn.so.9`, and a process keeps whichever it loads
+    first. PyTorch refuses a cuDNN older than the one it was built against ("cuDNN version incompatibility" at
+    its first convolution, seen on the H100 with torch 2.11 + mlx-cuda-13 0.32.4: 9.19 wanted, 9.14 found),
+    while MLX runs on a newer one. Importing torch first makes both share torch's cuDNN. Trade-off: an MLX-only
+    process on Linux pays torch's import time once; on macOS (Metal, no cuDNN) nothing is imported.
+    """
+    if sys.platform.startswith("linux") and "torch" not in sys.modules and importlib.util.find_spec("torch"):
+        with contextlib.suppress(Exception):
+            import torch  # noqa: F401
 
 
 def _nn() -> Any:
