@@ -316,6 +316,16 @@ class Store:
         with self._errors():
             return dict(self._db.execute("SELECT run_id, COUNT(*) FROM results GROUP BY run_id").fetchall())
 
+    def result_backends(self) -> dict[str, list[str]]:
+        """The backends that have results, per run id, in the order they were first stored."""
+        with self._errors():
+            rows = self._db.execute("SELECT run_id, backend, MIN(seq) AS first FROM results "
+                                    "GROUP BY run_id, backend ORDER BY run_id, first").fetchall()
+        found: dict[str, list[str]] = {}
+        for run_id, backend, _ in rows:
+            found.setdefault(run_id, []).append(backend)
+        return found
+
     def _run_from_row(self, row: tuple) -> Run:
         d = dict(zip(_RUN_COLUMNS, row))
         try:

@@ -1,0 +1,47 @@
+"""`opbench runs`: every stored run, newest first, with its machine, preset, backends and result count."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from opbench import machine
+from opbench.commands import add_format, console
+from opbench.report.tables import Table, to_markdown, to_rich
+from opbench.results import Run
+from opbench.results.store import default_store_path, open_store
+
+
+def add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", help="SQLite result store (default $OPBENCH_STORE, else the user data directory)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list the runs in the result store")
+    add_store(p)
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def backends_of(r: Run, with_results: list[str]) -> str:
+    """The backends a run asked for (its settings), else those it has results for (imported runs)."""
+    return ",".join(r.settings.get("backends") or with_results)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.store).expanduser() if args.store else default_store_path()
+    if not path.exists():
+        print(f"no runs stored yet ({path} does not exist)")
+        return 0
+    with open_store(path, create=False) as store:
+        runs, counts, backends = store.list_runs(), store.result_counts(), store.result_backends()
+    rows = [[r.run_id, r.created, machine.describe(r.machine) if r.machine else r.label or r.source,
+             r.preset, r.dtype, backends_of(r, backends.get(r.run_id, [])), str(counts.get(r.run_id, 0)),
+             "yes" if r.imported else "", r.label] for r in runs]
+    table = Table(f"{len(runs)} runs in {path}", ["Run", "Created", "Machine", "Preset", "Dtype", "Backends",
+                                                  "Results", "Imported", "Label"], rows)
+    if args.format == "md":
+        print(to_markdown(table, legend=False), end="")
+    else:
+        console().print(to_rich(table))
+    return 0

@@ -1,0 +1,52 @@
+"""`opbench show RUN`: the seed's Detailed and Average tables from a stored run (or a run file)."""
+
+from __future__ import annotations
+
+import argparse
+
+from opbench import machine
+from opbench.commands import add_format, console
+from opbench.commands.runs import add_store
+from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown, to_rich
+from opbench.results import Run
+from opbench.results.resolve import load_run
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("show", help="print the Detailed and Average tables of a stored run")
+    p.add_argument("run", metavar="RUN", help="stored run id, unique prefix or 'latest'; or a run.json / run dir")
+    add_store(p)
+    p.add_argument("--pairs", help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")
+    p.add_argument("--geomean", action="store_true", help="Average table with geometric instead of arithmetic means")
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def heading(r: Run) -> str:
+    """`run ID · created · machine` (imported runs: their label and source)."""
+    where = machine.describe(r.machine) if r.machine and not r.imported else f"imported from {r.source or '?'}"
+    parts = [f"run {r.run_id}", r.label, r.created, f"{r.preset} preset, {r.dtype}", where]
+    return " · ".join(p for p in parts if p)
+
+
+def markdown_tables(r: Run, pairs: list[tuple[str, str]] | None = None, geometric: bool = False) -> str:
+    """The seed's two tables as Markdown, under the run's heading."""
+    detailed, average = detailed_table(r.results, pairs), average_table(r.results, pairs, geometric)
+    return (f"# {heading(r)}\n\nDetailed benchmark (ms):\n\n{to_markdown(detailed)}\n"
+            f"Average benchmark (ms{', geometric mean' if geometric else ''}):\n\n{to_markdown(average)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    pairs = parse_pairs(args.pairs)
+    r = load_run(args.run, store=args.store)
+    if args.format == "md":
+        print(markdown_tables(r, pairs, args.geomean), end="")
+        return 0
+    out = console()
+    out.print(f"[bold]{heading(r)}[/]", soft_wrap=True)
+    detailed = detailed_table(r.results, pairs)
+    out.print(to_rich(detailed))
+    out.print(to_rich(average_table(r.results, pairs, args.geomean)))
+    for note in detailed.notes:
+        out.print(f"[dim]- {note}[/]")
+    return 0
