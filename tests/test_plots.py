@@ -23,11 +23,21 @@ def drawn(fig):
 
 
 def texts(fig) -> list:
-    """Every visible, non-empty text of a drawn figure: titles, axis and tick labels, value labels, legends."""
+    """Every drawn, non-empty text of a drawn figure: titles, axis labels, tick labels inside the view limits
+    (matplotlib keeps stale labels for ticks outside them, which it does not draw), value labels, legends."""
     from matplotlib.text import Text
 
-    owners = [ax for ax in fig.axes if ax.get_visible()] + list(fig.legends)
-    found = {id(t): t for owner in owners for t in owner.findobj(Text)}
+    found = {}
+    for ax in (a for a in fig.axes if a.get_visible()):
+        for t in ax.findobj(Text):
+            found[id(t)] = t
+        for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not min(lo, hi) <= tick.get_loc() <= max(lo, hi):
+                    found.pop(id(tick.label1), None)
+                    found.pop(id(tick.label2), None)
+    for legend in fig.legends:
+        found.update({id(t): t for t in legend.findobj(Text)})
     return [t for t in found.values() if t.get_visible() and t.get_text().strip()]
 
 

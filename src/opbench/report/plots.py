@@ -161,7 +161,7 @@ def _limits(ax: Axes, low: float, top: float, log: bool, horizontal: bool) -> No
 
         (ax.set_xscale if horizontal else ax.set_yscale)("log")
         bounds = (max(low, 1e-9) / 3, top * 8)
-        narrow = bounds[1] / bounds[0] < 1000  # under three decades: label 1-2-5 steps, not only powers of 10
+        narrow = bounds[1] / bounds[0] < 100  # under two decades: label 1-2-5 steps, not only powers of 10
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
