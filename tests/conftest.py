@@ -7,6 +7,14 @@ import pytest
 from opbench.backends import backend_names, get_backend
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_store(tmp_path_factory: pytest.TempPathFactory):
+    """Runs made by tests (in process or in subprocesses) go to a temporary store, never the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPBENCH_STORE", str(tmp_path_factory.mktemp("store") / "opbench.sqlite"))
+        yield
+
+
 def _available_backends() -> list:
     params = []
     for name in backend_names():
