@@ -3,12 +3,13 @@
 - `heatmap`: the support matrix, one colour per status, the cell code written in each cell.
 - `speed_precision_scatter`: the square matmul per backend, dtype and precision mode, time per call on x and
   relative error on y (both log scales). Exact results (error 0) are drawn on a floor line below the smallest
-  non-zero error, labelled "exact", so integer matmuls stay visible on a log axis.
+  non-zero error, labelled "error 0", so integer matmuls stay visible on a log axis.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def heatmap(cells: Sequence[Cell], path: Path, title: str = "dtype support") -> 
     rows = [f for f, _ in cases] if per_family else [n for _, n in cases]
     index = {((c.family if per_family else c.case), c.backend, c.dtype): c for c in cells}
     image = [[(1.0, 1.0, 1.0)] * len(columns) for _ in rows]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(columns), 1.2 + 0.32 * len(rows)))
+    fig, ax = plt.subplots(figsize=(3.5 + 0.5 * len(columns), 1.6 + 0.32 * len(rows)))
     for i, r in enumerate(rows):
         for j, (b, d) in enumerate(columns):
             c = index.get((r, b, d))
@@ -54,7 +55,13 @@ def heatmap(cells: Sequence[Cell], path: Path, title: str = "dtype support") -> 
             image[i][j] = to_rgb(colour)
             ax.text(j, i, code(c), ha="center", va="center", fontsize=7)
     ax.imshow(image, aspect="auto", interpolation="nearest")
-    ax.set_xticks(range(len(columns)), [f"{b}\n{SHORT_DTYPE.get(d, d)}" for b, d in columns], fontsize=7)
+    ax.set_xticks(range(len(columns)), [SHORT_DTYPE.get(d, d) for _, d in columns], fontsize=7)
+    backends = list(dict.fromkeys(b for b, _ in columns))
+    for b in backends:  # one backend label over its group of dtype columns, a dark line between groups
+        span = [j for j, (bb, _) in enumerate(columns) if bb == b]
+        ax.text((span[0] + span[-1]) / 2, -0.6, b, ha="center", va="bottom", fontsize=8, fontweight="bold")
+        if span[0] > 0:
+            ax.axvline(span[0] - 0.5, color="black", linewidth=1.5)
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_xticks([x - 0.5 for x in range(1, len(columns))], minor=True)
     ax.set_yticks([y - 0.5 for y in range(1, len(rows))], minor=True)
@@ -63,7 +70,7 @@ def heatmap(cells: Sequence[Cell], path: Path, title: str = "dtype support") -> 
     legend = [Patch(color=STATUS_COLOURS[s], label=s) for s in (OK, CONVERTED, UNSUPPORTED, WRONG, NA)]
     legend.insert(2, Patch(color=WIDENED_COLOUR, label="converted to a wider type (C+)"))
     ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9, pad=18)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
@@ -89,7 +96,8 @@ def speed_precision_scatter(cells: Sequence[Cell], path: Path) -> Path | None:
         label = SHORT_DTYPE.get(c.dtype, c.dtype) + ("" if c.mode == DEFAULT_MODE else f" [{c.mode}]")
         ax.annotate(label, (c.median_ms, y), textcoords="offset points", xytext=(5, 3), fontsize=6)
     ax.axhline(floor, color="#bbbbbb", linewidth=0.8, linestyle=":")
-    ax.text(min(c.median_ms for c in points), floor, " exact", fontsize=6, va="bottom", color="#777777")
+    ax.text(min(c.median_ms for c in points), floor, " error 0 (identical to the reference)", fontsize=6,
+            va="bottom", color="#777777")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("median time per call (ms)")
