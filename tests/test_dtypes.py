@@ -226,3 +226,26 @@ def test_run_in_bfloat16_really_computes_in_bfloat16() -> None:
 
     result = measure_case(_backend("cpu"), _case("MatMul"), "bfloat16", timing=TINY)
     assert result.status == "ok" and 1e-4 < result.rel_error <= result.tolerance, result
+
+
+def test_matrix_table_codes_and_notes() -> None:
+    from opbench.report.dtypes import error_table, matrix_table, precision_table
+
+    def cell(backend: str, dtype: str, status: str, **kw: Any) -> Cell:
+        return Cell(backend=backend, family="MatMul", case="MatMul / dim=2x2 dim=2x2", dtype=dtype, status=status,
+                    **kw)
+
+    cells = [cell("a", "int32", UNSUPPORTED, error="ValueError: no ints"),
+             cell("a", "float64", CONVERTED, detail="computed like float32", rel_error=1e-7, expected_error=1e-14),
+             cell("b", "int32", CONVERTED, widened=True, detail="int32 in, int64 out", rel_error=0.0),
+             cell("b", "float64", "ok", rel_error=0.0, expected_error=1e-14)]
+    table = matrix_table(cells)
+    assert table.headers == ["Family", "a i32", "a f64", "b i32", "b f64"]
+    assert table.rows == [["MatMul", "U", "C", "C+", "ok"]]
+    assert "U a (MatMul int32): ValueError: no ints" in table.notes
+    assert "C a MatMul float64: computed like float32" in table.notes
+    assert error_table(cells).rows == [["MatMul", "U", "1.0e-07", "0", "0"]]
+    strict = Cell(backend="b", family="MatMul", case="m", dtype="float64", status="ok", mode="highest", strict=True,
+                  rel_error=1e-16)
+    rows = precision_table([cells[3], strict]).rows
+    assert rows == [["b", "float64", "0", "1.0e-16", "highest", "", "1.0e-14"]]
