@@ -150,3 +150,26 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     kept = stored_pairs(store)
     assert 1 <= len(kept) < N_SUM
     assert len(json.loads((tmp_path / "out" / "run.json").read_text())["results"]) == len(kept), err
+
+
+def test_store_failing_mid_run_is_one_line_with_the_resume_command(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from opbench.errors import UsageError
+
+    calls = []
+    real_add = Store.add_result
+
+    def flaky_add(self: Store, run_id: str, result) -> None:
+        calls.append(result.case)
+        if len(calls) == 2:
+            raise UsageError(f"store {self.path} is locked by another process (waited 2 s)")
+        real_add(self, run_id, result)
+
+    monkeypatch.setattr(Store, "add_result", flaky_add)
+    store = tmp_path / "s.sqlite"
+    code = main(["run", "--backends", "fake_numpy", "--ops", "Sum", "--store", str(store), "--out",
+                 str(tmp_path / "out"), *FAST])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "locked by another process" in err[-1] and "1 results kept; resume with: opbench run --resume" in err[-1]
+    assert len(stored_pairs(store)) == 1

@@ -121,11 +121,14 @@ def run(args: argparse.Namespace) -> int:
     err.print(f"opbench {run_id}{' (resumed)' if previous else ''}: {len(cases)} cases x {len(runnable)} "
               f"backends ({', '.join(runnable)}), {todo} to measure, on {machine.describe(here)}; "
               f"store {db.path}", soft_wrap=True)
+    hint = f"opbench run --resume {run_id}" + (f" --store {args.store}" if args.store else "")
     try:
         _measure_with_progress(plan, record, err, done, not args.no_isolate, args.case_timeout)
+    except UsageError as exc:  # the store failed mid-run (locked too long, disk full): say how to go on
+        store.write_tables(pairs, args.geomean)
+        raise UsageError(f"{exc}; {len(store.run.results)} results kept; resume with: {hint}") from None
     except KeyboardInterrupt:
         store.write_tables(pairs, args.geomean)
-        hint = f"opbench run --resume {run_id}" + (f" --store {args.store}" if args.store else "")
         err.print(f"interrupted: {len(store.run.results)} results kept in {db.path} and {out_dir}/run.json; "
                   f"resume with: {hint}", soft_wrap=True)
         return 130
