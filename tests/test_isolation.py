@@ -74,3 +74,22 @@ def test_skip_measures_only_what_is_missing() -> None:
     done = {("fake_numpy", cases()[0].name), ("fake_numpy", cases()[2].name)}
     results = run_plan(Plan(cases(), ("fake_numpy",), timing=FAST), skip=done)
     assert [r.case for r in results] == [cases()[1].name]
+
+
+def test_setup_failure_is_an_error_on_every_case() -> None:
+    results = run("fake_broken_setup")
+    assert {r.status for r in results} == {"error"}
+    assert all("backend setup failed: RuntimeError: planted: no device" in r.error for r in results)
+
+
+def test_worker_is_a_separate_process_with_its_environment_set() -> None:
+    import os
+
+    from opbench.worker import BackendWorker
+
+    with BackendWorker("fake_numpy", case_timeout=60) as worker:
+        result = worker.measure(cases()[0], "float32", 0, FAST)
+        assert result.status == "ok"
+        assert worker.info["settings"]["pid"] != os.getpid()
+        assert worker.info["settings"]["XLA_PYTHON_CLIENT_PREALLOCATE"] in ("false", os.environ.get(
+            "XLA_PYTHON_CLIENT_PREALLOCATE"))

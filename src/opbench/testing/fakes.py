@@ -37,6 +37,10 @@ class NumpyFake(Backend):
     def availability(self) -> Availability:
         return Availability(True, "numpy fake for tests")
 
+    def settings(self) -> dict[str, Any]:
+        """The environment the worker set before any framework import, so tests can check it."""
+        return {"XLA_PYTHON_CLIENT_PREALLOCATE": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"), "pid": os.getpid()}
+
     def from_numpy(self, a: np.ndarray) -> np.ndarray:
         return np.array(a, copy=True)
 
@@ -87,6 +91,15 @@ class MemoryErrorFake(NumpyFake):
         raise MemoryError("planted allocation failure")
 
 
+class BrokenSetupFake(NumpyFake):
+    """Its framework fails to initialise (a broken install, a missing device)."""
+
+    name = "fake_broken_setup"
+
+    def setup(self) -> None:
+        raise RuntimeError("planted: no device")
+
+
 class SlowFake(NumpyFake):
     """Every case takes `OPBENCH_FAKE_DELAY_S` seconds (default 0.3) to prepare: time to interrupt a run."""
 
@@ -99,7 +112,7 @@ class SlowFake(NumpyFake):
 
 
 FAKES: dict[str, str] = {cls.name: f"{__name__}:{cls.__name__}" for cls in (
-    NumpyFake, CrashingFake, HangingFake, KilledFake, MemoryErrorFake, SlowFake)}
+    NumpyFake, CrashingFake, HangingFake, KilledFake, MemoryErrorFake, BrokenSetupFake, SlowFake)}
 
 
 def register_fakes() -> None:
