@@ -123,6 +123,13 @@ def test_backend_mapping_across_machines() -> None:
         parse_backend_map(["cuda"])
 
 
+def test_different_dtypes_are_noted() -> None:
+    from dataclasses import replace
+
+    comparison = compare_runs(_run("a"), replace(_run("b"), dtype="bfloat16"))
+    assert comparison.notes[0] == "the runs measured different dtypes: A float32, B bfloat16"
+
+
 def test_cases_in_one_run_only_are_noted() -> None:
     a = _run("a")
     extra = CaseResult(case="Softmax / dim=4x4 axi=-1", family="Softmax", backend="cpu", dtype="float32",

@@ -212,8 +212,10 @@ def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha
         only_b = [c for (c, backend) in index_b if backend == name_b and (c, name_a) not in index_a]
         if only_b:
             skipped.setdefault(f"{label}: only in B", []).extend(dict.fromkeys(only_b))
-    notes = tuple(_note(reason, names) for reason, names in skipped.items())
-    return Comparison(a, b, tuple(rows), notes, alpha, noise_floor)
+    notes = [_note(reason, names) for reason, names in skipped.items()]
+    if a.dtype != b.dtype:
+        notes.insert(0, f"the runs measured different dtypes: A {a.dtype}, B {b.dtype}")
+    return Comparison(a, b, tuple(rows), tuple(notes), alpha, noise_floor)
 
 
 def _why_not_comparable(ra: CaseResult, rb: CaseResult | None) -> str:

@@ -46,6 +46,8 @@ def rows_table(comparison: Comparison) -> Table:
         ci = "—" if r.ci_low is None or r.ci_high is None else f"{r.ci_low:.3f}–{r.ci_high:.3f}"
         rows.append([r.case, r.backend, _num(r.time_a_ms, ".3f"), _num(r.time_b_ms, ".3f"), f"{r.ratio:.3f}", ci,
                      _p(r.p_value), r.change, r.note])
+    if not any(r.note for r in comparison.rows):  # no marked time: drop the empty column
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
     return Table("B vs A per case", headers, rows, list(comparison.notes))
 
 
