@@ -94,6 +94,13 @@ def _mac_cpu() -> dict[str, Any]:
 
 def _windows_cpu() -> dict[str, Any]:
     info: dict[str, Any] = {"cpu_model": platform.processor()}
+    try:  # the marketing name ("AMD Ryzen 9 7950X"), readable without admin rights
+        import winreg  # type: ignore[import-not-found]
+
+        key = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"HARDWARE\DESCRIPTION\System\CentralProcessor\0")
+        info["cpu_model"] = str(winreg.QueryValueEx(key, "ProcessorNameString")[0]).strip()
+    except Exception:
+        pass
     try:
         import ctypes
 
