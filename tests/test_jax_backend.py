@@ -113,22 +113,40 @@ def test_sync_blocks_on_the_last_output_and_drops_it(jax_cpu) -> None:
     jax_cpu.sync()  # nothing pending: a no-op
 
 
-def test_cpu_executes_in_dispatch_order(jax_cpu) -> None:
-    """`sync` blocks on the last output of a block only: valid because executions on a device run in order."""
+def _slow_and_fast(be):
     import jax
 
     slow = jax.jit(lambda x: x @ x @ x @ x)
     fast = jax.jit(lambda x: x + 1)
-    a = jax_cpu.from_numpy(np.random.default_rng(0).random((700, 700), dtype=np.float32))
-    b = jax_cpu.from_numpy(np.ones(4, dtype=np.float32))
+    a = be.from_numpy(np.random.default_rng(0).random((700, 700), dtype=np.float32))
+    b = be.from_numpy(np.ones(4, dtype=np.float32))
     jax.block_until_ready((slow(a), fast(b)))  # compile both first
+    return slow, fast, a, b
+
+
+def test_sync_waits_for_every_call_of_a_block_even_out_of_order(jax_cpu) -> None:
+    """On the CPU a cheap call dispatched after a slow one can finish first: `sync` must still wait for the slow
+    one, not just for the last output."""
+    slow, fast, a, b = _slow_and_fast(jax_cpu)
     slow_out = slow(a)
-    dispatched_async = not slow_out.is_ready()
+    jax_cpu.force(slow_out)
+    fast_out = fast(b)
+    jax_cpu.force(fast_out)
+    jax_cpu.sync()
+    assert slow_out.is_ready() and fast_out.is_ready()
+    assert jax_cpu._pending == [] and jax_cpu._last is None  # nothing held after the block
+
+
+def test_gpu_executes_in_dispatch_order() -> None:
+    """`jax_gpu` blocks on the last output of a block only: valid because a GPU runs executions in order."""
+    be = get_backend("jax_gpu")
+    if not be.availability().available:
+        pytest.skip(be.availability().reason)
+    be.setup()
+    slow, fast, a, b = _slow_and_fast(be)
+    slow_out = slow(a)
     fast(b).block_until_ready()
-    if not dispatched_async:
-        pytest.skip("this JAX ran the slow op synchronously: nothing to order")
-    assert slow_out.is_ready(), "a later, independent op finished before an earlier one: blocking on the last " \
-                                "output would not wait for the whole block"
+    assert slow_out.is_ready(), "a later op finished before an earlier one on the GPU"
 
 
 def test_float64_sdpa_shows_jax_softmax_in_float32_as_reduced_precision(jax_cpu) -> None:
@@ -146,13 +164,17 @@ def test_settings_record_the_matmul_precision_in_force(jax_cpu) -> None:
         assert jax_cpu.settings()["jax_default_matmul_precision"] == "highest"
 
 
-def test_importing_the_adapter_turns_off_gpu_preallocation_unless_the_user_chose() -> None:
-    code = "import os, opbench.backends.jax; print(os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'])"
+def test_a_fresh_process_gets_no_gpu_preallocation_and_records_x64_without_setup() -> None:
+    """What `opbench run` records comes from an adapter that was never set up: it must still tell the truth."""
+    code = ("import os; from opbench.backends import get_backend; s = get_backend('jax_cpu').settings(); "
+            "print(os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'], s['jax_enable_x64'])")
     env = {k: v for k, v in os.environ.items() if k != "XLA_PYTHON_CLIENT_PREALLOCATE"}
     default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert default.stdout.split() == ["false", "True"]
+    code = "import os, opbench.backends.jax; print(os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'])"
     chosen = subprocess.run([sys.executable, "-c", code], env={**env, "XLA_PYTHON_CLIENT_PREALLOCATE": "true"},
                             capture_output=True, text=True, check=True)
-    assert (default.stdout.strip(), chosen.stdout.strip()) == ("false", "true")
+    assert chosen.stdout.strip() == "true"  # the user's choice wins
 
 
 def test_jax_gpu_explains_why_it_is_unavailable() -> None:

@@ -6,32 +6,37 @@ later call runs the cached executable. Without the fresh wrapper, two cases that
 input shapes would share one executable and the second case's first-call time would hide its compilation.
 JAX keys that cache weakly on the function, so a finished case's executable goes away with its wrapper.
 
-Forcing and synchronization. JAX dispatches asynchronously: a call returns a future-like array. `force`
-keeps a reference to the latest output (one attribute store per call), `sync` blocks on it with
-`jax.block_until_ready` and drops the reference. Blocking on the last output of a block is enough because a
-device executes the computations dispatched to it in order: XLA's GPU client has one compute stream per device
-and the CPU client runs executions in dispatch order (`tests/test_jax_backend.py` checks the CPU case: a fast
-op dispatched after a slow one is never ready before it). Trade-off: keeping every output of a block instead
-would not depend on ordering, but would hold up to `n` outputs alive per block, so each call would write a
-fresh buffer (cold cache, page faults on the CPU) instead of reusing a freed one.
+Forcing and synchronization. JAX dispatches asynchronously: a call returns a future-like array, and the engine
+must not stop its clock before every call of a block has finished.
+- GPU: `force` keeps a reference to the latest output and `sync` blocks on it. That is enough because XLA's
+  GPU client runs the executions of a device in order on one compute stream (jax-ml/jax#4335). Keeping every
+  output instead would hold up to `n` outputs alive per block (gigabytes for large outputs at H100
+  bandwidth), memory that a hand-written loop frees call by call.
+- CPU: the CPU client gives no such order. It runs cheap executions inline in the calling thread (their
+  outputs are ready when the call returns), so a later call can finish before an earlier one still running on
+  its thread pool: seen here with jax 0.10.2 under load (`tests/test_jax_backend.py` checks that `sync` waits
+  for both). So `force` also keeps every output that is not yet ready when the call returns, and `sync` blocks
+  on all of them. Inline executions are ready on return and are not kept, so a block of cheap calls holds
+  nothing and costs one `is_ready()` check per call.
 
 Layout. JAX has no preferred layout: convolutions take the catalog's channels-last `N x S... x C` input and
 `out x k... x in` weights directly through `lax.conv_general_dilated` with dimension numbers
 ('NWC', 'OWI', 'NWC') / ('NHWC', 'OHWI', 'NHWC'). Only SDPA is transposed: `jax.nn.dot_product_attention` wants
 `B x L x H x d`, so q/k/v are transposed before timing and the output is transposed back after it.
 
-Precision. `setup` enables x64 (`jax_enable_x64`) for the whole process, always: without it JAX silently
-turns float64 inputs into float32 and int64 indices into int32. With it every input keeps the dtype NumPy
-gave it (Python constants in the ops are weakly typed, so float32 stays float32; a test checks every family).
-The matmul precision in force (`jax_default_matmul_precision`, default None = XLA's DEFAULT) is recorded in
-`settings()`. On NVIDIA GPUs with tensor cores DEFAULT lets float32 dots and convolutions run in TF32; the
-verifier then reports them as `reduced-precision`. Set JAX_DEFAULT_MATMUL_PRECISION=highest to measure full
-float32 instead (it is recorded).
+Precision. The adapter enables x64 (`jax_enable_x64`) for the whole process as soon as it imports JAX, always:
+without it JAX silently turns float64 inputs into float32 and int64 indices into int32. With it every input
+keeps the dtype NumPy gave it (Python constants in the ops are weakly typed, so float32 stays float32; a test
+checks every family). The matmul precision in force (`jax_default_matmul_precision`, default None = XLA's
+DEFAULT) is recorded in `settings()`. On NVIDIA GPUs with tensor cores DEFAULT may run float32 dots and
+convolutions in TF32; the verifier then reports them as `reduced-precision`. Set
+JAX_DEFAULT_MATMUL_PRECISION=highest to measure full float32 instead (it is recorded).
 
 GPU memory. By default JAX's GPU client grabs 75% of the GPU's memory when it starts, which would starve
 torch and MLX in the same process. Importing this module sets `XLA_PYTHON_CLIENT_PREALLOCATE=false` (unless the
 user set it) before JAX is imported and before any JAX backend starts, so JAX allocates on demand. Its BFC
-allocator still keeps what it allocated; running each backend in its own worker process removes that too.
+allocator still keeps what it allocated; running each backend in its own worker process (`opbench.worker`,
+which sets the same variable) removes that too.
 """
 
 from __future__ import annotations
@@ -55,12 +60,17 @@ _CONV_DIMENSIONS = {1: ("NWC", "OWI", "NWC"), 2: ("NHWC", "OHWI", "NHWC")}
 
 
 def _jax() -> Any:
+    """JAX, with x64 enabled the first time this adapter touches it (in any process: the one that measures, and
+    the one that records `settings()`, which then reports what is really in force)."""
     import jax
 
+    if not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)
     return jax
 
 
 def _jnp() -> Any:
+    _jax()
     import jax.numpy as jnp
 
     return jnp
@@ -178,6 +188,7 @@ class JAXBackend(Backend):
     def __init__(self) -> None:
         self._device: Any = None
         self._last: Any = None
+        self._pending: list[Any] = []  # outputs of this block that were still running (CPU, see module doc)
 
     # --- discovery -------------------------------------------------------------------------------------
     def availability(self) -> Availability:
@@ -197,9 +208,7 @@ class JAXBackend(Backend):
         return "the CPU"
 
     def setup(self) -> None:
-        jax = _jax()
-        jax.config.update("jax_enable_x64", True)
-        self._device = jax.devices(self.platform)[0]
+        self._device = _jax().devices(self.platform)[0]  # `_jax()` enables x64
 
     def versions(self) -> dict[str, str]:
         jax = _jax()
@@ -256,9 +265,12 @@ class JAXBackend(Backend):
         self._last = out
 
     def sync(self) -> None:
+        pending, self._pending = self._pending, []
         last, self._last = self._last, None
         if last is not None:
-            _jax().block_until_ready(last)
+            pending.append(last)
+        if pending:
+            _jax().block_until_ready(pending)
 
     def compile(self, op: Callable[..., Any]) -> Callable[..., Any]:
         def case_op(*args: Any) -> Any:  # a fresh function: a fresh jit cache entry for this case
@@ -267,7 +279,7 @@ class JAXBackend(Backend):
         return _jax().jit(case_op)
 
     def release(self) -> None:
-        self._last = None
+        self._last, self._pending = None, []
 
     def is_oom(self, exc: BaseException) -> bool:
         return "resource_exhausted" in str(exc).lower() or super().is_oom(exc)
@@ -275,6 +287,11 @@ class JAXBackend(Backend):
 
 class JAXCPU(JAXBackend):
     name = "jax_cpu"
+
+    def force(self, out: Any) -> None:
+        self._last = out
+        if not out.is_ready():  # dispatched to the thread pool: it may still run after a later call finished
+            self._pending.append(out)
 
 
 class JAXGPU(JAXBackend):
