@@ -180,17 +180,22 @@ def test_sweep_cli_writes_json_table_and_plots(tmp_path) -> None:
     import sys
 
     pytest.importorskip("torch")
+    pytest.importorskip("mlx")
     env = {**os.environ, "OPBENCH_DATA_DIR": str(tmp_path / "data"), "OPBENCH_STORE": str(tmp_path / "s.sqlite")}
     out = tmp_path / "sweep"
     proc = subprocess.run([sys.executable, "-m", "opbench", "sweep", "matmul", "--sizes", "16,32", "--backends",
-                           "cpu", "--budget", "0.02", "--min-samples", "3", "--out", str(out), "--format", "md"],
-                          capture_output=True, text=True, timeout=300, env=env)
+                           "cpu,mlx_cpu", "--budget", "0.02", "--min-samples", "3", "--out", str(out),
+                           "--format", "md"], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     data = json.loads((out / "sweep.json").read_text())
     assert data["format"] == "opbench-sweep" and data["family"] == "MatMul" and data["baseline"] == "cpu"
-    assert [(p["size"], p["status"], p["flops"]) for p in data["points"]] == [(16, "ok", 2 * 16**3),
-                                                                            (32, "ok", 2 * 32**3)]
-    assert all(p["gflops"] > 0 and p["roofline"]["pct_of_peak"] is None for p in data["points"])
+    points = {(p["size"], p["backend"]): p for p in data["points"]}
+    assert sorted(points) == [(16, "cpu"), (16, "mlx_cpu"), (32, "cpu"), (32, "mlx_cpu")]
+    for (size, _), p in points.items():
+        assert p["status"] == "ok" and p["flops"] == 2 * size**3 and p["gflops"] > 0
+        assert p["roofline"]["pct_of_peak"] is None  # no calibration in this data dir
+        expected = points[(size, "cpu")]["median_ms"] / p["median_ms"]
+        assert p["ratio_vs_baseline"] == pytest.approx(expected)
     assert "| 32" in proc.stdout and "× cpu" in proc.stdout
     for name in ("improvement", "time", "gflops", "gbs"):
         assert (out / f"{name}.png").stat().st_size > 10_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from opbench.sweep import (
     SweepPoint,
     SweepSettings,
     parse_sizes,
+    ratios,
     resolve_family,
     run_sweep,
     sweep_case,
@@ -135,6 +137,11 @@ def run(args: argparse.Namespace) -> int:
                                               status="unsupported", error=availability[name]["reason"],
                                               flops=case.flops, bytes=case.bytes_moved(dtype))))
     run_sweep(family, sizes, backends, settings, template, on_point=save)
+    r = ratios(points, baseline)  # the baseline's point of a size may come after the others': fill in at the end
+    for entry, point in zip(record["points"], points):
+        value = r[(point.size, point.backend)]
+        entry["ratio_vs_baseline"] = None if math.isnan(value) else value
+    atomic_write(out_dir / "sweep.json", json.dumps(record, indent=1, default=str) + "\n")
     return render(points, baseline, calibration, settings_by_backend, dtype, subject, xlabel, out_dir, args.format,
                   show_shape=family != "MatMul" or template is not None)
 
