@@ -82,3 +82,20 @@ def test_median_ci_is_the_range_for_few_samples() -> None:
     assert median_ci([3.0, 1.0, 2.0]) == (1.0, 3.0)
     lo, hi = median_ci(list(range(1000)))
     assert 400 < lo < 500 < hi < 600
+
+
+def test_warmup_keeps_the_device_busy_for_min_warmup_s() -> None:
+    """A call that settles at once still gets `min_warmup_s` of back-to-back warm-up blocks (clock ramp-up)."""
+    settings = TimingSettings(budget_s=0.5, min_samples=3, block_s=0.002, min_warmup_s=0.03)
+    stamps: list[float] = []
+
+    def op() -> None:
+        stamps.append(time.perf_counter())
+        time.sleep(0.0005)
+
+    timing, _ = measure(op, (), EagerBackend(), settings)
+    assert len(stamps) == 1 + timing.warmup_calls + timing.n * timing.calls_per_sample
+    first_sample_call = 1 + timing.warmup_calls
+    assert stamps[first_sample_call] - stamps[1] >= 0.03  # the warm-up lasted min_warmup_s
+    # the block size comes from a back-to-back block: ~block_s / 0.5 ms calls, not from one synced call
+    assert 2 <= timing.calls_per_sample <= 4

@@ -7,7 +7,11 @@ Algorithm (`measure`):
    statistics.
 2. **Warm-up.** Calls continue, one at a time and each synchronized, until the latest call is within 10% of
    the fastest one seen so far (compilation and caches have settled), or until the warm-up budget (half the
-   case budget) runs out. At least `min_warmup` calls are made.
+   case budget) runs out. At least `min_warmup` calls are made. Then, until `min_warmup_s` of warm-up have
+   passed, discarded blocks of back-to-back calls keep the device busy: GPU and CPU clocks ramp up only under
+   sustained load, and one synchronized call leaves the device mostly idle. The last of these blocks also gives
+   the per-call estimate for blocking (free of the sync latency that a single synchronized call includes).
+   Trade-off: up to `min_warmup_s` (50 ms) more per case, in exchange for samples taken at steady clocks.
 3. **Blocking.** A sample is a block of `n` back-to-back calls followed by one synchronization; the sample's
    value is the block's time divided by `n`. `n` is chosen from the warm-up so that a block lasts about
    `block_s` (10 ms by default). Trade-off: larger blocks amortize the timer and the device sync (tens of
@@ -49,6 +53,7 @@ class TimingSettings:
     rel_ci: float = 0.01
     min_warmup: int = 1
     max_warmup: int = 100
+    min_warmup_s: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -134,9 +139,17 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
         if settled or clock() - warm_start > settings.budget_s / 2:
             break
 
-    per_call = max(float(np.median(warm[-3:])), 1e-9)
-    cap = max(1, int(settings.budget_s / settings.min_samples / per_call))
-    n = max(1, min(cap, math.ceil(settings.block_s / per_call)))
+    def block_size(per_call: float) -> int:
+        per_call = max(per_call, 1e-9)
+        cap = max(1, int(settings.budget_s / settings.min_samples / per_call))
+        return max(1, min(cap, math.ceil(settings.block_s / per_call)))
+
+    n = block_size(float(np.median(warm[-3:])))
+    warmup_calls = len(warm)
+    while clock() - warm_start < min(settings.min_warmup_s, settings.budget_s / 2):
+        t, out = timed_block(n)
+        warmup_calls += n
+        n = block_size(t / n)
 
     samples: list[float] = []
     start = clock()
@@ -152,4 +165,4 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
             if clock() - start >= settings.budget_s:
                 reason = "budget"
                 break
-    return Timing(tuple(samples), n, first, len(warm), reason), out
+    return Timing(tuple(samples), n, first, warmup_calls, reason), out
