@@ -70,7 +70,7 @@ def available_backends(wanted: list[str] | None) -> tuple[list[str], dict[str, d
     return wanted, info
 
 
-def describe_axis(family: str, template_name: str | None, sizes: list[int]) -> tuple[str, str]:
+def describe_axis(family: str, template_name: str | None) -> tuple[str, str]:
     """(x-axis label, plot subject) for the sweep."""
     if family == "MatMul" and template_name is None:
         return "matrix size N (N×N @ N×N)", "MatMul N×N @ N×N"
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     sweep_id = "sweep-" + new_run_id()
     out_dir = args.out or Path("opbench-out") / sweep_id
-    xlabel, subject = describe_axis(family, args.case, sizes)
+    xlabel, subject = describe_axis(family, args.case)
     settings = SweepSettings(budget_s=args.budget, min_samples=args.min_samples, dtype=dtype, seed=args.seed)
     record: dict[str, Any] = {
         "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "id": sweep_id,

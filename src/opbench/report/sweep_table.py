@@ -23,6 +23,7 @@ def sweep_table(points: Sequence[SweepPoint], baseline: str, calibration: Calibr
     headers = ["Size", *(["Case"] if show_shape else []), "Backend", "median ms", "GFLOP/s", "GB/s",
                f"× {baseline}", "% peak", "Verdict"]
     rows, notes = [], []
+    untimed: dict[tuple[str, str, str], list[int]] = {}  # one note per (backend, status, reason)
     for p in points:
         res = p.result
         rf = roofline(res, peaks_for(calibration, res.backend, res.dtype, settings.get(res.backend)))
@@ -31,8 +32,11 @@ def sweep_table(points: Sequence[SweepPoint], baseline: str, calibration: Calibr
                      _f(res.median_ms, 3) if res.timed else "nan", _f(rf.gflops, 1), _f(rf.gbs, 1),
                      _f(r[(p.size, p.backend)], 2), rf.text(), verdict])
         if not res.timed:
-            notes.append(f"{p.size} {res.backend}: {res.status}: {res.error or res.detail}")
+            untimed.setdefault((res.backend, res.status, res.error or res.detail), []).append(p.size)
         elif p.compile.get("compiler") == "torch.compile":
             notes.append(f"{p.size} {res.backend}: torch.compile built {p.compile.get('graphs')} graph(s), "
                          f"{p.compile.get('frames_ok')}/{p.compile.get('frames_total')} frames compiled")
+    for (backend, status, reason), sizes in untimed.items():
+        shown = ", ".join(map(str, sizes)) if len(sizes) <= 3 else f"{sizes[0]} to {sizes[-1]} ({len(sizes)} sizes)"
+        notes.append(f"{backend} at {shown}: {status}: {reason}")
     return Table("Sweep", headers, rows, notes)
