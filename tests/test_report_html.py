@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,6 +96,15 @@ def test_cli_report_and_plot(tmp_path) -> None:
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "cases.svg", "compare-run-b.svg", "family-argmax.svg", "family-matmul.svg", "family-softmax.svg",
         "speedups.svg"]
+
+
+def test_cli_report_of_a_published_table(tmp_path) -> None:
+    sample = Path(__file__).parent / "data" / "published_sample.md"
+    out = tmp_path / "published.html"
+    proc = opbench("report", f"{sample}#Tesla V100 PCIe", "--out", str(out), "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "published number: no samples" in text and 'id="detailed"' in text
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from opbench.report.plots import FORMATS
 
     p = sub.add_parser("plot", help="draw a run's charts: a panel per case, one chart per family, speedup heatmap")
-    p.add_argument("run", metavar="RUN", help="run id (or prefix, or latest), run.json or run directory")
+    p.add_argument("run", metavar="RUN", help="run id (prefix, latest), run.json or its directory, or FILE.md#SECTION")
     p.add_argument("--out", type=Path, help="output directory (default: RUN's directory/plots, or "
                                             "opbench-out/RUN_ID/plots for a stored run)")
     p.add_argument("--format", choices=FORMATS, default="png", help="image format (default png)")
@@ -36,9 +36,10 @@ def output_base(ref: str, run: Run) -> Path:
 
 
 def load(ref: str, store: str | None) -> Run:
-    from opbench.results.resolve import load_run
+    """A run by id, run file or directory, or a published Markdown table (`FILE.md#SECTION`)."""
+    from opbench.results.importers import load_run_or_table
 
-    run = load_run(ref, store)
+    run = load_run_or_table(ref, store)
     if not run.results:
         raise UsageError(f"run {run.run_id} has no results to show")
     return run

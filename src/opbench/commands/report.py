@@ -13,7 +13,7 @@ from opbench.errors import UsageError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write one self-contained HTML report of a run (and its comparison)")
-    p.add_argument("run", metavar="RUN", help="run id (or prefix, or latest), run.json or run directory")
+    p.add_argument("run", metavar="RUN", help="run id (prefix, latest), run.json or its directory, or FILE.md#SECTION")
     p.add_argument("run_b", metavar="RUN_B", nargs="?", help="a second run, compared against RUN")
     p.add_argument("--out", type=Path, help="HTML file (default: RUN's directory/report.html)")
     p.add_argument("--log", action="store_true", help="logarithmic time axes in the charts")
