@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from opbench.cli import main
-from opbench.compare import Comparison, ComparisonRow, compare_runs, geomean, parse_backend_map
+from opbench.compare import (
+    Comparison,
+    ComparisonRow,
+    bootstrap_medians,
+    compare_runs,
+    geomean,
+    parse_backend_map,
+)
 from opbench.errors import UsageError
 from opbench.results import CaseResult, Run
 from opbench.results.importers import parse_published_markdown
@@ -68,6 +75,17 @@ def test_noise_floor_keeps_tiny_but_detectable_shifts_insignificant() -> None:
     row = _row(compare_runs(a, b), "ReLU / dim=16x16")
     assert row.p_value < 1e-6 and row.ci_low > 1.0 and row.significant is False
     assert _row(compare_runs(a, b, noise_floor=0.005), "ReLU / dim=16x16").significant is True
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 7, 30, 101])
+def test_fast_bootstrap_medians_match_plain_resampling(n: int) -> None:
+    x = np.random.default_rng(n).lognormal(size=n)
+    fast = bootstrap_medians(x, np.random.default_rng(1), 50_000)
+    plain = np.median(x[np.random.default_rng(2).integers(0, n, size=(50_000, n))], axis=1)
+    assert abs(fast.mean() - plain.mean()) < 0.02 * x.std() + 1e-12
+    for q in (5, 25, 50, 75, 95):  # quantiles agree up to one step between neighbouring support points
+        lo, hi = np.percentile(plain, [max(q - 2, 0), min(q + 2, 100)])
+        assert lo - 1e-12 <= np.percentile(fast, q) <= hi + 1e-12, q
 
 
 def test_bootstrap_interval_is_deterministic() -> None:
