@@ -99,3 +99,10 @@ def test_warmup_keeps_the_device_busy_for_min_warmup_s() -> None:
     assert stamps[first_sample_call] - stamps[1] >= 0.03  # the warm-up lasted min_warmup_s
     # the block size comes from a back-to-back block: ~block_s / 0.5 ms calls, not from one synced call
     assert 2 <= timing.calls_per_sample <= 4
+
+
+def test_a_call_slower_than_the_budget_stops_after_three_samples() -> None:
+    settings = TimingSettings(budget_s=0.01, min_samples=5, block_s=0.001, rel_ci=1e-9, min_warmup_s=0.0)
+    timing, _ = measure(lambda: time.sleep(0.02), (), EagerBackend(), settings)
+    assert timing.n == 3 and timing.calls_per_sample == 1
+    assert timing.stop_reason == "budget"

@@ -23,7 +23,9 @@ Algorithm (`measure`):
    a time.
 5. **Adaptive stop.** After each sample, once `min_samples` are in, stop when the 95% confidence interval of
    the median (from order statistics, distribution-free) has a half-width under `rel_ci` of the median, or when
-   the case budget is spent, or at `max_samples`.
+   the case budget is spent, or at `max_samples`. A call slower than the whole budget (a 50-second matmul on a
+   2-core CPU) needs only `SLOW_MIN_SAMPLES` (3, the fewest that give a median and a spread): its statistics
+   are weaker, which `n` shows, but the suite stays bounded.
 
 Raw per-call samples are kept; median, IQR and n are derived from them. Inputs are never converted inside
 the timed region: the caller passes a closure over materialized device arrays.
@@ -42,6 +44,7 @@ import numpy as np
 from opbench.backends._base import Backend, NotForcedError
 
 NOISY_IQR_RATIO = 0.10
+SLOW_MIN_SAMPLES = 3
 
 
 @dataclass(frozen=True)
@@ -151,13 +154,15 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
         warmup_calls += n
         n = block_size(t / n)
 
+    slow = float(np.median(warm[-3:])) > settings.budget_s
+    min_samples = min(settings.min_samples, SLOW_MIN_SAMPLES) if slow else settings.min_samples
     samples: list[float] = []
     start = clock()
     reason = "max_samples"
     while len(samples) < settings.max_samples:
         t, out = timed_block(n)
         samples.append(t / n)
-        if len(samples) >= settings.min_samples:
+        if len(samples) >= min_samples:
             lo, hi = median_ci(samples)
             if (hi - lo) / 2 <= settings.rel_ci * float(np.median(samples)):
                 reason = "stable"
