@@ -1,7 +1,7 @@
 """A `Comparison` rendered as tables: one row per case and backend, then geometric means per family and overall.
 
-Only presentation: the numbers come from `opbench.compare`. Ratios are B/A with three decimals (> 1: B is
-slower); `Change` reads `1.23x slower`, `1.23x faster`, `not significant`, or `... (untested)` where a side
+Only presentation: the numbers come from `opbench.compare`. Ratios are B/A with four significant digits (> 1: B
+is slower); `Change` reads `1.23x slower`, `1.23x faster`, `not significant`, or `... (untested)` where a side
 has no raw samples (an imported table: only the published number is known, nothing can be tested).
 """
 
@@ -43,8 +43,8 @@ def rows_table(comparison: Comparison) -> Table:
     headers = ["Case", "Backend", "A (ms)", "B (ms)", "B/A", f"{level}% CI", "p", "Change", "Note"]
     rows = []
     for r in comparison.rows:
-        ci = "—" if r.ci_low is None or r.ci_high is None else f"{r.ci_low:.3f}–{r.ci_high:.3f}"
-        rows.append([r.case, r.backend, _num(r.time_a_ms, ".3f"), _num(r.time_b_ms, ".3f"), f"{r.ratio:.3f}", ci,
+        ci = "—" if r.ci_low is None or r.ci_high is None else f"{r.ci_low:.4g}–{r.ci_high:.4g}"
+        rows.append([r.case, r.backend, _num(r.time_a_ms, ".3f"), _num(r.time_b_ms, ".3f"), f"{r.ratio:.4g}", ci,
                      _p(r.p_value), r.change, r.note])
     if not any(r.note for r in comparison.rows):  # no marked time: drop the empty column
         headers, rows = headers[:-1], [row[:-1] for row in rows]
@@ -62,18 +62,18 @@ def summary_table(comparison: Comparison) -> Table:
         c[key] += 1
     for family, gm in comparison.family_geomeans().items():
         c = counts[family]
-        rows.append([family, str(c["n"]), f"{gm:.3f}", _verbal(gm), str(c["slower"]), str(c["faster"]),
+        rows.append([family, str(c["n"]), f"{gm:.4g}", _verbal(gm), str(c["slower"]), str(c["faster"]),
                      str(c["same"]), str(c["untested"])])
     overall = comparison.overall_geomean()
     total = {k: sum(c[k] for c in counts.values()) for k in ("n", "slower", "faster", "same", "untested")}
-    rows.append(["Overall", str(total["n"]), _num(overall, ".3f"), _verbal(overall), str(total["slower"]),
+    rows.append(["Overall", str(total["n"]), _num(overall, ".4g"), _verbal(overall), str(total["slower"]),
                  str(total["faster"]), str(total["same"]), str(total["untested"])])
     headers = ["Family", "Rows", "Geomean B/A", "Reads", "Slower", "Faster", "Not significant", "Untested"]
     return Table("Geometric mean of B/A per family", headers, rows, [])
 
 
 def backend_table(comparison: Comparison) -> Table:
-    rows = [[backend, f"{gm:.3f}", _verbal(gm)] for backend, gm in comparison.backend_geomeans().items()]
+    rows = [[backend, f"{gm:.4g}", _verbal(gm)] for backend, gm in comparison.backend_geomeans().items()]
     return Table("Geometric mean of B/A per backend", ["Backend", "Geomean B/A", "Reads"], rows, [])
 
 
