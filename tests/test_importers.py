@@ -49,6 +49,9 @@ def test_sample_sections_headings_and_versions() -> None:
     assert by["Tesla V100 PCIe"].machine["cores"] == "14 cores, 28 threads"
     assert by["A100 80GB 80GB PCIe"].machine["host"].startswith("Intel(R) Xeon(R) Gold 6254")
     assert by["M1 Pro"].label == "M1 Pro (2E+8P+16GPU+16GB) - mlx: 0.5.0"
+    from opbench.machine import describe
+
+    assert describe(by["M1 Pro"].machine) == "published: M1 Pro, 2E+8P+16GPU, 16GB, mlx 0.5.0"
     for run in runs:
         assert run.imported and run.source == str(SAMPLE) and run.preset == "published"
         assert all(r.samples_ms == () and r.detail == IMPORTED_DETAIL for r in run.results)

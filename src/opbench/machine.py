@@ -232,7 +232,16 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 def describe(info: dict[str, Any]) -> str:
-    """One line for humans: `AMD EPYC 9554 (2 cores, 23.5 GB) · Linux 6.1 · Python 3.11.7`."""
+    """One line for humans: `AMD EPYC 9554 (2 cores, 23.5 GB) · Linux 6.1 · Python 3.11.7`.
+
+    An imported published table (`published` set by `results.importers`) reads `published: M1 Pro, 2E+8P+16GPU,
+    16GB, mlx 0.5.0`: only what its heading said.
+    """
+    if info.get("published"):
+        packages = info.get("packages") if isinstance(info.get("packages"), dict) else {}
+        known = [info.get("device"), info.get("cores"), info.get("memory"), info.get("host"),
+                 *(f"{k} {v}" for k, v in packages.items())]
+        return "published: " + ", ".join(str(x) for x in known if x)
     gpu = ", ".join(g.get("name", "?") for g in info.get("gpus", []))
     cpu = f"{info.get('cpu_model', '?')} ({info.get('logical_cores', '?')} threads, {info.get('ram_gb', '?')} GB)"
     parts = [cpu, gpu, info.get("os", ""), f"Python {info.get('python', '?')}"]

@@ -16,14 +16,11 @@ from opbench.results.model import Run
 
 
 def describe_run(run: Run) -> str:
-    """`20261124-... (AMD EPYC ..., 2 threads)` or `pub-m3-max-... (published: M3 Max, mlx 0.2.0)`."""
-    if run.imported:
-        packages = run.machine.get("packages", {})
-        versions = ", ".join(f"{k} {v}" for k, v in packages.items()) if isinstance(packages, dict) else ""
-        what = f"published: {run.machine.get('device', run.label)}" + (f", {versions}" if versions else "")
-        return f"{run.run_id} ({what})"
+    """`20261124-... (AMD EPYC ... · Python 3.11.7; float32, preset seed)` or `pub-m3-max-... (published: M3 Max)`."""
     from opbench.machine import describe
 
+    if run.imported:
+        return f"{run.run_id} ({describe(run.machine)})"
     label = f" {run.label}" if run.label else ""
     return f"{run.run_id}{label} ({describe(run.machine)}; {run.dtype}, preset {run.preset})"
 
