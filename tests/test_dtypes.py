@@ -247,5 +247,53 @@ def test_matrix_table_codes_and_notes() -> None:
     assert error_table(cells).rows == [["MatMul", "U", "1.0e-07", "0", "0"]]
     strict = Cell(backend="b", family="MatMul", case="m", dtype="float64", status="ok", mode="highest", strict=True,
                   rel_error=1e-16)
-    rows = precision_table([cells[3], strict]).rows
+    as_is = Cell(backend="b", family="MatMul", case="m", dtype="float64", status="ok", mode="as-is", rel_error=0.0,
+                 expected_error=1e-14)
+    rows = precision_table([as_is, strict]).rows
     assert rows == [["b", "float64", "0", "1.0e-16", "highest", "", "1.0e-14"]]
+
+
+_CRASHING_ADAPTER = '''
+import ctypes
+from opbench.backends._base import Prepared
+from opbench.backends.torch import TorchCPU
+
+
+class CrashOnSort(TorchCPU):
+    """Segfaults on Sort in float32, as a broken kernel would; everything else is torch on the CPU."""
+
+    name = "crash_sort"
+    builders = {**TorchCPU.builders,
+                "Sort": lambda be, case, args: Prepared(
+                    lambda x, axis=case.axis: ctypes.string_at(0) if str(x.dtype) == "torch.float32"
+                    else x.sort(dim=axis).values, args)}
+'''
+
+
+def test_a_crash_costs_one_cell_and_the_study_goes_on(tmp_path, monkeypatch) -> None:
+    """The backend's process segfaults on one item: that item is `crashed`, a new process does the rest."""
+    pytest.importorskip("torch")
+    from opbench.backends import _REGISTRY
+    from opbench.dtype_process import run_isolated
+    from opbench.dtypes import WorkItem
+
+    (tmp_path / "crashing_adapter.py").write_text(_CRASHING_ADAPTER)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setitem(_REGISTRY, "crash_sort", "crashing_adapter:CrashOnSort")
+    items = [WorkItem(_case("ReLU"), "float32"), WorkItem(_case("Sort"), "float32"),
+             WorkItem(_case("Sort"), "float64"), WorkItem(_case("Softmax"), "int32")]
+    cells = run_isolated("crash_sort", items, timing=TINY)
+    assert [c.status for c in cells] == ["ok", "crashed", "ok", NA]
+    assert "SIGSEGV" in cells[1].error and cells[1].family == "Sort" and cells[1].dtype == "float32"
+
+
+def test_a_backend_that_cannot_start_is_unsupported_for_every_item(monkeypatch) -> None:
+    from opbench.backends import _REGISTRY
+    from opbench.dtype_process import run_isolated
+    from opbench.dtypes import WorkItem
+
+    monkeypatch.setitem(_REGISTRY, "no_such_adapter", "opbench.no_such_module:Nothing")
+    cells = run_isolated("no_such_adapter", [WorkItem(_case("ReLU"), "float32"), WorkItem(_case("Sum"), "int32")],
+                         timing=TINY)
+    assert [c.status for c in cells] == [UNSUPPORTED, UNSUPPORTED]
+    assert "ModuleNotFoundError" in cells[0].error

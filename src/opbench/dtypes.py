@@ -19,24 +19,20 @@ For every backend x dtype x family (one representative case per family, or all c
 - the **median time** per call from the core timing engine, with a short budget: in this study time is secondary
   to status and error, and the per-cell budget bounds the whole matrix to minutes.
 
-The matmul precision study (`measure_precision`) runs one square matmul per backend and dtype under the
-framework's default setting and under each of its float32 precision modes (`Backend.precision_modes`): modes that
-work in-process are entered around preparation and timing; modes set by environment variables read once at
-start-up (MLX_ENABLE_TF32) run in a fresh Python process (`python -m opbench.dtypes child ...`).
-Trade-off: cells run in this process, so a framework that crashes the interpreter ends the study; the JSON is
-rewritten after every cell, so what was measured before is kept.
+The matmul precision study runs one square matmul per backend and dtype with nothing changed (`as-is`), and in
+float32 under each of the framework's precision modes (`Backend.precision_modes`): modes that work in-process
+are entered around preparation and timing; modes set by environment variables read once at start-up
+(MLX_ENABLE_TF32) need a process started with them. The unit of work is a `WorkItem`; `dtype_process` runs
+a backend's items in their own process, so that a crash or a hang costs one item, not the study.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import math
 import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -57,6 +53,7 @@ CONVERTED = "silently-converted"
 ERROR = "error"  # opbench itself failed (a never-forced output, a conversion back to NumPy that broke)
 STATUSES = (OK, CONVERTED, UNSUPPORTED, WRONG, NA, ERROR)
 
+MATRIX_MODE = ""  # the `mode` of a matrix cell: no precision mode involved
 DEFAULT_MODE = "as-is"  # nothing set: the framework default, unless the environment changed it
 MATRIX_TIMING = TimingSettings(budget_s=0.05, min_samples=3, block_s=0.005, max_warmup=10)
 PRECISION_TIMING = TimingSettings(budget_s=0.3, min_samples=5, block_s=0.02, max_warmup=20)
@@ -84,7 +81,7 @@ class Cell:
     expected_error: float | None = None
     samples_ms: tuple[float, ...] = ()
     flops: int = 0
-    mode: str = DEFAULT_MODE
+    mode: str = ""  # MATRIX_MODE for a matrix cell, else the matmul precision mode (DEFAULT_MODE: as-is)
     mode_description: str = ""
     strict: bool = False
     widened: bool = False
@@ -196,7 +193,7 @@ def precision_like(err: float) -> str:
 
 
 def measure_cell(backend: Backend, case: Case, dtype: str, seed: int = 0,
-                 timing: TimingSettings = MATRIX_TIMING, mode: str = DEFAULT_MODE,
+                 timing: TimingSettings = MATRIX_TIMING, mode: str = "",
                  precision_mode: PrecisionMode | None = None) -> Cell:
     """Run, time and classify one case in one dtype on an already set-up backend (never raises for a problem
     with the case: a framework's refusal is a status)."""
@@ -262,36 +259,65 @@ def _run_cell(backend: Backend, case: Case, dtype: str, seed: int, timing: Timin
     return Cell(status=verdict.status, detail=detail, **measured, **base)
 
 
-def measure_matrix(backend: Backend, cases: list[Case], dtypes: list[str], seed: int = 0,
-                   timing: TimingSettings = MATRIX_TIMING, on_cell: Callable[[Cell], None] = lambda c: None
-                   ) -> list[Cell]:
-    cells = []
-    for case in cases:
+@dataclass(frozen=True)
+class WorkItem:
+    """One unit of the study: a matrix cell (`mode` None) or a matmul under a precision mode."""
+
+    case: Case
+    dtype: str
+    mode: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.case.family, "shapes": [list(s) for s in self.case.shapes], "axis": self.case.axis,
+                "dtype": self.dtype, "mode": self.mode}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WorkItem:
+        case = Case(d["family"], tuple(tuple(s) for s in d["shapes"]), d["axis"])
+        return cls(case, d["dtype"], d["mode"])
+
+    def unmeasured(self, backend: str, status: str, error: str) -> Cell:
+        """The record of an item that produced no cell of its own (its process crashed or hung)."""
+        return Cell(backend=backend, family=self.case.family, case=self.case.name, dtype=self.dtype, status=status,
+                    error=error, flops=self.case.flops, mode=self.mode or MATRIX_MODE)
+
+
+def work_items(backend: Backend, cases: list[Case], dtypes: list[str], matmul_size: int = 0) -> list[WorkItem]:
+    """Every case in every dtype, then (with `matmul_size`) the square matmul in every dtype as-is, and in float32
+    under each of the framework's precision modes (the modes only change float32 matmuls)."""
+    items = [WorkItem(case, dtype) for case in cases for dtype in dtypes]
+    if matmul_size:
+        mm = matmul_case(matmul_size)
         for dtype in dtypes:
-            cell = measure_cell(backend, case, dtype, seed, timing)
-            cells.append(cell)
-            on_cell(cell)
-    return cells
+            items.append(WorkItem(mm, dtype, DEFAULT_MODE))
+            if dtype == "float32":
+                items += [WorkItem(mm, dtype, name) for name in backend.precision_modes()]
+    return items
+
+
+def run_item(backend: Backend, item: WorkItem, seed: int = 0, timing: TimingSettings = MATRIX_TIMING,
+             matmul_timing: TimingSettings = PRECISION_TIMING) -> Cell:
+    """Measure one item in this process. A mode set by environment variables is assumed to be in force already
+    (the caller started this process with them: see `dtype_process`)."""
+    if item.mode is None:
+        return measure_cell(backend, item.case, item.dtype, seed, timing)
+    mode = as_is_mode(backend) if item.mode == DEFAULT_MODE else backend.precision_modes()[item.mode]
+    return measure_cell(backend, item.case, item.dtype, seed, matmul_timing, item.mode, mode)
 
 
 def measure_precision(backend: Backend, n: int, dtypes: list[str], seed: int = 0,
-                      timing: TimingSettings = PRECISION_TIMING,
-                      on_cell: Callable[[Cell], None] = lambda c: None) -> list[Cell]:
-    """A square n x n matmul in every dtype under the default setting, and in float32 under every precision
-    mode the framework has (the modes only change float32 matmuls)."""
-    case = matmul_case(n)
+                      timing: TimingSettings = PRECISION_TIMING) -> list[Cell]:
+    """The matmul precision study of one backend: in this process, except for modes set by environment
+    variables, which run in a fresh process with them set."""
+    from opbench.dtype_process import run_isolated
+
     cells = []
-    for dtype in dtypes:
-        modes: list[tuple[str, PrecisionMode | None]] = [(DEFAULT_MODE, as_is_mode(backend))]
-        if dtype == "float32":
-            modes += list(backend.precision_modes().items())
-        for name, mode in modes:
-            if mode is not None and mode.env:
-                cell = _measure_in_child(backend.name, n, dtype, seed, timing, name, mode)
-            else:
-                cell = measure_cell(backend, case, dtype, seed, timing, name, mode)
-            cells.append(cell)
-            on_cell(cell)
+    for item in work_items(backend, [], dtypes, n):
+        mode = backend.precision_modes().get(item.mode or "")
+        if mode is not None and mode.env:
+            cells += run_isolated(backend.name, [item], seed=seed, matmul_timing=timing, env=mode.env)
+        else:
+            cells.append(run_item(backend, item, seed, matmul_timing=timing))
     return cells
 
 
@@ -303,42 +329,3 @@ def as_is_mode(backend: Backend) -> PrecisionMode:
         in_force.update({k: os.environ.get(k, "<unset>") for k in mode.env})
     text = ", ".join(f"{k}={v}" for k, v in in_force.items())
     return PrecisionMode(f"nothing set ({text})" if text else "nothing set (the framework has no switch)")
-
-
-# --------------------------------------------------------------------------------------- fresh processes
-
-
-def _measure_in_child(backend_name: str, n: int, dtype: str, seed: int, timing: TimingSettings, mode_name: str,
-                      mode: PrecisionMode) -> Cell:
-    """Measure one matmul cell in a new Python process with `mode.env` set (settings read once at start-up)."""
-    request = {"backend": backend_name, "n": n, "dtype": dtype, "seed": seed, "timing": asdict(timing),
-               "mode": mode_name}
-    env = {**os.environ, **mode.env}
-    base = {"backend": backend_name, "family": "MatMul", "case": matmul_case(n).name, "dtype": dtype,
-            "flops": matmul_case(n).flops, "mode": mode_name, "mode_description": mode.description,
-            "strict": mode.strict}
-    try:
-        proc = subprocess.run([sys.executable, "-m", "opbench.dtypes", "child", json.dumps(request)], env=env,
-                              capture_output=True, text=True, timeout=600, check=False)
-    except subprocess.TimeoutExpired:
-        return Cell(status=ERROR, error="the child process timed out after 600 s", **base)
-    if proc.returncode != 0 or not proc.stdout.strip():
-        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        return Cell(status=ERROR, error=f"child process failed: {tail[:300]}", **base)
-    cell = Cell.from_dict(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return Cell(**{**asdict(cell), "mode_description": mode.description, "strict": mode.strict})
-
-
-def _child_main(request_json: str) -> None:
-    from opbench.backends import get_backend
-
-    request = json.loads(request_json)
-    backend = get_backend(request["backend"])
-    backend.setup()
-    cell = measure_cell(backend, matmul_case(request["n"]), request["dtype"], request["seed"],
-                        TimingSettings(**request["timing"]), request["mode"])
-    print(json.dumps(cell.to_dict()))
-
-
-if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "child":
-    _child_main(sys.argv[2])

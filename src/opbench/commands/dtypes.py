@@ -17,7 +17,9 @@ from opbench import machine
 from opbench.backends import get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
 from opbench.commands import add_format, console
+from opbench.dtype_process import run_isolated
 from opbench.dtypes import (
+    MATRIX_MODE,
     MATRIX_TIMING,
     PRECISION_TIMING,
     STUDY_DTYPES,
@@ -25,9 +27,8 @@ from opbench.dtypes import (
     Cell,
     Study,
     first_line,
-    measure_cell,
-    measure_precision,
     representative_cases,
+    work_items,
 )
 from opbench.errors import UsageError, unknown
 from opbench.report.dtypes import LEGEND, error_table, matrix_table, precision_table, speed_precision_table
@@ -144,32 +145,35 @@ def run(args: argparse.Namespace) -> int:
 
 def _measure(study: Study, runnable: list[str], cases, dtypes: list[str], args: argparse.Namespace,
              matrix_timing: TimingSettings, matmul_timing: TimingSettings, save, err) -> None:
+    """Each backend in its own process (`dtype_process`); precision modes set by environment variables in
+    one more process each, with those variables set."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    plans = {}
+    for name in runnable:
+        backend = get_backend(name)  # imports the adapter module only, not the framework
+        modes = backend.precision_modes()
+        items = work_items(backend, cases, dtypes, args.matmul_size)
+        in_env = {m: mode.env for m, mode in modes.items() if mode.env}
+        groups = [({}, [i for i in items if i.mode not in in_env])]
+        groups += [(env, [i for i in items if i.mode == m]) for m, env in in_env.items()]
+        plans[name] = [(env, group) for env, group in groups if group]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("dtypes", total=len(cases) * len(dtypes) * len(runnable))
-        for name in runnable:
-            backend = get_backend(name)
-            backend.setup()
-            if args.matmul_size:  # one matmul per dtype, plus one per precision mode in float32
-                extra = len(dtypes) + (len(backend.precision_modes()) if "float32" in dtypes else 0)
-                progress.update(task, total=progress.tasks[0].total + extra)
-            study.backends[name].update(versions=backend.versions(), settings=backend.settings())
-            for case in cases:
-                for dtype in dtypes:
-                    progress.update(task, description=f"{name} {dtype}: {case.name[:40]}")
-                    study.cells.append(measure_cell(backend, case, dtype, args.seed, matrix_timing))
-                    save()
-                    progress.advance(task)
-            if args.matmul_size:
-                def on_cell(cell: Cell) -> None:
-                    study.precision.append(cell)
-                    save()
-                    progress.advance(task)
+        total = sum(len(g) for groups in plans.values() for _, g in groups)
+        task = progress.add_task("dtypes", total=total)
+        for name, groups in plans.items():
+            def on_cell(cell: Cell, name: str = name) -> None:
+                (study.precision if cell.mode != MATRIX_MODE else study.cells).append(cell)
+                save()
+                progress.advance(task)
+                progress.update(task, description=f"{name} {cell.dtype}: {cell.case[:40]}")
 
-                progress.update(task, description=f"{name}: matmul precision {args.matmul_size}")
-                measure_precision(backend, args.matmul_size, dtypes, args.seed, matmul_timing, on_cell)
+            def on_info(info: dict, name: str = name) -> None:
+                study.backends[name].update(versions=info["versions"], settings=info["settings"])
+
+            for env, group in groups:
+                run_isolated(name, group, args.seed, matrix_timing, matmul_timing, env, on_cell, on_info)
 
 
 def tables(study: Study) -> list[Table]:
