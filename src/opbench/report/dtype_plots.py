@@ -18,7 +18,7 @@ from opbench.report.dtypes import SHORT_DTYPE, code
 from opbench.verify import OK, WRONG
 
 STATUS_COLOURS = {OK: "#4caf50", CONVERTED: "#ffb300", UNSUPPORTED: "#9e9e9e", WRONG: "#e53935", NA: "#eeeeee",
-                  ERROR: "#8e24aa"}
+                  ERROR: "#8e24aa", "crashed": "#212121", "timeout": "#5d4037"}
 WIDENED_COLOUR = "#c5e1a5"
 DTYPE_COLOURS = {"float16": "#1f77b4", "bfloat16": "#17becf", "float32": "#2ca02c", "float64": "#9467bd",
                  "int32": "#d62728", "int64": "#8c564b"}

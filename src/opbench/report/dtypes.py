@@ -15,7 +15,8 @@ from opbench.dtypes import CONVERTED, DEFAULT_MODE, ERROR, NA, UNSUPPORTED, Cell
 from opbench.report.tables import Table
 from opbench.verify import OK, WRONG
 
-CODES = {OK: "ok", CONVERTED: "C", UNSUPPORTED: "U", WRONG: "W", NA: "-", ERROR: "E"}
+CODES = {OK: "ok", CONVERTED: "C", UNSUPPORTED: "U", WRONG: "W", NA: "-", ERROR: "E", "crashed": "X",
+         "timeout": "T"}
 WIDENED_CODE = "C+"
 SHORT_DTYPE = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64", "int32": "i32",
                "int64": "i64"}
@@ -23,6 +24,7 @@ LEGEND = ("ok: runs, output type and error as expected · C: silently converted 
           "only a narrower type explains, e.g. float64 with float32-level error) · C+: output in a wider type "
           "(e.g. int32 sum returned as int64; nothing lost) · U: unsupported (the framework refuses; its message "
           "is in the notes) · W: wrong result · -: not applicable (the op is not defined on integers) · "
+          "X: the process crashed (segfault, abort, out-of-memory kill) · T: no result within the time limit · "
           "E: opbench could not measure it")
 
 
@@ -90,7 +92,7 @@ def matrix_notes(cells: Sequence[Cell]) -> list[str]:
     for (backend, error), where in unsupported.items():
         notes.append(f"U {backend} ({', '.join(where)}): {error}")
     for c in cells:
-        if c.status in (CONVERTED, WRONG, ERROR):
+        if c.status in (CONVERTED, WRONG, ERROR, "crashed", "timeout"):
             text = c.detail or c.error
             notes.append(f"{code(c)} {c.backend} {c.family} {c.dtype}: {text}")
     return notes
