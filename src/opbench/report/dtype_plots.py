@@ -53,7 +53,8 @@ def heatmap(cells: Sequence[Cell], path: Path, title: str = "dtype support") -> 
                 continue
             colour = WIDENED_COLOUR if c.status == CONVERTED and c.widened else STATUS_COLOURS.get(c.status, "#ffffff")
             image[i][j] = to_rgb(colour)
-            ax.text(j, i, code(c), ha="center", va="center", fontsize=7)
+            dark = c.status in (ERROR, "crashed", "timeout")
+            ax.text(j, i, code(c), ha="center", va="center", fontsize=7, color="white" if dark else "black")
     ax.imshow(image, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(columns)), [SHORT_DTYPE.get(d, d) for _, d in columns], fontsize=7)
     backends = list(dict.fromkeys(b for b, _ in columns))
