@@ -183,6 +183,12 @@ def test_cli_compare_markdown_and_fail_above_gate(tmp_path: Path) -> None:
     assert code == 0 and "OK" in err
     code, _, err = _cli("compare", str(a_path), str(same_path), "--format", "md", "--fail-above", "5")
     assert code == 0, err
+    other = tmp_path / "other.json"
+    Run(run_id="other", created="", preset="quick", dtype="float32", results=(CaseResult(
+        case="Sort / dim=4 axi=0", family="Sort", backend="cpu", dtype="float32", status="ok",
+        samples_ms=(1.0, 1.1)),)).to_json(other)
+    code, out, err = _cli("compare", str(a_path), str(other), "--format", "md", "--fail-above", "5")
+    assert code == 1 and "no case could be compared" in err and "(nothing to compare)" in out
     code, out, _ = _cli("compare", str(a_path), str(b_path))  # rich rendering
     assert code == 0 and "ReLU" in out
 

@@ -7,7 +7,8 @@ Exit codes: 0 compared (and no gate failed); 1 `--fail-above PCT` was given and 
 significantly slower in B than in A by more than PCT %, or the overall geometric mean of B/A exceeds
 1 + PCT/100 (both are named on stderr); 2 bad input (unknown run, unreadable file, bad option).
 Rows without raw samples on a side (published tables) are never "significant", so with such a run only
-the overall geometric mean can trip the gate.
+the overall geometric mean can trip the gate. A gated comparison with no comparable case also exits 1: a
+gate that checked nothing must not pass.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def _gate(comparison, threshold: float | None) -> int:
         more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
         failures.append(f"{len(worst)} significant regression(s) above {threshold:g}%: {shown}{more}")
     overall = comparison.overall_geomean()
-    if overall > 1 + threshold / 100:
+    if not comparison.rows:
+        failures.append("no case could be compared, so nothing was checked (see the notes)")
+    elif overall > 1 + threshold / 100:
         failures.append(f"overall geometric mean of B/A {overall:.3f} exceeds {1 + threshold / 100:.3f}")
     for failure in failures:
         print(f"opbench compare: FAIL: {failure}", file=sys.stderr)
