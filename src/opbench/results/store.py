@@ -213,8 +213,12 @@ class Store:
             self._migrate(version)
 
     def _migrate(self, version: int) -> None:
-        """Apply MIGRATIONS[version:] in one transaction (statement by statement: executescript would commit)."""
+        """Apply MIGRATIONS[version:] in one transaction (statement by statement: executescript would commit).
+
+        The version is read again under the write lock: another process may have migrated the file meanwhile.
+        """
         with self._write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step].split(";"):
                     if statement.strip():
