@@ -49,7 +49,16 @@ def trivial(name: str):
     if be.framework == "jax":
         import jax
 
-        return be, jax.jit(lambda a: a + 1), x, None, jax.block_until_ready
+        outs: list = []  # JAX's CPU runtime may finish calls out of order: wait on every output, as the engine does
+
+        def keep(out) -> None:
+            outs.append(out)
+
+        def wait_all(out) -> None:
+            jax.block_until_ready(outs)
+            outs.clear()
+
+        return be, jax.jit(lambda a: a + 1), x, keep, wait_all
     return be, (lambda a: a + 1), x, None, lambda out: be.sync()
 
 
