@@ -110,7 +110,12 @@ def worker_main(conn: multiprocessing.connection.Connection, backend: str, regis
         if message is None:
             return
         case, dtype, seed, timing = message
-        conn.send(("result", measure_case(be, case, dtype, seed, timing)))
+        try:
+            result = measure_case(be, case, dtype, seed, timing)
+        except Exception as exc:  # outside the case's own try (e.g. its byte count): still one result
+            result = CaseResult(case=case.name, family=case.family, backend=backend, dtype=dtype, status="error",
+                                error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+        conn.send(("result", result))
 
 
 class WorkerFailure(Exception):
