@@ -297,3 +297,11 @@ def test_a_backend_that_cannot_start_is_unsupported_for_every_item(monkeypatch) 
                          timing=TINY)
     assert [c.status for c in cells] == [UNSUPPORTED, UNSUPPORTED]
     assert "ModuleNotFoundError" in cells[0].error
+
+
+def test_representative_cases_one_per_family_or_every_distinct_case() -> None:
+    quick = preset_cases("quick")
+    one = representative_cases(quick)
+    assert [c.family for c in one] == list(dict.fromkeys(c.family for c in quick))
+    every = representative_cases(quick, every_case=True)
+    assert len({c.name for c in every}) == len(every) and {c.name for c in every} == {c.name for c in quick}

@@ -145,9 +145,10 @@ class Study:
 
 
 def representative_cases(cases: Iterable[Case], every_case: bool = False) -> list[Case]:
-    """The first case of each family in catalog order (or every case)."""
+    """The first case of each family in catalog order (or every case, once: scaled presets can map two seed
+    cases onto the same shapes)."""
     if every_case:
-        return list(cases)
+        return list({c.name: c for c in cases}.values())
     first: dict[str, Case] = {}
     for c in cases:
         first.setdefault(c.family, c)
