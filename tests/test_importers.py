@@ -189,6 +189,15 @@ def test_malformed_json_runs_are_one_line_errors(mutate, needle: str) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("results", [["x"], [1], [[]], [None]])
+def test_run_from_dict_refuses_results_that_are_not_objects(results: list) -> None:
+    """The path `opbench show/export FILE` takes (`Run.from_json`): a one-line error, not an AttributeError."""
+    data = _measured_run().to_dict()
+    data["results"] = results
+    with pytest.raises(UsageError, match="malformed opbench run file"):
+        Run.from_dict(data)
+
+
 def test_load_run_or_table_picks_sections(tmp_path: Path) -> None:
     assert load_run_or_table(f"{SAMPLE}#V100").machine["device"] == "Tesla V100 PCIe"
     assert load_run_or_table(f"{SAMPLE}#M1 Pro").machine["device"] == "M1 Pro"  # exact device beats substring
