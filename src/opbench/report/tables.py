@@ -13,6 +13,7 @@ some of the family's cases. A cell without a time reads `nan`, and a note under 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -205,9 +206,13 @@ def to_rich(table: Table) -> object:
     from rich.markup import escape
     from rich.table import Table as RichTable
 
+    def numeric(i: int) -> bool:  # numbers, speedups and nan are right-aligned; words are not
+        return all(re.match(r"^[+-]?(\d|nan)", row[i]) for row in table.rows if i < len(row) and row[i])
+
     rt = RichTable(title=escape(table.title), show_lines=False, header_style="bold")
     for i, h in enumerate(table.headers):
-        rt.add_column(escape(h), justify="left" if i == 0 else "right", no_wrap=i == 0)
+        rt.add_column(escape(h), justify="right" if i and numeric(i) else "left", overflow="fold",
+                      min_width=None if i == 0 else min(len(h), 8))
     for row in table.rows:
         styled = [escape(row[0])]
         for c in row[1:]:
