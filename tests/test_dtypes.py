@@ -305,3 +305,9 @@ def test_representative_cases_one_per_family_or_every_distinct_case() -> None:
     assert [c.family for c in one] == list(dict.fromkeys(c.family for c in quick))
     every = representative_cases(quick, every_case=True)
     assert len({c.name for c in every}) == len(every) and {c.name for c in every} == {c.name for c in quick}
+
+
+def test_a_float16_result_beyond_its_range_is_not_applicable_not_wrong() -> None:
+    """A sum of 200 000 values in [0, 1) is ~1e5 > 65504, float16's largest: the exact result has no float16."""
+    cell = measure_cell(_backend("cpu"), Case("SumAll", ((200_000,),)), "float16", timing=TINY)
+    assert cell.status == NA and "does not fit in float16" in cell.detail, cell

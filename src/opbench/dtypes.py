@@ -12,7 +12,8 @@ For every backend x dtype x family (one representative case per family, or all c
      has the right type but an error above what correct arithmetic in T allows (verify's `reduced-precision`:
      float64 computed with float32-level error, float32 computed in TF32). The detail names the widest type
      whose expected error covers the measured one;
-  4. `wrong` when the result is outside every plausible rounding (verify's `wrong`, or an inexact integer result);
+  4. `wrong` when the result is outside every plausible rounding (verify's `wrong`, or an inexact integer result),
+     except that a result whose exact value does not fit in the dtype (a float16 sum beyond 65504) is `n/a`;
   5. `ok` otherwise.
 - the **relative error** ‖out − ref‖/‖ref‖ against the float64 NumPy reference computed from exactly the values the
   backend saw, and the **expected error** for that dtype (`verify.tolerance`);
@@ -59,6 +60,10 @@ MATRIX_TIMING = TimingSettings(budget_s=0.05, min_samples=3, block_s=0.005, max_
 PRECISION_TIMING = TimingSettings(budget_s=0.3, min_samples=5, block_s=0.02, max_warmup=20)
 FORMAT_NAME = "opbench-dtypes"
 SCHEMA_VERSION = 1  # 1 - first version: cells (matrix) and precision rows (matmul modes)
+
+# Largest finite value per dtype: a result beyond it cannot be represented, so the cell is n/a, not wrong.
+_LARGEST = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
+            "int32": 2.0**31 - 1}
 
 _BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64, "int8": 8, "int16": 16, "int32": 32,
          "int64": 64, "uint8": 8, "uint16": 16, "uint32": 32, "uint64": 64, "bool": 1}
@@ -250,6 +255,10 @@ def _run_cell(backend: Backend, case: Case, dtype: str, seed: int, timing: Timin
                     **measured, **base)
     if expected is None and is_integer(out_dtype) is False:
         return Cell(status=WRONG, detail=f"indices returned as {out_dtype}", **measured, **base)
+    limit = _LARGEST.get(dtype)
+    if verdict.status == WRONG and limit is not None and ref.size and float(np.max(np.abs(ref))) > limit:
+        return Cell(status=NA, detail=f"the exact result (up to {float(np.max(np.abs(ref))):.3g}) does not fit in "
+                    f"{dtype} (largest {limit:.4g})", **measured, **base)
     if verdict.status == REDUCED:
         like = precision_like(verdict.rel_error)
         return Cell(status=CONVERTED, detail=f"{out_dtype} out, but error {verdict.rel_error:.1e} > "
