@@ -30,12 +30,20 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from opbench.dtypes import MATRIX_TIMING, PRECISION_TIMING, Cell, WorkItem, first_line, run_item
+from opbench.dtypes import (
+    CRASHED,
+    MATRIX_TIMING,
+    PRECISION_TIMING,
+    TIMEOUT,
+    UNSUPPORTED,
+    Cell,
+    WorkItem,
+    first_line,
+    run_item,
+)
 from opbench.timing import TimingSettings
 
 MARK = "OPBENCH-DTYPES "
-CRASHED = "crashed"
-TIMEOUT = "timeout"
 DEFAULT_ITEM_TIMEOUT_S = 300.0
 MAX_RESTARTS = 25
 
@@ -78,7 +86,7 @@ def run_isolated(backend: str, items: list[WorkItem], seed: int = 0, timing: Tim
             status, error = failure
             if status == "setup-error":
                 for item in items[len(cells):]:
-                    record(item.unmeasured(backend, "unsupported", error))
+                    record(item.unmeasured(backend, UNSUPPORTED, error))
             else:
                 record(items[len(cells)].unmeasured(backend, status, error))
     return cells

@@ -52,7 +52,9 @@ NA = "n/a"
 UNSUPPORTED = "unsupported"
 CONVERTED = "silently-converted"
 ERROR = "error"  # opbench itself failed (a never-forced output, a conversion back to NumPy that broke)
-STATUSES = (OK, CONVERTED, UNSUPPORTED, WRONG, NA, ERROR)
+CRASHED = "crashed"  # the backend's process died on this item (dtype_process)
+TIMEOUT = "timeout"  # the backend's process gave no result in time and was killed (dtype_process)
+STATUSES = (OK, CONVERTED, UNSUPPORTED, WRONG, NA, ERROR, CRASHED, TIMEOUT)
 
 MATRIX_MODE = ""  # the `mode` of a matrix cell: no precision mode involved
 DEFAULT_MODE = "as-is"  # nothing set: the framework default, unless the environment changed it

@@ -13,12 +13,12 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from opbench.dtypes import CONVERTED, DEFAULT_MODE, ERROR, NA, UNSUPPORTED, Cell
+from opbench.dtypes import CONVERTED, CRASHED, DEFAULT_MODE, ERROR, NA, TIMEOUT, UNSUPPORTED, Cell
 from opbench.report.dtypes import SHORT_DTYPE, code
 from opbench.verify import OK, WRONG
 
 STATUS_COLOURS = {OK: "#4caf50", CONVERTED: "#ffb300", UNSUPPORTED: "#9e9e9e", WRONG: "#e53935", NA: "#eeeeee",
-                  ERROR: "#8e24aa", "crashed": "#212121", "timeout": "#5d4037"}
+                  ERROR: "#8e24aa", CRASHED: "#212121", TIMEOUT: "#5d4037"}
 WIDENED_COLOUR = "#c5e1a5"
 DTYPE_COLOURS = {"float16": "#1f77b4", "bfloat16": "#17becf", "float32": "#2ca02c", "float64": "#9467bd",
                  "int32": "#d62728", "int64": "#8c564b"}
@@ -53,7 +53,7 @@ def heatmap(cells: Sequence[Cell], path: Path, title: str = "dtype support") -> 
                 continue
             colour = WIDENED_COLOUR if c.status == CONVERTED and c.widened else STATUS_COLOURS.get(c.status, "#ffffff")
             image[i][j] = to_rgb(colour)
-            dark = c.status in (ERROR, "crashed", "timeout")
+            dark = c.status in (ERROR, CRASHED, TIMEOUT)
             ax.text(j, i, code(c), ha="center", va="center", fontsize=7, color="white" if dark else "black")
     ax.imshow(image, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(columns)), [SHORT_DTYPE.get(d, d) for _, d in columns], fontsize=7)

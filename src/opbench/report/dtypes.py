@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from opbench.dtypes import CONVERTED, DEFAULT_MODE, ERROR, NA, UNSUPPORTED, Cell
+from opbench.dtypes import CONVERTED, CRASHED, DEFAULT_MODE, ERROR, NA, TIMEOUT, UNSUPPORTED, Cell
 from opbench.report.tables import Table
 from opbench.verify import OK, WRONG
 
-CODES = {OK: "ok", CONVERTED: "C", UNSUPPORTED: "U", WRONG: "W", NA: "-", ERROR: "E", "crashed": "X",
-         "timeout": "T"}
+CODES = {OK: "ok", CONVERTED: "C", UNSUPPORTED: "U", WRONG: "W", NA: "-", ERROR: "E", CRASHED: "X",
+         TIMEOUT: "T"}
 WIDENED_CODE = "C+"
 SHORT_DTYPE = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64", "int32": "i32",
                "int64": "i64"}
@@ -92,7 +92,7 @@ def matrix_notes(cells: Sequence[Cell]) -> list[str]:
     for (backend, error), where in unsupported.items():
         notes.append(f"U {backend} ({', '.join(where)}): {error}")
     for c in cells:
-        if c.status in (CONVERTED, WRONG, ERROR, "crashed", "timeout"):
+        if c.status in (CONVERTED, WRONG, ERROR, CRASHED, TIMEOUT):
             text = c.detail or c.error
             notes.append(f"{code(c)} {c.backend} {c.family} {c.dtype}: {text}")
     return notes
