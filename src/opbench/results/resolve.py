@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opbench.errors import UsageError
+from opbench.results.importers import read_text, run_from_json_text
 from opbench.results.model import Run
 from opbench.results.store import Store, open_store
 
@@ -20,8 +21,8 @@ def load_run(ref: str, store: Store | str | Path | None = None) -> Run:
         path = path / "run.json"
         if not path.is_file():
             raise UsageError(f"{ref} is a directory without a run.json")
-    if path.is_file():
-        return Run.from_json(path)
+    if path.is_file():  # validated: a hand-edited or foreign file is a one-line error, not a later traceback
+        return run_from_json_text(read_text(path), str(path))
     if isinstance(store, Store):
         return store.load_run(ref)
     try:
