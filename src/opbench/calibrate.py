@@ -1,6 +1,7 @@
 """Calibration: the practical ceilings of each device, measured with that device's own framework.
 
-Two figures per backend, both timed by the core engine (`opbench.timing.measure`, medians of blocked samples):
+Two figures per backend, both timed by the core engine (`opbench.timing.measure`, blocked samples); the
+ceiling is the fastest sample's rate, the median's is kept beside it (`Ceiling` says why):
 
 - **Memory bandwidth** from a large device-to-device copy: `bytes read + bytes written` (2 x the array size)
   per second. torch copies with `Tensor.copy_` into a preallocated tensor (`clone()` on a CPU would time the
@@ -12,7 +13,7 @@ Two figures per backend, both timed by the core engine (`opbench.timing.measure`
   CUDA and JAX on an NVIDIA GPU also `tf32`, float32 storage on TensorFloat-32 tensor cores; `float32` itself
   is pinned to strict IEEE precision) from a square N x N @ N x N matmul at 2·N³ FLOP. N starts at 512 and
   doubles until one call takes `target_call_s` or N reaches `max_n` (or memory runs short); every N is timed
-  and the best median rate is the peak (a CPU's rate still climbs past the first N that takes 50 ms).
+  and the best one is the peak (a CPU's rate still climbs past the first N that takes 50 ms).
   Trade-off: larger N come closer to the plateau but cost calibration time; stopping at ~50 ms per call
   keeps each dtype to seconds.
 
@@ -54,7 +55,12 @@ FINGERPRINT_KEYS = ("cpu_model", "logical_cores", "physical_cores", "ram_gb", "a
 
 @dataclass(frozen=True)
 class Ceiling:
-    """One measured ceiling: the rate (GB/s or GFLOP/s) at the median time, and how it was obtained."""
+    """One measured ceiling (GB/s or GFLOP/s) and how it was obtained.
+
+    `rate` is at the median time, `best_rate` at the fastest sample (a block of calls). The ceiling used for
+    % of peak is `best_rate`: interference from other processes only ever slows a measurement down, so on a
+    shared machine the median understates the hardware and would make honest cases look above 100 %.
+    """
 
     rate: float
     best_rate: float
@@ -78,11 +84,13 @@ class DeviceCalibration:
 
     @property
     def bandwidth_gbs(self) -> float | None:
-        return self.copy.rate if self.copy else None
+        """The copy ceiling: the fastest sample's rate (see `Ceiling`)."""
+        return self.copy.best_rate if self.copy else None
 
     def peak_gflops(self, dtype: str) -> float | None:
+        """The matmul ceiling in `dtype`: the fastest sample's rate (see `Ceiling`)."""
         c = self.matmul.get(dtype)
-        return c.rate if c else None
+        return c.best_rate if c else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -303,8 +311,8 @@ def measure_matmul(backend: Backend, dtype: str, settings: CalibrationSettings, 
             if timing.median_s >= settings.target_call_s or bigger > settings.max_n or not fits:
                 break
             n = bigger
-    peak = max(tried, key=lambda c: c.rate)
-    sizes = ", ".join(f"{c.size}: {c.rate:,.0f}" for c in tried)
+    peak = max(tried, key=lambda c: c.best_rate)
+    sizes = ", ".join(f"{c.size}: {c.best_rate:,.0f}" for c in tried)
     return Ceiling(peak.rate, peak.best_rate, peak.median_ms, peak.size, peak.work, peak.samples,
                    f"{peak.how}; best of N (GFLOP/s) {sizes}")
 
