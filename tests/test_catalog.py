@@ -79,3 +79,9 @@ def test_bad_shapes_and_ops_are_usage_errors() -> None:
         parse_shape("64xx2")
     with pytest.raises(UsageError, match="valid choices"):
         select_cases(all_cases(), ["NoSuchOp"])
+
+
+def test_quick_preset_names_are_unique_and_cover_every_family() -> None:
+    quick = preset_cases("quick")
+    assert len({c.name for c in quick}) == len(quick)
+    assert {c.family for c in quick} == set(FAMILIES)

@@ -32,8 +32,12 @@ def quick_dim(d: int) -> int:
 def preset_cases(preset: str) -> list[Case]:
     if preset == "seed":
         return all_cases()
-    if preset == "quick":
-        return [c.scaled(quick_dim) for c in all_cases()]
+    if preset == "quick":  # scaling can map two seed shapes onto one: keep each name once
+        unique: dict[str, Case] = {}
+        for case in all_cases():
+            scaled = case.scaled(quick_dim)
+            unique.setdefault(scaled.name, scaled)
+        return list(unique.values())
     raise unknown("preset", preset, PRESETS)
 
 
