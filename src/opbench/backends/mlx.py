@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -138,7 +139,9 @@ class MLXBackend(Backend):
         return {"mlx": _mx().__version__}
 
     def settings(self) -> dict[str, Any]:
-        return {"mlx_device": str(_mx().default_device())}
+        """Device, and the TF32 switch MLX reads from the environment (default on: float32 matmuls on CUDA
+        GPUs that support it run as TF32)."""
+        return {"mlx_device": "gpu" if self.gpu else "cpu", "MLX_ENABLE_TF32": os.environ.get("MLX_ENABLE_TF32", "1")}
 
     def precision_modes(self) -> dict[str, PrecisionMode]:
         """MLX has no in-process switch: MLX_ENABLE_TF32 (default 1) is read once per process and lets
