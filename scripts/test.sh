@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up and run opbench's test suite on a fresh Debian/Ubuntu machine: the headless Chromium that the HTML
+# report's browser test drives (skipped without it, unless OPBENCH_REQUIRE_BROWSER=1), a virtual environment
+# with the CPU build of PyTorch, MLX (CPU), JAX (CPU) and the test tools, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  $SUDO apt-get update -q && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+fi
+python3 -m venv .venv
+. .venv/bin/activate
+pip install -q torch==2.13.0 -e ".[mlx,jax,test]"
+python -m pytest -q "$@"
