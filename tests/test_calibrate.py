@@ -72,6 +72,20 @@ def test_stored_per_machine_and_merged(tmp_path, monkeypatch) -> None:
     assert machine_fingerprint({**info, "cpu_model": "Y"}) != machine_fingerprint(info)
 
 
+def test_recalibration_merges_dtypes(tmp_path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    monkeypatch.setenv("OPBENCH_DATA_DIR", str(tmp_path))
+    info = {"cpu_model": "X"}
+    first = _device("mlx_gpu", 3000.0, 100000.0)  # e.g. measured with MLX_ENABLE_TF32=1: a tf32 figure
+    first = replace(first, matmul={"tf32": first.matmul["float32"]}, unsupported={"float32": "needs a new process"})
+    save_calibration(info, [first])
+    save_calibration(info, [_device("mlx_gpu", 3100.0, 50000.0)])  # then MLX_ENABLE_TF32=0: float32
+    dev = load_calibration(info).device("mlx_gpu")
+    assert dev.peak_gflops("tf32") == 100000.0 and dev.peak_gflops("float32") == 50000.0
+    assert dev.bandwidth_gbs == 3100.0 and dev.unsupported == {}
+
+
 def test_compiled_backends_use_their_eager_twin(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("OPBENCH_DATA_DIR", str(tmp_path))
     info = {"cpu_model": "X"}

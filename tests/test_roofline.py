@@ -64,6 +64,9 @@ def test_peaks_follow_precision_settings_and_compiled_twins() -> None:
     assert peaks_for(cal, "cuda", "float32", {"float32_matmul_precision": "high"}).gflops == 400000.0
     assert peaks_for(cal, "cuda_compile", "float32").gbs == 3000.0
     assert peaks_for(cal, "mlx_gpu", "float32") is None
+    assert peaks_for(cal, "cuda", "float32", {"jax_default_matmul_precision": "default"}).gflops == 400000.0
+    assert peaks_for(cal, "cuda", "float32", {"MLX_ENABLE_TF32": "1"}).gflops == 400000.0
+    assert peaks_for(cal, "cuda", "float32", {"MLX_ENABLE_TF32": "0"}).gflops == 52000.0
 
 
 def test_tables_json_and_sorting() -> None:

@@ -34,7 +34,7 @@ import os
 import platform
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,13 @@ def save_calibration(info: dict[str, Any], devices: list[DeviceCalibration], pat
     path = path or calibration_path(info)
     old = load_calibration(info, path)
     merged = dict(old.devices) if old else {}
-    merged.update({d.backend: d for d in devices})
+    for d in devices:  # a re-calibrated dtype replaces its old figure; dtypes measured only before are kept
+        before = merged.get(d.backend)
+        if before is not None:
+            matmul = {**before.matmul, **d.matmul}
+            unsupported = {k: v for k, v in {**before.unsupported, **d.unsupported}.items() if k not in matmul}
+            d = replace(d, matmul=matmul, unsupported=unsupported)
+        merged[d.backend] = d
     cal = Calibration(machine_fingerprint(info), info, merged)
     atomic_write(Path(path), json.dumps(cal.to_dict(), indent=1, default=str) + "\n")
     return Path(path)
@@ -277,10 +283,18 @@ def _matmul_op(backend: Backend) -> Callable[[Any, Any], Any]:
 
 
 def _supports_tf32(backend: Backend) -> bool:
-    """TF32 is a CUDA tensor-core mode, reachable from torch CUDA and JAX on an NVIDIA GPU."""
+    """TF32 is a CUDA tensor-core mode, reachable from torch CUDA, JAX and MLX on an NVIDIA GPU."""
     if backend.framework == "torch":
         return backend.device_kind == "gpu" and getattr(backend, "device", "") == "cuda"
-    return backend.framework == "jax" and backend.device_kind == "gpu"
+    return (backend.framework == "jax" and backend.device_kind == "gpu") or _mlx_cuda_tf32(backend) is not None
+
+
+def _mlx_cuda_tf32(backend: Backend) -> bool | None:
+    """For MLX on a CUDA GPU, whether float32 matmuls run on TF32 (`MLX_ENABLE_TF32`, default 1, has no
+    in-process switch); None for every other backend (Metal has no TF32)."""
+    if backend.framework != "mlx" or backend.device_kind != "gpu" or sys.platform == "darwin":
+        return None
+    return os.environ.get("MLX_ENABLE_TF32", "1") != "0"
 
 
 def measure_matmul(backend: Backend, dtype: str, settings: CalibrationSettings, free_bytes: int | None) -> Ceiling:
@@ -348,8 +362,23 @@ def calibrate_backend(backend: Backend, settings: CalibrationSettings | None = N
     copy = measure_copy(backend, nbytes, settings.budget_s)
     matmul: dict[str, Ceiling] = {}
     unsupported: dict[str, str] = {}
+    mlx_tf32 = _mlx_cuda_tf32(backend)
     for dtype in settings.dtypes:
         if dtype == "tf32" and not _supports_tf32(backend):
+            continue
+        if dtype in ("float32", "tf32") and mlx_tf32 is not None:
+            # MLX on CUDA: MLX_ENABLE_TF32 (read once per process, default 1) decides what float32 runs on
+            if (dtype == "tf32") != mlx_tf32:
+                unsupported[dtype] = (f"MLX_ENABLE_TF32={'1' if mlx_tf32 else '0'} in this process; run "
+                                      f"`MLX_ENABLE_TF32={'0' if mlx_tf32 else '1'} opbench calibrate --backends "
+                                      f"{backend.name}` to add the {dtype} peak")
+                continue
+            log(f"{backend.name}: {dtype} matmul peak")
+            try:
+                matmul[dtype] = measure_matmul(backend, "float32", settings, free)
+            except Exception as exc:
+                unsupported[dtype] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                _release(backend)
             continue
         log(f"{backend.name}: {dtype} matmul peak")
         try:

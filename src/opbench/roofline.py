@@ -69,11 +69,13 @@ def _num(x: float) -> float | None:
 
 def tf32_enabled(settings: dict[str, Any] | None) -> bool:
     """Whether the recorded settings let float32 matmuls use TF32: torch's allow_tf32 / matmul precision
-    high|medium, or JAX's default matmul precision other than highest/float32 (XLA's default is TF32)."""
+    high|medium, JAX's default matmul precision other than highest/float32 (XLA's default is TF32), or
+    MLX_ENABLE_TF32 (MLX's default on CUDA)."""
     s = settings or {}
     jax_precision = s.get("jax_default_matmul_precision")
     return (bool(s.get("cuda_matmul_allow_tf32")) or s.get("float32_matmul_precision") in ("high", "medium")
-            or (jax_precision is not None and jax_precision not in ("highest", "float32")))
+            or (jax_precision is not None and jax_precision not in ("highest", "float32"))
+            or s.get("MLX_ENABLE_TF32", "0") != "0")  # only used where a tf32 peak exists (MLX on CUDA)
 
 
 def peaks_for(calibration: Calibration | None, backend: str, dtype: str,
