@@ -109,3 +109,23 @@ def test_roofline_command_on_a_saved_run(tmp_path) -> None:
     assert "48% C" in proc.stdout and "SUSPECT TIMING: Copy / big" in proc.stdout
     flags = {r["case"]: r["flag"] for r in json.loads((tmp_path / "r.json").read_text())["results"]}
     assert flags == {"MatMul / mid": "", "Copy / big": ABOVE}
+
+
+def test_show_roofline_finds_the_run_machines_stored_calibration(tmp_path, monkeypatch) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from opbench.calibrate import save_calibration
+    from opbench.results import Run
+
+    env = {**os.environ, "OPBENCH_DATA_DIR": str(tmp_path / "data"), "OPBENCH_STORE": str(tmp_path / "s.sqlite")}
+    machine = {"cpu_model": "Some CPU", "logical_cores": 8, "gpus": [{"name": "H100", "memory_gb": 80}]}
+    monkeypatch.setenv("OPBENCH_DATA_DIR", env["OPBENCH_DATA_DIR"])
+    save_calibration(machine, list(_calibration().devices.values()))
+    Run("r1", "2026-01-01", "seed", "float32", machine=machine,
+        results=(result(0.04, 10**9, 10**6, "cuda_compile", "MatMul / mid"),)).to_json(tmp_path / "run.json")
+    proc = subprocess.run([sys.executable, "-m", "opbench", "show", str(tmp_path / "run.json"), "--roofline",
+                           "--format", "md"], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Detailed benchmark" in proc.stdout and "48% C" in proc.stdout  # cuda_compile uses cuda's ceilings

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from opbench.calibrate import Calibration, load_calibration, read_calibration
 from opbench.commands import add_format, console
+from opbench.commands.runs import add_store
 from opbench.report.roofline import LEGEND, roofline_table
 from opbench.report.tables import to_markdown, to_rich
 from opbench.results import Run
@@ -21,7 +22,8 @@ from opbench.roofline import backend_settings, roofline_json
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("roofline", help="% of calibrated peak (compute or memory bound) for every case of a run")
-    p.add_argument("run", help="run file, run directory, or stored run id")
+    p.add_argument("run", help="stored run id, unique prefix or 'latest'; or a run.json / run dir")
+    add_store(p)
     p.add_argument("--calibration", type=Path, help="calibration file (default: the run's machine's stored one)")
     p.add_argument("--json", type=Path, help="also write the roofline as JSON to this file")
     add_format(p)
@@ -58,6 +60,6 @@ def show_roofline(run: Run, calibration: Calibration | None, fmt: str, out_dir: 
 def run(args: argparse.Namespace) -> int:
     from opbench.results.resolve import load_run
 
-    loaded = load_run(args.run)
+    loaded = load_run(args.run, store=args.store)
     show_roofline(loaded, calibration_for(loaded, args.calibration), args.format, json_path=args.json)
     return 0

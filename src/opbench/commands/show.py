@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_store(p)
     p.add_argument("--pairs", help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")
     p.add_argument("--geomean", action="store_true", help="Average table with geometric instead of arithmetic means")
+    p.add_argument("--roofline", action="store_true",
+                   help="then the roofline table: %% of calibrated peak per case, lowest first")
     add_format(p)
     p.set_defaults(func=run)
 
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     r = load_run(args.run, store=args.store)
     if args.format == "md":
         print(markdown_tables(r, pairs, args.geomean), end="")
+        _roofline(r, args)
         return 0
     out = console()
     out.print(f"[bold]{heading(r)}[/]", soft_wrap=True)
@@ -49,4 +52,12 @@ def run(args: argparse.Namespace) -> int:
     out.print(to_rich(average_table(r.results, pairs, args.geomean)))
     for note in detailed.notes:
         out.print(f"[dim]- {note}[/]")
+    _roofline(r, args)
     return 0
+
+
+def _roofline(r: Run, args: argparse.Namespace) -> None:
+    if args.roofline:
+        from opbench.commands.roofline import calibration_for, show_roofline
+
+        show_roofline(r, calibration_for(r, None), args.format)
