@@ -16,11 +16,16 @@ def _f(x: float, digits: int) -> str:
     return "nan" if x is None or math.isnan(x) else f"{x:,.{digits}f}"
 
 
+def _first_shape(case_name: str) -> str:
+    """`Softmax / dim=16x1000000 axi=-1` -> `16x1000000` (the full name is in the table's title)."""
+    return case_name.split("dim=", 1)[1].split()[0] if "dim=" in case_name else case_name
+
+
 def sweep_table(points: Sequence[SweepPoint], baseline: str, calibration: Calibration | None,
                 settings: dict[str, dict[str, Any]] | None = None, show_shape: bool = False) -> Table:
     settings = settings or {}
     r = ratios(points, baseline)
-    headers = ["Size", *(["Case"] if show_shape else []), "Backend", "median ms", "GFLOP/s", "GB/s",
+    headers = ["Size", *(["Input"] if show_shape else []), "Backend", "median ms", "GFLOP/s", "GB/s",
                f"× {baseline}", "% peak", "Verdict"]
     rows, notes = [], []
     untimed: dict[tuple[str, str, str], list[int]] = {}  # one note per (backend, status, reason)
@@ -28,7 +33,7 @@ def sweep_table(points: Sequence[SweepPoint], baseline: str, calibration: Calibr
         res = p.result
         rf = roofline(res, peaks_for(calibration, res.backend, res.dtype, settings.get(res.backend)))
         verdict = res.status + (" ~" if res.noisy else "")
-        rows.append([str(p.size), *([res.case] if show_shape else []), res.backend,
+        rows.append([str(p.size), *([_first_shape(res.case)] if show_shape else []), res.backend,
                      _f(res.median_ms, 3) if res.timed else "nan", _f(rf.gflops, 1), _f(rf.gbs, 1),
                      _f(r[(p.size, p.backend)], 2), rf.text(), verdict])
         if not res.timed:
