@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from opbench.catalog import preset_cases, select_cases
+from opbench.catalog import Case, preset_cases, select_cases
 from opbench.runner import Plan, run_plan
 from opbench.testing.fakes import register_fakes
 from opbench.timing import TimingSettings
@@ -24,7 +24,7 @@ def cases() -> tuple:
     """ReLU, then Sum (where the fakes misbehave), then ReLU again: the run must reach the last one."""
     relu = select_cases(preset_cases("quick"), ["ReLU"])
     total = select_cases(preset_cases("quick"), ["Sum"])
-    return (relu[0], total[0], relu[1])
+    return (relu[0], total[0], Case("ReLU", ((8, 8),)))
 
 
 def run(backend: str, timeout: float = 60.0, isolate: bool = True) -> list:

@@ -41,7 +41,7 @@ class NumpyFake(Backend):
         """The environment the worker set before any framework import, so tests can check it."""
         return {"XLA_PYTHON_CLIENT_PREALLOCATE": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"), "pid": os.getpid()}
 
-    def from_numpy(self, a: np.ndarray) -> np.ndarray:
+    def from_numpy(self, a: np.ndarray, dtype: str | None = None) -> np.ndarray:
         return np.array(a, copy=True)
 
     def to_numpy(self, x: Any) -> np.ndarray:
@@ -50,10 +50,10 @@ class NumpyFake(Backend):
     def fault(self) -> None:
         """What happens on a case of `fault_family` (before it is timed)."""
 
-    def prepare(self, case: Case, inputs: tuple[np.ndarray, ...]) -> Prepared:
+    def prepare(self, case: Case, inputs: tuple[np.ndarray, ...], dtype: str | None = None) -> Prepared:
         if case.family == self.fault_family:
             self.fault()
-        return super().prepare(case, inputs)
+        return super().prepare(case, inputs, dtype)
 
 
 class CrashingFake(NumpyFake):
