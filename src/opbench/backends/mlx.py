@@ -10,8 +10,10 @@ Index inputs are converted to int32, MLX's native index type.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import math
+import operator
 import os
 import sys
 from collections.abc import Callable
@@ -59,54 +61,74 @@ def _nn() -> Any:
     return nn
 
 
-def _scatter_set(y: Any, idx: Any, upd: Any) -> Any:
-    out = _mx().array(y)  # a new array: the caller's y is not modified
-    out[idx] = upd
-    return out
+def _simple(make: Callable[[], Callable[..., Any]]) -> Builder:
+    """A builder whose timed function is made at prepare time, once MLX is imported: a timed call is MLX's own
+    function (or a one-line closure over it), with no import, attribute lookup or wrapper in the loop."""
+    return lambda be, case, args: Prepared(make(), args)
 
 
-def _simple(fn: Callable[..., Any]) -> Builder:
-    return lambda be, case, args: Prepared(fn, args)
-
-
-def _with_axis(fn: Callable[[Any, int], Any]) -> Builder:
-    return lambda be, case, args: Prepared(lambda x, axis=case.axis: fn(x, axis), args)
+def _with_axis(make: Callable[[int], Callable[..., Any]]) -> Builder:
+    return lambda be, case, args: Prepared(make(case.axis), args)
 
 
 def _builders() -> dict[str, Builder]:
-    def mx_op(name: str) -> Callable[..., Any]:
-        return lambda *a, **k: getattr(_mx(), name)(*a, **k)
-
     def sdpa(be: Backend, case: Case, args: tuple[Any, ...]) -> Prepared:
-        scale = 1.0 / math.sqrt(case.shapes[0][-1])
-        return Prepared(lambda q, k, v, m: _mx().fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=m),
-                        args)
+        scale, attend = 1.0 / math.sqrt(case.shapes[0][-1]), _mx().fast.scaled_dot_product_attention
+        return Prepared(lambda q, k, v, m: attend(q, k, v, scale=scale, mask=m), args)
+
+    def concat(axis: int) -> Callable[..., Any]:
+        concatenate = _mx().concatenate
+        return lambda a, b: concatenate([a, b], axis=axis)
+
+    def scatter_set() -> Callable[..., Any]:
+        copy = _mx().array
+
+        def scatter(y: Any, idx: Any, upd: Any) -> Any:
+            out = copy(y)  # a new array: the caller's y is not modified
+            out[idx] = upd
+            return out
+
+        return scatter
+
+    def scatter_reduce(reduce: str) -> Callable[..., Any]:
+        zeros_like = _mx().zeros_like
+        if reduce == "sum":
+            return lambda y, idx, upd: zeros_like(y).at[idx].add(upd)
+        return lambda y, idx, upd: zeros_like(y).at[idx].maximum(upd)
+
+    def layer_norm() -> Callable[..., Any]:
+        ln = _mx().fast.layer_norm
+        return lambda x, w, b: ln(x, w, b, LAYER_NORM_EPS)
+
+    def linear() -> Callable[..., Any]:
+        addmm = _mx().addmm
+        return lambda x, w, b: addmm(b, x, w)
 
     return {
-        "Argmax": _with_axis(lambda x, axis: _mx().argmax(x, axis=axis)),
-        "BCE": _simple(lambda p, t: _nn().losses.binary_cross_entropy(p, t, with_logits=False, reduction="mean")),
-        "Concat": lambda be, case, args: Prepared(lambda a, b, axis=case.axis: _mx().concatenate([a, b], axis=axis),
-                                                  args),
-        "Conv1d": _simple(mx_op("conv1d")),  # MLX is channels-last with weights `out x k x in`: native
-        "Conv2d": _simple(mx_op("conv2d")),
-        "Gather": _simple(lambda x, idx: x[idx]),
-        "LayerNorm": _simple(lambda x, w, b: _mx().fast.layer_norm(x, w, b, LAYER_NORM_EPS)),
-        "LeakyReLU": _simple(lambda x: _nn().leaky_relu(x, negative_slope=LEAKY_SLOPE)),
-        "Linear": _simple(lambda x, w, b: _mx().addmm(b, x, w)),
-        "MatMul": _simple(mx_op("matmul")),
-        "PReLU": _simple(lambda x, w: _nn().prelu(x, w)),
-        "ReLU": _simple(lambda x: _nn().relu(x)),
+        "Argmax": _with_axis(lambda axis: functools.partial(_mx().argmax, axis=axis)),
+        "BCE": _simple(lambda: functools.partial(_nn().losses.binary_cross_entropy, with_logits=False,
+                                                 reduction="mean")),
+        "Concat": _with_axis(concat),
+        "Conv1d": _simple(lambda: _mx().conv1d),  # MLX is channels-last with weights `out x k x in`: native
+        "Conv2d": _simple(lambda: _mx().conv2d),
+        "Gather": _simple(lambda: operator.getitem),  # x[idx]
+        "LayerNorm": _simple(layer_norm),
+        "LeakyReLU": _simple(lambda: functools.partial(_nn().leaky_relu, negative_slope=LEAKY_SLOPE)),
+        "Linear": _simple(linear),
+        "MatMul": _simple(lambda: _mx().matmul),
+        "PReLU": _simple(lambda: _nn().prelu),
+        "ReLU": _simple(lambda: _nn().relu),
         "ScaledDotProductAttention": sdpa,
-        "Scatter": _simple(_scatter_set),
-        "ScatterSum": _simple(lambda y, idx, upd: _mx().zeros_like(y).at[idx].add(upd)),
-        "ScatterMax": _simple(lambda y, idx, upd: _mx().zeros_like(y).at[idx].maximum(upd)),
-        "SeLU": _simple(lambda x: _nn().selu(x)),
-        "Sigmoid": _simple(mx_op("sigmoid")),
-        "Softmax": _with_axis(lambda x, axis: _mx().softmax(x, axis=axis)),
-        "Softplus": _simple(lambda x: _nn().softplus(x)),
-        "Sort": _with_axis(lambda x, axis: _mx().sort(x, axis=axis)),
-        "Sum": _with_axis(lambda x, axis: _mx().sum(x, axis=axis)),
-        "SumAll": _simple(lambda x: _mx().sum(x)),
+        "Scatter": _simple(scatter_set),
+        "ScatterSum": _simple(lambda: scatter_reduce("sum")),
+        "ScatterMax": _simple(lambda: scatter_reduce("max")),
+        "SeLU": _simple(lambda: _nn().selu),
+        "Sigmoid": _simple(lambda: _mx().sigmoid),
+        "Softmax": _with_axis(lambda axis: functools.partial(_mx().softmax, axis=axis)),
+        "Softplus": _simple(lambda: _nn().softplus),
+        "Sort": _with_axis(lambda axis: functools.partial(_mx().sort, axis=axis)),
+        "Sum": _with_axis(lambda axis: functools.partial(_mx().sum, axis=axis)),
+        "SumAll": _simple(lambda: _mx().sum),
     }
 
 
@@ -180,7 +202,10 @@ class MLXBackend(Backend):
         _mx().synchronize()
 
     def compile(self, op: Callable[..., Any]) -> Callable[..., Any]:
-        return _mx().compile(op)
+        def case_op(*args: Any) -> Any:  # a fresh function per case: its own compile cache entry
+            return op(*args)
+
+        return _mx().compile(case_op)
 
     def release(self) -> None:
         mx = _mx()

@@ -8,7 +8,9 @@ and outputs permuted back after it. Gradients are disabled for the whole process
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,68 +60,67 @@ def _conv(case: Case, x: Any, w: Any, dims: int) -> Prepared:
     return Prepared(op, (xc, wc), canonical=lambda out: out.movedim(1, -1))
 
 
-def _index_add(y: Any, idx: Any, upd: Any) -> Any:
-    return _torch().zeros_like(y).index_add_(0, idx, upd)
+def _simple(make: Callable[[], Callable[..., Any]]) -> Builder:
+    """A builder whose timed function is made at prepare time, once torch is imported: a timed call is torch's
+    own function (or a one-line closure over it), with no import, attribute lookup or wrapper in the loop."""
+    return lambda be, case, args: Prepared(make(), args)
 
 
-def _index_amax(y: Any, idx: Any, upd: Any) -> Any:
-    return _torch().zeros_like(y).index_reduce_(0, idx, upd, "amax", include_self=True)
-
-
-def _simple(fn: Callable[..., Any]) -> Builder:
-    return lambda be, case, args: Prepared(fn, args)
-
-
-def _with_axis(fn: Callable[[Any, int], Any]) -> Builder:
-    return lambda be, case, args: Prepared(lambda x, axis=case.axis: fn(x, axis), args)
+def _with_axis(make: Callable[[int], Callable[..., Any]]) -> Builder:
+    return lambda be, case, args: Prepared(make(case.axis), args)
 
 
 def _builders() -> dict[str, Builder]:
-    def torch_op(name: str) -> Callable[..., Any]:
-        return lambda *a, **k: getattr(_torch(), name)(*a, **k)
-
-    def func(name: str) -> Callable[..., Any]:
-        return lambda *a, **k: getattr(_F(), name)(*a, **k)
-
     def linear(be: Backend, case: Case, args: tuple[Any, ...]) -> Prepared:
         x, w, b = args  # w is `in x out`; torch's F.linear wants `out x in`
-        return Prepared(func("linear"), (x, w.t().contiguous(), b))
+        return Prepared(_F().linear, (x, w.t().contiguous(), b))
 
     def layer_norm(be: Backend, case: Case, args: tuple[Any, ...]) -> Prepared:
-        x, w, b = args
-        shape = (case.shapes[0][-1],)
-        return Prepared(lambda x, w, b: _F().layer_norm(x, shape, w, b, LAYER_NORM_EPS), (x, w, b))
+        shape, ln = (case.shapes[0][-1],), _F().layer_norm
+        return Prepared(lambda x, w, b: ln(x, shape, w, b, LAYER_NORM_EPS), args)
 
     def sdpa(be: Backend, case: Case, args: tuple[Any, ...]) -> Prepared:
-        q, k, v, mask = args
-        scale = 1.0 / float(np.sqrt(case.shapes[0][-1]))
-        return Prepared(lambda q, k, v, m: _F().scaled_dot_product_attention(q, k, v, attn_mask=m, scale=scale),
-                        (q, k, v, mask))
+        scale, attend = 1.0 / float(np.sqrt(case.shapes[0][-1])), _F().scaled_dot_product_attention
+        return Prepared(lambda q, k, v, m: attend(q, k, v, attn_mask=m, scale=scale), args)
+
+    def concat(axis: int) -> Callable[..., Any]:
+        cat = _torch().cat
+        return lambda a, b: cat([a, b], dim=axis)
+
+    def sort_values(axis: int) -> Callable[..., Any]:
+        sort = _torch().sort
+        return lambda x: sort(x, dim=axis).values
+
+    def scatter_reduce(reduce: str) -> Callable[..., Any]:
+        zeros_like = _torch().zeros_like
+        if reduce == "sum":
+            return lambda y, idx, upd: zeros_like(y).index_add_(0, idx, upd)
+        return lambda y, idx, upd: zeros_like(y).index_reduce_(0, idx, upd, "amax", include_self=True)
 
     return {
-        "Argmax": _with_axis(lambda x, axis: _torch().argmax(x, dim=axis)),
-        "BCE": _simple(func("binary_cross_entropy")),
-        "Concat": lambda be, case, args: Prepared(lambda a, b, axis=case.axis: _torch().cat([a, b], dim=axis), args),
+        "Argmax": _with_axis(lambda axis: functools.partial(_torch().argmax, dim=axis)),
+        "BCE": _simple(lambda: _F().binary_cross_entropy),
+        "Concat": _with_axis(concat),
         "Conv1d": lambda be, case, args: _conv(case, *args, dims=1),
         "Conv2d": lambda be, case, args: _conv(case, *args, dims=2),
-        "Gather": _simple(lambda x, idx: x[idx]),
+        "Gather": _simple(lambda: operator.getitem),  # x[idx]
         "LayerNorm": layer_norm,
-        "LeakyReLU": _simple(lambda x: _F().leaky_relu(x, LEAKY_SLOPE)),
+        "LeakyReLU": _simple(lambda: functools.partial(_F().leaky_relu, negative_slope=LEAKY_SLOPE)),
         "Linear": linear,
-        "MatMul": _simple(torch_op("matmul")),
-        "PReLU": _simple(func("prelu")),
-        "ReLU": _simple(torch_op("relu")),
+        "MatMul": _simple(lambda: _torch().matmul),
+        "PReLU": _simple(lambda: _F().prelu),
+        "ReLU": _simple(lambda: _torch().relu),
         "ScaledDotProductAttention": sdpa,
-        "Scatter": _simple(lambda y, idx, upd: y.index_copy(0, idx, upd)),
-        "ScatterSum": _simple(_index_add),
-        "ScatterMax": _simple(_index_amax),
-        "SeLU": _simple(func("selu")),
-        "Sigmoid": _simple(torch_op("sigmoid")),
-        "Softmax": _with_axis(lambda x, axis: _torch().softmax(x, dim=axis)),
-        "Softplus": _simple(func("softplus")),
-        "Sort": _with_axis(lambda x, axis: _torch().sort(x, dim=axis).values),
-        "Sum": _with_axis(lambda x, axis: _torch().sum(x, dim=axis)),
-        "SumAll": _simple(torch_op("sum")),
+        "Scatter": _simple(lambda: lambda y, idx, upd: y.index_copy(0, idx, upd)),
+        "ScatterSum": _simple(lambda: scatter_reduce("sum")),
+        "ScatterMax": _simple(lambda: scatter_reduce("amax")),
+        "SeLU": _simple(lambda: _F().selu),
+        "Sigmoid": _simple(lambda: _torch().sigmoid),
+        "Softmax": _with_axis(lambda axis: functools.partial(_torch().softmax, dim=axis)),
+        "Softplus": _simple(lambda: _F().softplus),
+        "Sort": _with_axis(sort_values),
+        "Sum": _with_axis(lambda axis: functools.partial(_torch().sum, dim=axis)),
+        "SumAll": _simple(lambda: _torch().sum),
     }
 
 
@@ -242,4 +243,8 @@ class TorchCUDACompile(TorchCUDA):
     def compile(self, op: Callable[..., Any]) -> Callable[..., Any]:
         torch = _torch()
         torch._dynamo.reset()
-        return torch.compile(op, dynamic=False)
+
+        def case_op(*args: Any) -> Any:  # a Python frame for dynamo to trace (op may be a C builtin)
+            return op(*args)
+
+        return torch.compile(case_op, dynamic=False)
