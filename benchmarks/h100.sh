@@ -5,9 +5,10 @@
 #
 #   bash benchmarks/h100.sh fidelity        # benchmarks/fidelity.py on cuda (every seed case)       ~3 min
 #   bash benchmarks/h100.sh stability       # benchmarks/stability.py: cuda (all, both schemes), cpu subset ~6 min
-#   bash benchmarks/h100.sh seed [SECONDS]  # the seed preset on every backend, one stored run; call again to
+#   bash benchmarks/h100.sh seed [SECONDS [BACKENDS]]  # the seed preset on every backend, one stored run; call again to
 #                                           # resume where a call was cut off (the store is kept in /tmp and
-#                                           # copied to $OUT; put it in .device/store/ to carry it to a fresh machine)
+#                                           # copied to $OUT; put it in .device/store/ to carry it to a fresh machine);
+#                                           # BACKENDS limits a resumed call to those backends
 #
 # `seed` logs, every 5 s, how many results each backend has (progress.log): the suite's wall time per backend is
 # the time between a backend's first and last result there.
@@ -47,7 +48,7 @@ case "${1:-}" in
     python3 -c "$PROGRESS" "$STORE" >> /tmp/progress.log & watcher=$!
     if [ -f "$STORE" ]; then
       timeout "${2:-540}" python3 -m opbench run --resume latest --store "$STORE" --out "$OUT/h100-seed" \
-        --format md > "$OUT/seed.txt" 2>&1
+        ${3:+--backends "$3"} --format md >> "$OUT/seed.txt" 2>&1
     else
       timeout "${2:-540}" python3 -m opbench run --preset seed --backends "$BACKENDS" --store "$STORE" \
         --out "$OUT/h100-seed" --format md > "$OUT/seed.txt" 2>&1
