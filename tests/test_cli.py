@@ -64,3 +64,16 @@ def test_quick_run_writes_json_and_tables(tmp_path) -> None:
         assert len(r["samples_ms"]) >= 3 and r["median_ms"] > 0 and r["rel_error"] <= r["tolerance"]
     assert "Detailed benchmark" in proc.stdout and "| ReLU" in proc.stdout
     assert (tmp_path / "detailed.md").exists() and (tmp_path / "average.md").exists()
+
+
+def test_help_of_every_command_works() -> None:
+    from opbench.cli import COMMAND_MODULES, main
+
+    with pytest.raises(SystemExit) as top:
+        main(["--help"])
+    assert top.value.code == 0
+    names = {"catalog": "list", "importing": "import"}
+    for module in COMMAND_MODULES:
+        with pytest.raises(SystemExit) as sub:
+            main([names.get(module, module), "--help"])
+        assert sub.value.code == 0, module
