@@ -76,3 +76,15 @@ def test_tolerance_grows_with_accumulation_and_dtype() -> None:
     assert tolerance("float32", 1) < tolerance("float32", 10**6) < 3e-4
     assert tolerance("float16", 1) > tolerance("float32", 1)
     assert tolerance("int32", 10) == 0.0
+
+
+def test_scatter_rows_torn_between_duplicates_are_wrong_and_named() -> None:
+    case = case_of("Scatter")
+    y, idx, upd = case.make_inputs()
+    ref = case.reference((y, idx, upd))
+    r = next(int(v) for v in idx if (idx == v).sum() > 1)
+    first, second = np.flatnonzero(idx == r)[:2]
+    torn = ref.copy()
+    torn[r, 0], torn[r, 1:] = upd[first, 0], upd[second, 1:]  # column 0 from one update, the rest from another
+    verdict = verify(case, (y, idx, upd), torn, ref, "float32")
+    assert verdict.status == WRONG and "1 torn" in verdict.detail

@@ -12,7 +12,9 @@ The measure is the normwise relative error ‖out − ref‖ / ‖ref‖ (comput
 - `wrong` otherwise, or for NaN, a shape mismatch, or an integer result that is not exact.
 
 Family-specific checks: Argmax is tie-aware (the chosen index must point at a maximal value; the error is the
-fraction of positions that do not). Scatter with duplicate indices accepts any one of the competing rows.
+fraction of positions that do not). Scatter with duplicate indices accepts any one of the competing rows, whole:
+a row whose elements come from different duplicates (GPU scatters that write element by element can do
+this) is `wrong`, and the detail counts such rows as torn.
 Sort compares values, so ties cannot matter.
 """
 
@@ -104,9 +106,16 @@ def _verify_scatter(inputs: tuple[np.ndarray, ...], out: np.ndarray, ref: np.nda
     _, idx, upd = inputs
     got = out.astype(np.float64)
     row_ok = np.all(got == ref, axis=tuple(range(1, got.ndim)))
+    torn = 0
     for r in np.flatnonzero(~row_ok):  # a duplicate index: any one of the competing update rows is right
-        competing = np.flatnonzero(idx == r)
-        row_ok[r] = any(np.array_equal(got[r], upd[j]) for j in competing)
+        competing = upd[np.flatnonzero(idx == r)]
+        row_ok[r] = any(np.array_equal(got[r], row) for row in competing)
+        # a torn row: every element comes from some competing update, but no single update wrote the row
+        torn += bool(not row_ok[r] and len(competing) > 1 and np.all(np.any(competing == got[r], axis=0)))
     bad = int(np.count_nonzero(~row_ok))
-    err = relative_error(out, ref) if bad else 0.0
-    return Verdict(OK if bad == 0 else WRONG, err, 0.0, f"{bad} rows match no scattered update" if bad else "")
+    if not bad:
+        return Verdict(OK, 0.0, 0.0)
+    detail = f"{bad} rows are not one whole scattered update"
+    if torn:
+        detail += f" ({torn} torn: elements mixed from competing duplicate updates)"
+    return Verdict(WRONG, relative_error(out, ref), 0.0, detail)
