@@ -24,3 +24,26 @@ def console(stderr: bool = False):  # -> rich.console.Console
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
+
+
+def progress(total: int, description: str, console_=None):  # -> (rich Progress context, advance callable)
+    """A transient rich progress bar with ETA on stderr; `advance(title)` counts one finished item and shows
+    its title. Every long command uses this one bar."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("ETA"), TimeRemainingColumn(), console=console_ or console(stderr=True),
+                   transient=True)
+    task = bar.add_task(description, total=total)
+
+    def advance(title: str) -> None:
+        bar.update(task, advance=1, description=f"{description}: {title[:48]}")
+
+    return bar, advance

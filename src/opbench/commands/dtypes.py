@@ -16,7 +16,7 @@ from pathlib import Path
 from opbench import machine
 from opbench.backends import get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
-from opbench.commands import add_format, console
+from opbench.commands import add_format, console, progress
 from opbench.dtype_process import run_isolated
 from opbench.dtypes import (
     MATRIX_MODE,
@@ -147,8 +147,6 @@ def _measure(study: Study, runnable: list[str], cases, dtypes: list[str], args: 
              matrix_timing: TimingSettings, matmul_timing: TimingSettings, save, err) -> None:
     """Each backend in its own process (`dtype_process`); precision modes set by environment variables in
     one more process each, with those variables set."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     plans = {}
     for name in runnable:
         backend = get_backend(name)  # imports the adapter module only, not the framework
@@ -158,16 +156,13 @@ def _measure(study: Study, runnable: list[str], cases, dtypes: list[str], args: 
         groups = [({}, [i for i in items if i.mode not in in_env])]
         groups += [(env, [i for i in items if i.mode == m]) for m, env in in_env.items()]
         plans[name] = [(env, group) for env, group in groups if group]
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        total = sum(len(g) for groups in plans.values() for _, g in groups)
-        task = progress.add_task("dtypes", total=total)
+    bar, advance = progress(sum(len(g) for groups in plans.values() for _, g in groups), "dtypes", err)
+    with bar:
         for name, groups in plans.items():
             def on_cell(cell: Cell, name: str = name) -> None:
                 (study.precision if cell.mode != MATRIX_MODE else study.cells).append(cell)
                 save()
-                progress.advance(task)
-                progress.update(task, description=f"{name} {cell.dtype}: {cell.case[:40]}")
+                advance(f"{name} {cell.dtype}: {cell.case}")
 
             def on_info(info: dict, name: str = name) -> None:
                 study.backends[name].update(versions=info["versions"], settings=info["settings"])

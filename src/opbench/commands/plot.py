@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from opbench.commands import console
+from opbench.commands import console, progress
 from opbench.errors import UsageError
 from opbench.results import Run
 
@@ -43,27 +43,6 @@ def load(ref: str, store: str | None) -> Run:
     if not run.results:
         raise UsageError(f"run {run.run_id} has no results to show")
     return run
-
-
-def progress(total: int, description: str):  # -> (rich Progress context, advance callable)
-    """A transient rich progress bar with ETA on stderr, advanced once per finished item."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("ETA"), TimeRemainingColumn(), console=console(stderr=True), transient=True)
-    task = bar.add_task(description, total=total)
-
-    def advance(title: str) -> None:
-        bar.update(task, advance=1, description=f"{description}: {title[:40]}")
-
-    return bar, advance
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from opbench.commands import console
-from opbench.commands.plot import load, output_base, progress
+from opbench.commands import console, progress
+from opbench.commands.plot import load, output_base
 from opbench.errors import UsageError
 
 

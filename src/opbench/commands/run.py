@@ -11,7 +11,7 @@ from pathlib import Path
 from opbench import machine
 from opbench.backends import availability_table, get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
-from opbench.commands import DTYPES, add_format, check_dtype, console
+from opbench.commands import DTYPES, add_format, check_dtype, console, progress
 from opbench.errors import UsageError, unknown
 from opbench.interrupts import deferred_interrupt
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown, to_rich
@@ -161,22 +161,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err, done: set[tuple[str, str]],
                            isolate: bool, case_timeout: float | None) -> None:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("measuring", total=sum((b, c.name) not in done for b, c in plan.pairs()))
+    bar, advance = progress(sum((b, c.name) not in done for b, c in plan.pairs()), "measuring", err)
+    with bar:
 
         def on_result(result: CaseResult) -> None:
             record(result)
-            progress.update(task, advance=1, description=f"{result.backend}: {result.case[:48]}")
+            advance(f"{result.backend}: {result.case}")
 
         run_plan(plan, on_result, skip=done, isolate=isolate, case_timeout=case_timeout)
