@@ -142,5 +142,17 @@ class Backend:
         return prepared
 
 
+def simple_builder(make: Callable[[], Callable[..., Any]]) -> Builder:
+    """A builder whose timed function is made at prepare time, once the framework is imported, so a timed call
+    is the framework's own function (or a one-line closure over it): no import, attribute lookup or wrapper
+    inside the timed loop. Used by the eager adapters (torch, MLX)."""
+    return lambda be, case, args: Prepared(make(), args)
+
+
+def axis_builder(make: Callable[[int], Callable[..., Any]]) -> Builder:
+    """`simple_builder` for families with an axis: `make(case.axis)` gives the timed function."""
+    return lambda be, case, args: Prepared(make(case.axis), args)
+
+
 def missing_module_reason(module: str, extra: str) -> str:
     return f"{module} is not installed (pip install 'opbench[{extra}]')"

@@ -29,6 +29,8 @@ from opbench.backends._base import (
     Prepared,
     missing_module_reason,
 )
+from opbench.backends._base import axis_builder as _with_axis
+from opbench.backends._base import simple_builder as _simple
 from opbench.catalog import Case
 from opbench.catalog.families import LAYER_NORM_EPS, LEAKY_SLOPE
 
@@ -59,16 +61,6 @@ def _nn() -> Any:
     import mlx.nn as nn
 
     return nn
-
-
-def _simple(make: Callable[[], Callable[..., Any]]) -> Builder:
-    """A builder whose timed function is made at prepare time, once MLX is imported: a timed call is MLX's own
-    function (or a one-line closure over it), with no import, attribute lookup or wrapper in the loop."""
-    return lambda be, case, args: Prepared(make(), args)
-
-
-def _with_axis(make: Callable[[int], Callable[..., Any]]) -> Builder:
-    return lambda be, case, args: Prepared(make(case.axis), args)
 
 
 def _builders() -> dict[str, Builder]:

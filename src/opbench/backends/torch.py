@@ -24,6 +24,8 @@ from opbench.backends._base import (
     Prepared,
     missing_module_reason,
 )
+from opbench.backends._base import axis_builder as _with_axis
+from opbench.backends._base import simple_builder as _simple
 from opbench.catalog import Case
 from opbench.catalog.families import LAYER_NORM_EPS, LEAKY_SLOPE
 
@@ -58,16 +60,6 @@ def _conv(case: Case, x: Any, w: Any, dims: int) -> Prepared:
     wc = w.movedim(-1, 1).contiguous()
     op = F.conv1d if dims == 1 else F.conv2d
     return Prepared(op, (xc, wc), canonical=lambda out: out.movedim(1, -1))
-
-
-def _simple(make: Callable[[], Callable[..., Any]]) -> Builder:
-    """A builder whose timed function is made at prepare time, once torch is imported: a timed call is torch's
-    own function (or a one-line closure over it), with no import, attribute lookup or wrapper in the loop."""
-    return lambda be, case, args: Prepared(make(), args)
-
-
-def _with_axis(make: Callable[[int], Callable[..., Any]]) -> Builder:
-    return lambda be, case, args: Prepared(make(case.axis), args)
 
 
 def _builders() -> dict[str, Builder]:
