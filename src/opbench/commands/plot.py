@@ -45,17 +45,22 @@ def load(ref: str, store: str | None) -> Run:
     return run
 
 
+def load_pair(ref_a: str, ref_b: str | None, store: str | None):  # -> (Run, Comparison | None)
+    """Run A, and its comparison with run B when B is given (the plots and the report show both)."""
+    run_a = load(ref_a, store)
+    if not ref_b:
+        return run_a, None
+    from opbench.compare import compare_runs
+
+    return run_a, compare_runs(run_a, load(ref_b, store))
+
+
 def run(args: argparse.Namespace) -> int:
     from opbench.report import plots
     from opbench.report.tables import Table, parse_pairs, to_rich
 
     pairs = parse_pairs(args.pairs)
-    run_a = load(args.run, args.store)
-    comparison = None
-    if args.vs:
-        from opbench.compare import compare_runs
-
-        comparison = compare_runs(run_a, load(args.vs, args.store))
+    run_a, comparison = load_pair(args.run, args.vs, args.store)
     out_dir = args.out or output_base(args.run, run_a) / "plots"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

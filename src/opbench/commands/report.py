@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from opbench.commands import console, progress
-from opbench.commands.plot import load, output_base
+from opbench.commands.plot import load_pair, output_base
 from opbench.errors import UsageError
 
 
@@ -30,12 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from opbench.results.files import atomic_write
 
     pairs = parse_pairs(args.pairs)
-    run_a = load(args.run, args.store)
-    comparison = None
-    if args.run_b:
-        from opbench.compare import compare_runs
-
-        comparison = compare_runs(run_a, load(args.run_b, args.store))
+    run_a, comparison = load_pair(args.run, args.run_b, args.store)
     out = args.out or output_base(args.run, run_a) / "report.html"
     figures = []
     if not args.no_plots:
