@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -93,3 +94,12 @@ def test_worker_is_a_separate_process_with_its_environment_set() -> None:
         assert worker.info["settings"]["pid"] != os.getpid()
         assert worker.info["settings"]["XLA_PYTHON_CLIENT_PREALLOCATE"] in ("false", os.environ.get(
             "XLA_PYTHON_CLIENT_PREALLOCATE"))
+
+
+def test_backend_settings_come_from_the_measuring_worker() -> None:
+    infos: dict = {}
+    run_plan(Plan(cases()[:1], ("fake_numpy",), timing=FAST), isolate=True, case_timeout=60.0,
+             on_backend=infos.__setitem__)
+    settings = infos["fake_numpy"]["settings"]
+    assert settings["pid"] != os.getpid()  # reported by the worker, not guessed by the parent
+    assert settings["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"

@@ -104,14 +104,16 @@ def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int
 
 def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: None,
              skip: Iterable[tuple[str, str]] = (), isolate: bool = True,
-             case_timeout: float | None = None) -> list[CaseResult]:
+             case_timeout: float | None = None,
+             on_backend: Callable[[str, dict], None] = lambda name, info: None) -> list[CaseResult]:
     """Measure every (backend, case) pair in order; `skip` holds (backend, case name) pairs already measured.
 
     With `isolate` (the default) each backend runs in its own spawned worker process (`opbench.worker`): a
     segfault, an OS kill or a case running past `case_timeout` seconds (default `default_case_timeout`)
     becomes a `crashed`, `oom` or `timeout` result and the run goes on in a fresh worker. Without it,
     everything runs in this process (for tests and debugging: a crash ends the run). Backends run one after
-    another, never side by side, so they do not disturb each other's timings.
+    another, never side by side, so they do not disturb each other's timings. `on_backend(name, info)` gets the
+    versions and thread/precision settings as the measuring process reports them, after its setup.
     """
     from opbench.worker import BackendWorker, default_case_timeout
 
@@ -124,13 +126,18 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
             continue
         if isolate:
             with BackendWorker(name, timeout) as worker:
+                reported = False
                 for case in todo:
                     result = worker.measure(case, plan.dtype, plan.seed, plan.timing)
+                    if not reported and worker.info:  # the worker starts on its first case
+                        on_backend(name, worker.info)
+                        reported = True
                     results.append(result)
                     on_result(result)
             continue
         backend = get_backend(name)
         backend.setup()
+        on_backend(name, {"versions": backend.versions(), "settings": backend.settings()})
         for case in todo:
             result = measure_case(backend, case, plan.dtype, plan.seed, plan.timing)
             results.append(result)

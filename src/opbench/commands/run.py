@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from opbench import machine
@@ -104,6 +105,15 @@ def run(args: argparse.Namespace) -> int:
     store = RunDirectory(out_dir, meta)
     done = measured_pairs(meta, dtype)
 
+    def on_backend(name: str, info: dict) -> None:
+        """Keep the versions and settings the measuring process reports (thread counts, precision modes)."""
+        backends_meta = {**store.run.backends, name: {**store.run.backends.get(name, {}),
+                                                      "versions": info.get("versions", {}),
+                                                      "settings": info.get("settings", {})}}
+        with deferred_interrupt():
+            db.update_backends(run_id, backends_meta)
+            store.run = replace(store.run, backends=backends_meta)
+
     def record(result: CaseResult) -> None:  # the store first (one transaction per result), then run.json
         with deferred_interrupt():
             db.add_result(run_id, result)
@@ -123,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
               f"store {db.path}", soft_wrap=True)
     hint = f"opbench run --resume {run_id}" + (f" --store {args.store}" if args.store else "")
     try:
-        _measure_with_progress(plan, record, err, done, not args.no_isolate, args.case_timeout)
+        _measure_with_progress(plan, record, err, done, not args.no_isolate, args.case_timeout, on_backend)
     except UsageError as exc:  # the store failed mid-run (locked too long, disk full): say how to go on
         store.write_tables(pairs, args.geomean)
         raise UsageError(f"{exc}; {len(store.run.results)} results kept; resume with: {hint}") from None
@@ -160,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err, done: set[tuple[str, str]],
-                           isolate: bool, case_timeout: float | None) -> None:
+                           isolate: bool, case_timeout: float | None,
+                           on_backend: Callable[[str, dict], None]) -> None:
     bar, advance = progress(sum((b, c.name) not in done for b, c in plan.pairs()), "measuring", err)
     with bar:
 
@@ -168,4 +179,4 @@ def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err
             record(result)
             advance(f"{result.backend}: {result.case}")
 
-        run_plan(plan, on_result, skip=done, isolate=isolate, case_timeout=case_timeout)
+        run_plan(plan, on_result, skip=done, isolate=isolate, case_timeout=case_timeout, on_backend=on_backend)

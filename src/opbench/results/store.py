@@ -231,6 +231,12 @@ class Store:
         with self._write() as db:
             self._insert_run(db, run)
 
+    def update_backends(self, run_id: str, backends: dict) -> None:
+        """Replace a run's per-backend metadata (availability, versions, settings) in one transaction."""
+        with self._write() as db:
+            self._require_run(db, run_id)
+            db.execute("UPDATE runs SET backends = ? WHERE id = ?", (_dumps(backends), run_id))
+
     def add_result(self, run_id: str, result: CaseResult) -> None:
         """Store one result in its own transaction; a result for the same (case, backend, dtype) is replaced."""
         with self._write() as db:
