@@ -42,6 +42,7 @@ import numpy as np
 
 from opbench.backends import Backend
 from opbench.errors import UsageError
+from opbench.results.model import check_header
 from opbench.timing import TimingSettings, measure
 
 FORMAT_NAME = "opbench-calibration"
@@ -149,11 +150,7 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
-        if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
-            raise UsageError("not an opbench calibration file (no 'format: opbench-calibration' field)")
-        if d.get("schema_version") != SCHEMA_VERSION:
-            raise UsageError(f"calibration file has schema version {d.get('schema_version')!r}; this opbench "
-                             f"reads version {SCHEMA_VERSION}")
+        check_header(d, FORMAT_NAME, SCHEMA_VERSION, "calibration")
         try:
             devices = {k: DeviceCalibration.from_dict(v) for k, v in d["devices"].items()}
             return cls(d["fingerprint"], d.get("machine", {}), devices)

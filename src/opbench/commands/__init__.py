@@ -14,6 +14,13 @@ def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("ric
                         help="terminal rendering: rich tables or plain Markdown")
 
 
+def add_table_options(parser: argparse.ArgumentParser) -> None:
+    """--pairs and --geomean: the seed tables' speedup columns and Average-table mean."""
+    parser.add_argument("--pairs", help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")
+    parser.add_argument("--geomean", action="store_true",
+                        help="Average table with geometric instead of arithmetic means")
+
+
 def check_dtype(dtype: str) -> str:
     if dtype not in DTYPES:
         raise unknown("dtype", dtype, DTYPES)

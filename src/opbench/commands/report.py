@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from opbench.commands import console, progress
+from opbench.commands import add_table_options, console, progress
 from opbench.commands.plot import load_pair, output_base
 from opbench.errors import UsageError
 
@@ -18,8 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="HTML file (default: RUN's directory/report.html)")
     p.add_argument("--log", action="store_true", help="logarithmic time axes in the charts")
     p.add_argument("--no-plots", action="store_true", help="tables only (faster, smaller)")
-    p.add_argument("--pairs", help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")
-    p.add_argument("--geomean", action="store_true", help="Average table with geometric instead of arithmetic means")
+    add_table_options(p)
     p.add_argument("--store", help="store path (default: $OPBENCH_STORE or the user data directory)")
     p.set_defaults(func=run)
 

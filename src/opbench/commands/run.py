@@ -12,7 +12,7 @@ from pathlib import Path
 from opbench import machine
 from opbench.backends import availability_table, get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
-from opbench.commands import DTYPES, add_format, check_dtype, console, progress
+from opbench.commands import DTYPES, add_format, add_table_options, check_dtype, console, progress
 from opbench.errors import UsageError, unknown
 from opbench.interrupts import deferred_interrupt
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown, to_rich
@@ -41,8 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, help="seconds of timed samples per case (default 0.5)")
     p.add_argument("--min-samples", type=int, help="minimum samples per case (default 5)")
     p.add_argument("--seed", type=int, help="input generator seed (default 0)")
-    p.add_argument("--pairs", help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")
-    p.add_argument("--geomean", action="store_true", help="Average table with geometric instead of arithmetic means")
+    add_table_options(p)
     p.add_argument("--roofline", action="store_true",
                    help="add %% of calibrated peak columns and the roofline table (see `opbench calibrate`)")
     add_format(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from opbench import machine
-from opbench.commands import add_format, console
+from opbench.commands import add_format, add_table_options, console
 from opbench.commands.runs import add_store
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown, to_rich
 from opbench.results import Run
@@ -16,8 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="print the Detailed and Average tables of a stored run")
     p.add_argument("run", metavar="RUN", help="stored run id, unique prefix or 'latest'; or a run.json / run dir")
     add_store(p)
-    p.add_argument("--pairs", help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")
-    p.add_argument("--geomean", action="store_true", help="Average table with geometric instead of arithmetic means")
+    add_table_options(p)
     p.add_argument("--roofline", action="store_true",
                    help="then the roofline table: %% of calibrated peak per case, lowest first")
     add_format(p)

@@ -25,6 +25,15 @@ UNTIMED_STATUSES = ("error", "oom", "unsupported", "crashed", "timeout", "not-fo
 NOISY_IQR_RATIO = 0.10
 
 
+def check_header(d: Any, format_name: str, version: int, what: str) -> None:
+    """Refuse, with one line, a JSON document that is not `format_name` at schema `version`."""
+    if not isinstance(d, dict) or d.get("format") != format_name:
+        raise UsageError(f"not an opbench {what} file (no 'format: {format_name}' field)")
+    if d.get("schema_version") != version:
+        raise UsageError(f"{what} file has schema version {d.get('schema_version')!r}; this opbench reads "
+                         f"version {version}")
+
+
 @dataclass(frozen=True)
 class CaseResult:
     """One case on one backend in one dtype. Times are milliseconds per call."""
@@ -117,11 +126,7 @@ class Run:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Run:
-        if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
-            raise UsageError("not an opbench run file (no 'format: opbench-run' field)")
-        if d.get("schema_version") != SCHEMA_VERSION:
-            raise UsageError(f"run file has schema version {d.get('schema_version')!r}; this opbench reads "
-                             f"version {SCHEMA_VERSION}")
+        check_header(d, FORMAT_NAME, SCHEMA_VERSION, "run")
         try:
             results = tuple(CaseResult.from_dict(r) for r in d["results"])
             names = {f.name for f in fields(cls)} - {"results"}
