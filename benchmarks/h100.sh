@@ -5,6 +5,11 @@
 #
 #   bash benchmarks/h100.sh fidelity        # benchmarks/fidelity.py on cuda (every seed case)       ~3 min
 #   bash benchmarks/h100.sh stability       # benchmarks/stability.py: cuda (all, both schemes), cpu subset ~6 min
+#   bash benchmarks/h100.sh dtypes          # issue 5: dtype matrix + matmul precision study, cuda/mlx_gpu/jax_gpu ~5 min
+#   bash benchmarks/h100.sh calibrate BACKENDS  # issue 6: ceilings, merged into /tmp/opbench-data (+ $OUT copy)
+#   bash benchmarks/h100.sh sweeps          # issue 6: matmul 512..8192 and softmax sweeps against the calibration
+#   bash benchmarks/h100.sh probe           # the fidelity miss: kernels per timing method + fidelity of Linear
+#   bash benchmarks/h100.sh pack NAME       # tar $OUT into $OUT/NAME.tgz (a call brings back at most 8 files)
 #   bash benchmarks/h100.sh seed [SECONDS [BACKENDS]]  # the seed preset on every backend, one stored run; call again to
 #                                           # resume where a call was cut off (the store is kept in /tmp and
 #                                           # copied to $OUT; put it in .device/store/ to carry it to a fresh machine);
@@ -16,6 +21,10 @@ set -u
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 [ -d /tmp/mlx-site ] && case ":$PYTHONPATH:" in *:/tmp/mlx-site:*) ;; *) export PYTHONPATH="$PYTHONPATH:/tmp/mlx-site";; esac
 STORE=/tmp/h100.sqlite
+# the calibration lives outside $OUT (emptied before every call); .device/cal carries it to a fresh machine
+export OPBENCH_DATA_DIR=/tmp/opbench-data
+[ -d "$OPBENCH_DATA_DIR" ] || { [ -d .device/cal ] && mkdir -p /tmp && cp -r .device/cal "$OPBENCH_DATA_DIR"; }
+CAL_FILE=$OPBENCH_DATA_DIR/h100.json
 BACKENDS=${BACKENDS:-cpu,cuda,cuda_compile,mlx_gpu,mlx_gpu_compile,mlx_cpu,jax_gpu,jax_cpu}
 
 PROGRESS='import sqlite3, sys, time
@@ -40,6 +49,40 @@ case "${1:-}" in
     timeout 240 python3 benchmarks/stability.py --backend cpu --every 3 --schemes opbench \
       --json "$OUT/stability-cpu.json" > "$OUT/stability-cpu.log" 2>&1
     tail -5 "$OUT/stability-cuda.log" "$OUT/stability-cpu.log" ;;
+  dtypes)
+    mkdir -p "$OUT/dtypes-h100"
+    timeout "${2:-420}" python3 -m opbench dtypes --backends cuda,mlx_gpu,jax_gpu --preset quick \
+      --matmul-size 4096 --matmul-budget 0.5 --out "$OUT/dtypes-h100" --store "$OUT/dtypes-h100/store.sqlite" \
+      --format md > "$OUT/dtypes-h100/h100.txt" 2>&1
+    echo "dtypes rc=$?"; tail -5 "$OUT/dtypes-h100/h100.txt" ;;
+  calibrate)
+    mkdir -p "$OPBENCH_DATA_DIR"
+    timeout 240 python3 -m opbench calibrate --backends "$2" --out "$CAL_FILE" --format md >> "$OUT/calibration.md" 2>&1
+    echo "calibrate $2 rc=$?"
+    if [[ ",$2," == *,mlx_gpu,* ]]; then  # MLX reads MLX_ENABLE_TF32 once per process: its strict float32 peak
+      MLX_ENABLE_TF32=0 timeout 120 python3 -m opbench calibrate --backends mlx_gpu --out "$CAL_FILE" --format md \
+        >> "$OUT/calibration.md" 2>&1
+      echo "calibrate mlx_gpu strict rc=$?"
+    fi
+    cp "$CAL_FILE" "$OUT/calibration-h100.json"; tail -40 "$OUT/calibration.md" ;;
+  sweeps)
+    timeout "${2:-330}" python3 -m opbench sweep matmul --sizes 512:8192:512 \
+      --backends cpu,cuda,cuda_compile,mlx_gpu,mlx_gpu_compile,jax_gpu --baseline cpu --budget 5 \
+      --calibration "$CAL_FILE" --out "$OUT/sweep-h100-matmul" --format md > "$OUT/sweep-matmul.txt" 2>&1
+    echo "matmul sweep rc=$?"
+    timeout "${3:-150}" python3 -m opbench sweep softmax --sizes 16:256:16 --backends cpu,cuda,mlx_gpu,jax_gpu \
+      --baseline cpu --budget 2 --calibration "$CAL_FILE" --out "$OUT/sweep-h100-softmax" --format md \
+      > "$OUT/sweep-softmax.txt" 2>&1
+    echo "softmax sweep rc=$?"; tail -25 "$OUT/sweep-matmul.txt" ;;
+  probe)
+    timeout 120 python3 benchmarks/kernel_probe.py --ops "Linear / dim=100x1x51200 dim=51200x1 dim=1,MatMul / dim=64x1000000 dim=1000000x32" \
+      --json "$OUT/kernel-probe.json" > "$OUT/kernel-probe.log" 2>&1
+    echo "probe rc=$?"
+    timeout 150 python3 benchmarks/fidelity.py --backend cuda --ops Linear,MatMul --json "$OUT/fidelity-linear.json" \
+      > "$OUT/fidelity-linear.log" 2>&1
+    echo "fidelity rc=$?"; cat "$OUT/kernel-probe.log"; tail -12 "$OUT/fidelity-linear.log" ;;
+  pack)  # everything under $OUT into one archive ($OUT returns at most 8 files)
+    tar czf "/tmp/$2.tgz" -C "$OUT" . && rm -rf "${OUT:?}"/* && mv "/tmp/$2.tgz" "$OUT/" && ls -la "$OUT" ;;
   seed)
     [ -f "$STORE" ] || { [ -f .device/store/h100.sqlite ] && cp .device/store/h100.sqlite "$STORE"; }
     [ -f /tmp/progress.log ] || { [ -f .device/store/progress.log ] && cp .device/store/progress.log /tmp/; }
@@ -57,5 +100,5 @@ case "${1:-}" in
     kill "$watcher"
     cp "$STORE" /tmp/progress.log "$OUT/"
     tail -3 /tmp/progress.log; tail -15 "$OUT/seed.txt" ;;
-  *) echo "usage: bash benchmarks/h100.sh fidelity|stability|seed [SECONDS]" >&2; exit 2 ;;
+  *) echo "usage: bash benchmarks/h100.sh fidelity|stability|dtypes|calibrate|sweeps|probe|seed [ARGS]" >&2; exit 2 ;;
 esac
