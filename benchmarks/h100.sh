@@ -51,7 +51,7 @@ case "${1:-}" in
     tail -5 "$OUT/stability-cuda.log" "$OUT/stability-cpu.log" ;;
   dtypes)
     mkdir -p "$OUT/dtypes-h100"
-    timeout "${2:-420}" python3 -m opbench dtypes --backends cuda,mlx_gpu,jax_gpu --preset quick \
+    timeout "${2:-420}" python3 -m opbench dtypes --backends mlx_gpu,cuda,jax_gpu --preset quick \
       --matmul-size 4096 --matmul-budget 0.5 --out "$OUT/dtypes-h100" --store "$OUT/dtypes-h100/store.sqlite" \
       --format md > "$OUT/dtypes-h100/h100.txt" 2>&1
     echo "dtypes rc=$?"; tail -5 "$OUT/dtypes-h100/h100.txt" ;;
