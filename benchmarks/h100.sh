@@ -57,10 +57,11 @@ case "${1:-}" in
     echo "dtypes rc=$?"; tail -5 "$OUT/dtypes-h100/h100.txt" ;;
   calibrate)
     mkdir -p "$OPBENCH_DATA_DIR"
-    timeout 240 python3 -m opbench calibrate --backends "$2" --out "$CAL_FILE" --format md >> "$OUT/calibration.md" 2>&1
+    timeout 300 python3 -m opbench calibrate --backends "$2" --budget 0.5 --out "$CAL_FILE" --format md \
+      >> "$OUT/calibration.md" 2>&1
     echo "calibrate $2 rc=$?"
     if [[ ",$2," == *,mlx_gpu,* ]]; then  # MLX reads MLX_ENABLE_TF32 once per process: its strict float32 peak
-      MLX_ENABLE_TF32=0 timeout 120 python3 -m opbench calibrate --backends mlx_gpu --out "$CAL_FILE" --format md \
+      MLX_ENABLE_TF32=0 timeout 120 python3 -m opbench calibrate --backends mlx_gpu --budget 0.5 --out "$CAL_FILE" --format md \
         >> "$OUT/calibration.md" 2>&1
       echo "calibrate mlx_gpu strict rc=$?"
     fi

@@ -220,6 +220,45 @@ def test_cli_writes_matrix_json_pictures_and_store(tmp_path) -> None:
     assert any(r.case.endswith("[precision=highest]") for r in run.results)
 
 
+def test_resume_measures_only_the_missing_cells_and_keeps_the_rest(tmp_path) -> None:
+    pytest.importorskip("torch")
+    out, store = tmp_path / "out", tmp_path / "store.sqlite"
+    proc = opbench("dtypes", "--backends", "cpu", "--ops", "ReLU,MatMul", "--dtypes", "float32,int32",
+                   "--budget", "0.005", "--matmul-size", "32", "--matmul-budget", "0.005", "--out", str(out),
+                   "--store", str(store), "--format", "md")
+    assert proc.returncode == 0, proc.stderr
+    full = json.loads((out / "dtypes.json").read_text())
+    cut = {**full, "cells": full["cells"][:1], "precision": full["precision"][:2]}  # as if cut off
+    (out / "dtypes.json").write_text(json.dumps(cut))
+    (out / "dtypes.md").unlink()
+    proc = opbench("dtypes", "--resume", str(out), "--store", str(store), "--format", "md")
+    assert proc.returncode == 0, proc.stderr
+    assert "(resumed): 2 cases x 2 dtypes x 1 backends" in " ".join(proc.stderr.split())
+    resumed = json.loads((out / "dtypes.json").read_text())
+    assert resumed["run_id"] == full["run_id"] and resumed["settings"] == full["settings"]
+    assert resumed["cells"][0] == full["cells"][0] and resumed["precision"][:2] == full["precision"][:2]
+
+    def keys(cells: list[dict]) -> list[tuple]:
+        return sorted((c["backend"], c["case"], c["dtype"], c["mode"]) for c in cells)
+
+    assert keys(resumed["cells"]) == keys(full["cells"]) and keys(resumed["precision"]) == keys(full["precision"])
+    assert (out / "dtypes.md").is_file()
+    from opbench.results.store import open_store
+
+    with open_store(store, create=False) as s:  # the stored study was replaced, not duplicated
+        assert len(s.load_run(full["run_id"]).results) == len(full["cells"]) + len(full["precision"])
+
+
+@pytest.mark.parametrize("content", ["", "{not json", '{"format": "opbench-run"}'])
+def test_resume_of_a_missing_or_corrupt_study_is_one_line_and_exit_2(tmp_path, content: str) -> None:
+    target = tmp_path / "dtypes.json"
+    if content:
+        target.write_text(content)
+    proc = opbench("dtypes", "--resume", str(target if content else tmp_path / "nowhere"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
 def test_run_in_bfloat16_really_computes_in_bfloat16() -> None:
     """`opbench run --dtype bfloat16` path: float32 carriers are converted, so the error is bfloat16's."""
     from opbench.runner import measure_case

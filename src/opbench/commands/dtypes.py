@@ -4,6 +4,10 @@ Writes to --out: `dtypes.json` (everything, rewritten after every cell), `dtypes
 matmul precision and speed-vs-precision tables), `heatmap.png` and `matmul_speed_precision.png`; and stores the
 study in the SQLite result store as a run whose results are the cells (the matmul cells carry their precision
 mode in the case name).
+
+`--resume DIR` continues a study that was cut off (a timeout, Ctrl-C, a lost machine): it reads DIR/dtypes.json,
+keeps every cell already there, measures only the missing ones with the study's own settings, and renders the
+tables and pictures again, so a resume with nothing missing just re-renders a saved study.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"seconds of timed samples per matmul cell (default {PRECISION_TIMING.budget_s})")
     p.add_argument("--seed", type=int, default=0, help="input generator seed (default 0)")
     p.add_argument("--out", type=Path, help="output directory (default opbench-out/dtypes-RUN_ID)")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue the study saved in DIR (its dtypes.json) "
+                   "with its own settings: measure only the cells it lacks, then render everything again")
     p.add_argument("--store", help="SQLite result store (default: $OPBENCH_STORE or the user data directory)")
     p.add_argument("--no-store", action="store_true", help="do not save the study in the result store")
     add_format(p)
@@ -87,25 +93,71 @@ def _resolve_backends(text: str | None) -> tuple[list[str], dict[str, dict]]:
     return names, availability
 
 
+def load_study(path: Path) -> Study:
+    """A saved study: `path` is its dtypes.json or the directory holding it. Bad files get one-line errors."""
+    from opbench.dtypes import FORMAT_NAME, SCHEMA_VERSION
+    from opbench.results.model import check_header
+
+    file = path / "dtypes.json" if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"no dtype study at {file} (give the --out directory of an `opbench dtypes` run)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"cannot read dtype study {file}: {first_line(exc)}") from None
+    check_header(data, FORMAT_NAME, SCHEMA_VERSION, "dtype study")
+    try:
+        return Study.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"malformed dtype study {file}: {first_line(exc)}") from None
+
+
+def resume_options(args: argparse.Namespace, study: Study) -> list:
+    """Set the options of a resumed study from its saved settings (measuring with other settings would mix two
+    studies in one file); return its cases. Refuses a study measured on another machine or software."""
+    conflicts = machine.merge_conflicts(study.machine, machine.collect())
+    if conflicts:
+        raise UsageError(f"cannot resume dtype study {study.run_id}: it was measured on another machine or "
+                         f"software ({'; '.join(conflicts)})")
+    s = study.settings
+    try:
+        args.dtypes, args.preset, args.all = ",".join(s["dtypes"]), s["preset"], bool(s["all_cases"])
+        args.backends, args.seed = ",".join(s["backends"]), int(s["seed"])
+        args.budget, args.matmul_size = float(s["matrix_budget_s"]), int(s["matmul_size"])
+        args.matmul_budget, names = float(s["matmul_budget_s"]), list(s["cases"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"dtype study {study.run_id} lacks its settings ({first_line(exc)}); it cannot be "
+                         "resumed") from None
+    if args.preset not in PRESETS:
+        raise unknown("preset", args.preset, PRESETS)
+    return select_cases(preset_cases(args.preset), names) if names else []
+
+
 def run(args: argparse.Namespace) -> int:
     from opbench.commands.run import new_run_id
 
+    previous = load_study(args.resume) if args.resume else None
+    resumed_cases = resume_options(args, previous) if previous else None
     dtypes = parse_dtypes(args.dtypes)
     if args.preset not in PRESETS:
         raise unknown("preset", args.preset, PRESETS)
     if args.budget <= 0 or args.matmul_budget <= 0 or args.matmul_size < 0:
         raise UsageError("--budget and --matmul-budget must be > 0, --matmul-size >= 0")
-    cases = representative_cases(select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None),
-                                 every_case=args.all)
+    if resumed_cases is not None:
+        cases = resumed_cases
+    else:
+        cases = representative_cases(select_cases(preset_cases(args.preset),
+                                                  args.ops.split(",") if args.ops else None), every_case=args.all)
     backends, availability = _resolve_backends(args.backends)
     runnable = [b for b in backends if availability[b]["available"]]
     matrix_timing = TimingSettings(budget_s=args.budget, min_samples=MATRIX_TIMING.min_samples,
                                    block_s=MATRIX_TIMING.block_s, max_warmup=MATRIX_TIMING.max_warmup)
     matmul_timing = TimingSettings(budget_s=args.matmul_budget, min_samples=PRECISION_TIMING.min_samples,
                                    block_s=PRECISION_TIMING.block_s, max_warmup=PRECISION_TIMING.max_warmup)
-    run_id = "dtypes-" + new_run_id()
-    out_dir = args.out or Path("opbench-out") / run_id
-    study = Study(run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    run_id = previous.run_id if previous else "dtypes-" + new_run_id()
+    out_dir = args.out or (args.resume if previous and args.resume.is_dir() else
+                           args.resume.parent if previous else Path("opbench-out") / run_id)
+    study = previous or Study(run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   machine=machine.collect(), backends=availability,
                   settings={"preset": args.preset, "dtypes": dtypes, "all_cases": args.all, "seed": args.seed,
                             "backends": backends, "cases": [c.name for c in cases],
@@ -115,15 +167,17 @@ def run(args: argparse.Namespace) -> int:
     def save() -> None:
         atomic_write(out_dir / "dtypes.json", json.dumps(study.to_dict(), indent=1, default=str) + "\n")
 
+    done = {(c.backend, c.case, c.dtype, c.mode) for c in [*study.cells, *study.precision]}
     for name in backends:
         if name not in runnable:  # asked for by name but not available here: recorded, not run
             reason = availability[name]["reason"]
             study.cells += [Cell(backend=name, family=c.family, case=c.name, dtype=d, status=UNSUPPORTED,
-                                 error=reason) for c in cases for d in dtypes]
+                                 error=reason) for c in cases for d in dtypes
+                            if (name, c.name, d, MATRIX_MODE) not in done]
     err = console(stderr=True)
-    err.print(f"opbench {run_id}: {len(cases)} cases x {len(dtypes)} dtypes x {len(runnable)} backends "
-              f"({', '.join(runnable)}) on {machine.describe(study.machine)}")
-    _measure(study, runnable, cases, dtypes, args, matrix_timing, matmul_timing, save, err)
+    err.print(f"opbench {run_id}{' (resumed)' if previous else ''}: {len(cases)} cases x {len(dtypes)} dtypes x "
+              f"{len(runnable)} backends ({', '.join(runnable)}) on {machine.describe(study.machine)}")
+    _measure(study, runnable, cases, dtypes, args, matrix_timing, matmul_timing, save, err, done)
     save()
     text = render_markdown(study)
     atomic_write(out_dir / "dtypes.md", text)
@@ -144,14 +198,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _measure(study: Study, runnable: list[str], cases, dtypes: list[str], args: argparse.Namespace,
-             matrix_timing: TimingSettings, matmul_timing: TimingSettings, save, err) -> None:
+             matrix_timing: TimingSettings, matmul_timing: TimingSettings, save, err,
+             done: set[tuple[str, str, str, str]]) -> None:
     """Each backend in its own process (`dtype_process`); precision modes set by environment variables in
-    one more process each, with those variables set."""
+    one more process each, with those variables set. Items whose cell is in `done` (a resume) are skipped."""
     plans = {}
     for name in runnable:
         backend = get_backend(name)  # imports the adapter module only, not the framework
         modes = backend.precision_modes()
-        items = work_items(backend, cases, dtypes, args.matmul_size)
+        items = [i for i in work_items(backend, cases, dtypes, args.matmul_size)
+                 if (name, i.case.name, i.dtype, i.mode or MATRIX_MODE) not in done]
         in_env = {m: mode.env for m, mode in modes.items() if mode.env}
         groups = [({}, [i for i in items if i.mode not in in_env])]
         groups += [(env, [i for i in items if i.mode == m]) for m, env in in_env.items()]
@@ -228,6 +284,8 @@ def _store(study: Study, path: str | None) -> str | None:
     except ImportError:
         return None
     with open_store(path) as store:
+        if study.run_id in {r.run_id for r in store.list_runs()}:  # a resumed study replaces its stored self
+            store.delete_run(study.run_id)
         store.save_run(to_run(study))
         return str(store.path)
 
