@@ -86,6 +86,39 @@ def test_recalibration_merges_dtypes(tmp_path, monkeypatch) -> None:
     assert dev.bandwidth_gbs == 3100.0 and dev.unsupported == {}
 
 
+def test_each_backend_is_stored_as_soon_as_it_is_measured(tmp_path, monkeypatch) -> None:
+    """A calibration cut off in its second backend (a timeout, a crash) keeps the first one, in the store and
+    in --out."""
+    from opbench.commands import calibrate as command
+
+    class Fake:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def setup(self) -> None:
+            pass
+
+    def measure(backend, settings, log):
+        if backend.name == "mlx_cpu":
+            raise KeyboardInterrupt  # as a timeout's signal would end it
+        return _device(backend.name, 3000.0, 52000.0)
+
+    monkeypatch.setenv("OPBENCH_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(command, "available_backends", lambda names: (["cpu", "mlx_cpu"], {
+        n: {"available": True, "reason": ""} for n in ("cpu", "mlx_cpu")}))
+    monkeypatch.setattr(command, "get_backend", Fake)
+    monkeypatch.setattr(command, "calibrate_backend", measure)
+    out = tmp_path / "out.json"
+    args = command.argparse.Namespace(backends="cpu,mlx_cpu", budget=1.0, max_n=512, target_ms=50.0, copy_mib=None,
+                                      out=out, format="md")
+    with pytest.raises(KeyboardInterrupt):
+        command.run(args)
+    assert set(read_calibration(out).devices) == {"cpu"}
+    from opbench import machine
+
+    assert set(load_calibration(machine.collect()).devices) == {"cpu"}
+
+
 def test_compiled_backends_use_their_eager_twin(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("OPBENCH_DATA_DIR", str(tmp_path))
     info = {"cpu_model": "X"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from opbench.calibrate import Calibration, Ceiling, DeviceCalibration
@@ -67,6 +69,18 @@ def test_peaks_follow_precision_settings_and_compiled_twins() -> None:
     assert peaks_for(cal, "cuda", "float32", {"jax_default_matmul_precision": "default"}).gflops == 400000.0
     assert peaks_for(cal, "cuda", "float32", {"MLX_ENABLE_TF32": "1"}).gflops == 400000.0
     assert peaks_for(cal, "cuda", "float32", {"MLX_ENABLE_TF32": "0"}).gflops == 52000.0
+
+
+def test_tf32_run_without_a_measured_tf32_ceiling_gets_no_compute_percentage() -> None:
+    """MLX on CUDA calibrated only with MLX_ENABLE_TF32=0: its TF32 runs must not be held to the strict float32
+    ceiling (they would read several hundred % of it)."""
+    c = _calibration().devices["cuda"]
+    strict_only = replace(c, matmul={"float32": c.matmul["float32"]}, unsupported={"tf32": "MLX_ENABLE_TF32=0"})
+    cal = Calibration("f", {}, {"mlx_gpu": strict_only})
+    peaks = peaks_for(cal, "mlx_gpu", "float32", {"MLX_ENABLE_TF32": "1"})
+    assert peaks.gflops is None and peaks.gbs == 3000.0 and peaks.matmul_dtype == "tf32"
+    assert peaks_for(cal, "mlx_gpu", "float32", {"MLX_ENABLE_TF32": "0"}).gflops == 52000.0
+    assert roofline(result(1.0, 300 * 10**9, 10**6, backend="mlx_gpu"), peaks).pct is None
 
 
 def test_tables_json_and_sorting() -> None:

@@ -199,3 +199,34 @@ def test_sweep_cli_writes_json_table_and_plots(tmp_path) -> None:
     assert "| 32" in proc.stdout and "× cpu" in proc.stdout
     for name in ("improvement", "time", "gflops", "gbs"):
         assert (out / f"{name}.png").stat().st_size > 10_000
+    # --render draws a saved sweep again, measuring nothing (same table, pictures recreated)
+    for name in ("sweep.md", "improvement.png", "time.png", "gflops.png", "gbs.png"):
+        (out / name).unlink()
+    again = subprocess.run([sys.executable, "-m", "opbench", "sweep", "--render", str(out), "--format", "md"],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == proc.stdout and json.loads((out / "sweep.json").read_text()) == data
+    for name in ("improvement", "time", "gflops", "gbs"):
+        assert (out / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("content", ["", "{not json", '{"format": "opbench-sweep", "schema_version": 1}'])
+def test_render_of_a_missing_or_corrupt_sweep_is_one_line_and_exit_2(tmp_path, content: str) -> None:
+    import subprocess
+    import sys
+
+    target = tmp_path / "sweep.json"
+    if content:
+        target.write_text(content)
+    proc = subprocess.run([sys.executable, "-m", "opbench", "sweep", "--render", str(target if content else
+                           tmp_path / "nowhere")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_sweep_without_a_family_or_render_is_one_line_and_exit_2() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "opbench", "sweep"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "FAMILY" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -80,11 +80,18 @@ def tf32_enabled(settings: dict[str, Any] | None) -> bool:
 
 def peaks_for(calibration: Calibration | None, backend: str, dtype: str,
               settings: dict[str, Any] | None = None) -> Peaks | None:
-    """The ceilings that apply to `backend` in `dtype`, or None without a calibration for that backend."""
+    """The ceilings that apply to `backend` in `dtype`, or None without a calibration for that backend.
+
+    A float32 run with TF32 in force is held to the tf32 ceiling. On a device that has TF32 but whose tf32
+    ceiling was not measured (recorded among its `unsupported` entries), the compute ceiling is unknown: it is
+    left out rather than replaced by the strict float32 one, which TF32 matmuls would exceed several times."""
     device = calibration.device(backend) if calibration else None
     if device is None:
         return None
-    key = "tf32" if dtype == "float32" and tf32_enabled(settings) and "tf32" in device.matmul else dtype
+    tf32 = dtype == "float32" and tf32_enabled(settings)
+    if tf32 and "tf32" not in device.matmul and "tf32" in device.unsupported:
+        return Peaks(None, device.bandwidth_gbs, "tf32")
+    key = "tf32" if tf32 and "tf32" in device.matmul else dtype
     return Peaks(device.peak_gflops(key), device.bandwidth_gbs, key)
 
 

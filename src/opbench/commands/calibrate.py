@@ -50,16 +50,17 @@ def run(args: argparse.Namespace) -> int:
                                    budget_s=args.budget)
     info = machine.collect()
     err = console(stderr=True)
-    devices = []
-    for name in names:
+    calibration = None
+    for name in names:  # each backend is stored as soon as it is measured: a timeout loses only the one in flight
         backend = get_backend(name)
         backend.setup()
-        devices.append(calibrate_backend(backend, settings, log=lambda s: err.print(s, markup=False)))
-    path = save_calibration(info, devices)
-    calibration = load_calibration(info, path)
-    assert calibration is not None
-    if args.out:
-        atomic_write(args.out, json.dumps(calibration.to_dict(), indent=1, default=str) + "\n")
+        device = calibrate_backend(backend, settings, log=lambda s: err.print(s, markup=False))
+        calibration = load_calibration(info, save_calibration(info, [device]))
+        assert calibration is not None
+        if args.out:
+            atomic_write(args.out, json.dumps(calibration.to_dict(), indent=1, default=str) + "\n")
+    if calibration is None:
+        raise UsageError("no backend to calibrate")
     table = calibration_table(calibration.devices.values())
     if args.format == "md":
         print(to_markdown(table, legend=False), end="")

@@ -1,4 +1,8 @@
-"""`opbench sweep FAMILY --sizes ...`: one family over a range of sizes on several backends, with plots."""
+"""`opbench sweep FAMILY --sizes ...`: one family over a range of sizes on several backends, with plots.
+
+`opbench sweep --render DIR` draws the table and plots of a saved sweep again without measuring anything: after
+`opbench calibrate` (to add the % peak and the ceiling lines), or for a sweep that was cut off before its end.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +42,10 @@ SCHEMA_VERSION = 1
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="one family over a range of sizes on several backends (time, GFLOP/s, plots)")
-    p.add_argument("family", help="operation family, e.g. matmul (square N x N @ N x N), softmax, relu, sum")
+    p.add_argument("family", nargs="?",
+                   help="operation family, e.g. matmul (square N x N @ N x N), softmax, relu, sum")
+    p.add_argument("--render", type=Path, metavar="DIR", help="draw the table and plots of the sweep saved in DIR "
+                   "(its sweep.json) again, measuring nothing; --calibration and --out apply")
     p.add_argument("--sizes", default="512:8192:512", help="START:STOP:STEP or a comma list (default 512:8192:512)")
     p.add_argument("--backends", help="comma-separated backends (default: every available one)")
     p.add_argument("--dtype", default="float32", help=f"{' | '.join(DTYPES)} (default float32)")
@@ -80,6 +87,10 @@ def describe_axis(family: str, template_name: str | None) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.render:
+        return render_saved(args.render, args.calibration, args.out, args.format)
+    if not args.family:
+        raise UsageError("sweep needs a FAMILY (e.g. matmul, softmax) or --render DIR")
     family = resolve_family(args.family)
     sizes = parse_sizes(args.sizes)
     dtype = check_dtype(args.dtype)
@@ -113,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "id": sweep_id,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "family": family,
         "case_pattern": subject, "sizes": sizes, "dtype": dtype, "baseline": baseline,
-        "budget_s": args.budget, "min_samples": args.min_samples, "seed": args.seed, "machine": info,
+        "template": args.case, "budget_s": args.budget, "min_samples": args.min_samples, "seed": args.seed,
+        "machine": info,
         "backends": availability, "calibration": calibration.fingerprint if calibration else None, "points": []}
     points: list[SweepPoint] = []
     err = console(stderr=True)
@@ -144,6 +156,43 @@ def run(args: argparse.Namespace) -> int:
     atomic_write(out_dir / "sweep.json", json.dumps(record, indent=1, default=str) + "\n")
     return render(points, baseline, calibration, settings_by_backend, dtype, subject, xlabel, out_dir, args.format,
                   show_shape=family != "MatMul" or template is not None)
+
+
+def load_sweep(path: Path) -> tuple[dict[str, Any], list[SweepPoint]]:
+    """A saved sweep (`path` is its sweep.json or the directory holding it) and its points; one-line errors."""
+    from opbench.results.model import check_header
+
+    file = path / "sweep.json" if path.is_dir() else path
+    try:
+        record = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"no sweep at {file} (give the --out directory of an `opbench sweep`)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"cannot read sweep {file}: {str(exc).splitlines()[0]}") from None
+    check_header(record, FORMAT_NAME, SCHEMA_VERSION, "sweep")
+    missing = [k for k in ("family", "case_pattern", "dtype", "baseline", "machine", "points") if k not in record]
+    if missing:
+        raise UsageError(f"malformed sweep {file}: no {', '.join(missing)}")
+    try:
+        points = [SweepPoint.from_dict(p) for p in record["points"]]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"malformed sweep {file}: {type(exc).__name__}: {exc}") from None
+    if not points:
+        raise UsageError(f"sweep {file} has no points to draw")
+    return record, points
+
+
+def render_saved(path: Path, calibration_file: Path | None, out: Path | None, fmt: str) -> int:
+    """Draw a saved sweep again: the calibration is the file given, else the sweep's machine's stored one."""
+    record, points = load_sweep(path)
+    calibration = read_calibration(calibration_file) if calibration_file else load_calibration(record["machine"])
+    settings = {n: (info or {}).get("settings", {}) for n, info in record.get("backends", {}).items()}
+    subject = record["case_pattern"]
+    matmul_default = subject == "MatMul N×N @ N×N"
+    xlabel = "matrix size N (N×N @ N×N)" if matmul_default else f"N, first dimension of {subject}"
+    out_dir = out or (path if path.is_dir() else path.parent)
+    return render(points, record["baseline"], calibration, settings, record["dtype"], subject, xlabel, out_dir, fmt,
+                  show_shape=not matmul_default)
 
 
 def render(points: list[SweepPoint], baseline: str, calibration: Any, settings: dict[str, dict[str, Any]],
