@@ -81,6 +81,17 @@ def test_tf32_run_without_a_measured_tf32_ceiling_gets_no_compute_percentage() -
     assert peaks.gflops is None and peaks.gbs == 3000.0 and peaks.matmul_dtype == "tf32"
     assert peaks_for(cal, "mlx_gpu", "float32", {"MLX_ENABLE_TF32": "0"}).gflops == 52000.0
     assert roofline(result(1.0, 300 * 10**9, 10**6, backend="mlx_gpu"), peaks).pct is None
+    # families that never run on tensor cores keep their float32 ceilings (a Softmax is memory-bound)
+    softmax = peaks_for(cal, "mlx_gpu", "float32", {"MLX_ENABLE_TF32": "1"}, family="Softmax")
+    assert softmax.gflops == 52000.0 and softmax.matmul_dtype == "float32"
+    rf = roofline(result(1.0, 5 * 10**6, 15 * 10**8, backend="mlx_gpu"), softmax)
+    assert rf.bound == "memory" and rf.pct == pytest.approx(50.0)
+
+
+def test_only_matrix_families_are_held_to_the_tf32_ceiling() -> None:
+    cal, tf32 = _calibration(), {"float32_matmul_precision": "high"}
+    assert peaks_for(cal, "cuda", "float32", tf32, family="Linear").gflops == 400000.0
+    assert peaks_for(cal, "cuda", "float32", tf32, family="Sum").gflops == 52000.0
 
 
 def test_tables_json_and_sorting() -> None:

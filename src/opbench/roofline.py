@@ -78,17 +78,23 @@ def tf32_enabled(settings: dict[str, Any] | None) -> bool:
             or s.get("MLX_ENABLE_TF32", "0") != "0")  # only used where a tf32 peak exists (MLX on CUDA)
 
 
-def peaks_for(calibration: Calibration | None, backend: str, dtype: str,
-              settings: dict[str, Any] | None = None) -> Peaks | None:
-    """The ceilings that apply to `backend` in `dtype`, or None without a calibration for that backend.
+# Families whose float32 work can run on TF32 tensor cores (matrix products and convolutions).
+TF32_FAMILIES = frozenset({"MatMul", "Linear", "Conv1d", "Conv2d", "ScaledDotProductAttention"})
 
-    A float32 run with TF32 in force is held to the tf32 ceiling. On a device that has TF32 but whose tf32
-    ceiling was not measured (recorded among its `unsupported` entries), the compute ceiling is unknown: it is
+
+def peaks_for(calibration: Calibration | None, backend: str, dtype: str,
+              settings: dict[str, Any] | None = None, family: str | None = None) -> Peaks | None:
+    """The ceilings that apply to `backend` in `dtype` (for a case of `family`, when given), or None without a
+    calibration for that backend.
+
+    A float32 matrix product (a family in `TF32_FAMILIES`, or any when `family` is None) with TF32 in force is
+    held to the tf32 ceiling; other families never touch tensor cores. On a device that has TF32 but whose tf32
+    ceiling was not measured (recorded among its `unsupported` entries), that compute ceiling is unknown: it is
     left out rather than replaced by the strict float32 one, which TF32 matmuls would exceed several times."""
     device = calibration.device(backend) if calibration else None
     if device is None:
         return None
-    tf32 = dtype == "float32" and tf32_enabled(settings)
+    tf32 = dtype == "float32" and tf32_enabled(settings) and (family is None or family in TF32_FAMILIES)
     if tf32 and "tf32" not in device.matmul and "tf32" in device.unsupported:
         return Peaks(None, device.bandwidth_gbs, "tf32")
     key = "tf32" if tf32 and "tf32" in device.matmul else dtype
@@ -121,7 +127,8 @@ def rooflines(results: Sequence[CaseResult], calibration: Calibration | None,
               settings: dict[str, dict[str, Any]] | None = None) -> list[Roofline]:
     """One Roofline per result, in order (case names need not be unique, so results are not keyed by name)."""
     settings = settings or {}
-    return [roofline(r, peaks_for(calibration, r.backend, r.dtype, settings.get(r.backend))) for r in results]
+    return [roofline(r, peaks_for(calibration, r.backend, r.dtype, settings.get(r.backend), r.family))
+            for r in results]
 
 
 def roofline_json(results: Sequence[CaseResult], calibration: Calibration | None,
@@ -130,9 +137,9 @@ def roofline_json(results: Sequence[CaseResult], calibration: Calibration | None
     settings = settings or {}
     peaks = {}
     for r in results:
-        p = peaks_for(calibration, r.backend, r.dtype, settings.get(r.backend))
+        p = peaks_for(calibration, r.backend, r.dtype, settings.get(r.backend), r.family)
         if p is not None:
-            peaks[f"{r.backend}/{r.dtype}"] = {"gflops": p.gflops, "gbs": p.gbs, "matmul_dtype": p.matmul_dtype}
+            peaks[f"{r.backend}/{p.matmul_dtype}"] = {"gflops": p.gflops, "gbs": p.gbs, "matmul_dtype": p.matmul_dtype}
     return {"format": "opbench-roofline", "calibration": calibration.fingerprint if calibration else None,
             "far_below_pct": FAR_BELOW_PCT, "cache_resident_bytes": CACHE_RESIDENT_BYTES, "peaks": peaks,
             "results": [{"case": r.case, "backend": r.backend, "dtype": r.dtype, "status": r.status, **rf.to_dict()}

@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     def save(point: SweepPoint) -> None:
         points.append(point)
         res = point.result
-        rf = roofline(res, peaks_for(calibration, res.backend, res.dtype, settings_by_backend.get(res.backend)))
+        rf = roofline(res, peaks_for(calibration, res.backend, res.dtype, settings_by_backend.get(res.backend),
+                                      res.family))
         record["points"].append({**point.to_dict(), "roofline": rf.to_dict()})
         atomic_write(out_dir / "sweep.json", json.dumps(record, indent=1, default=str) + "\n")
         what = f"{res.median_ms:.3f} ms" if res.timed else (res.error or res.status)
@@ -191,6 +192,15 @@ def render_saved(path: Path, calibration_file: Path | None, out: Path | None, fm
     matmul_default = subject == "MatMul N×N @ N×N"
     xlabel = "matrix size N (N×N @ N×N)" if matmul_default else f"N, first dimension of {subject}"
     out_dir = out or (path if path.is_dir() else path.parent)
+    # the saved % of peak and ratios follow this calibration and these points, so the JSON agrees with the table
+    r = ratios(points, record["baseline"])
+    for entry, point in zip(record["points"], points):
+        res = point.result
+        rf = roofline(res, peaks_for(calibration, res.backend, res.dtype, settings.get(res.backend), res.family))
+        value = r[(point.size, point.backend)]
+        entry.update(roofline=rf.to_dict(), ratio_vs_baseline=None if math.isnan(value) else value)
+    record["calibration"] = calibration.fingerprint if calibration else None
+    atomic_write(out_dir / "sweep.json", json.dumps(record, indent=1, default=str) + "\n")
     return render(points, record["baseline"], calibration, settings, record["dtype"], subject, xlabel, out_dir, fmt,
                   show_shape=not matmul_default)
 

@@ -74,4 +74,4 @@ def roofline_column(calibration: Calibration | None,
                     settings: dict[str, dict[str, Any]] | None = None) -> Callable[[CaseResult], str]:
     """The optional `% peak` cell of `tables.detailed_table`."""
     settings = settings or {}
-    return lambda r: roofline(r, peaks_for(calibration, r.backend, r.dtype, settings.get(r.backend))).text()
+    return lambda r: roofline(r, peaks_for(calibration, r.backend, r.dtype, settings.get(r.backend), r.family)).text()

@@ -31,7 +31,7 @@ def sweep_table(points: Sequence[SweepPoint], baseline: str, calibration: Calibr
     untimed: dict[tuple[str, str, str], list[int]] = {}  # one note per (backend, status, reason)
     for p in points:
         res = p.result
-        rf = roofline(res, peaks_for(calibration, res.backend, res.dtype, settings.get(res.backend)))
+        rf = roofline(res, peaks_for(calibration, res.backend, res.dtype, settings.get(res.backend), res.family))
         verdict = res.status + (" ~" if res.noisy else "")
         rows.append([str(p.size), *([_first_shape(res.case)] if show_shape else []), res.backend,
                      _f(res.median_ms, 3) if res.timed else "nan", _f(rf.gflops, 1), _f(rf.gbs, 1),
