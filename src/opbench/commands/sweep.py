@@ -217,7 +217,7 @@ def render(points: list[SweepPoint], baseline: str, calibration: Any, settings: 
     table = sweep_table(points, baseline, calibration, settings, show_shape)
     table.title = f"Sweep: {subject} ({dtype})"
     atomic_write(out_dir / "sweep.md", f"# {table.title}\n\n" + to_markdown(table, legend=False))
-    plots = sweep_plots(points, baseline, calibration, dtype, f"{subject} ({dtype})", xlabel, out_dir)
+    plots = sweep_plots(points, baseline, calibration, dtype, f"{subject} ({dtype})", xlabel, out_dir, settings)
     if fmt == "md":
         print(to_markdown(table, legend=False), end="")
     else:

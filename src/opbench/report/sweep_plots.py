@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from opbench.calibrate import Calibration
 from opbench.roofline import peaks_for
@@ -83,21 +84,26 @@ def time_plot(points: Sequence[SweepPoint], xlabel: str, title: str, path: Path)
 
 
 def rate_plot(points: Sequence[SweepPoint], calibration: Calibration | None, dtype: str, xlabel: str, title: str,
-              path: Path, kind: str = "gflops") -> Path:
-    """GFLOP/s (`kind="gflops"`, ceiling: the calibrated matmul peak) or GB/s (`"gbs"`, ceiling: the copy
-    bandwidth) against size."""
+              path: Path, kind: str = "gflops", settings: dict[str, dict[str, Any]] | None = None) -> Path:
+    """GFLOP/s (`kind="gflops"`, ceiling: the calibrated matmul peak that applies, TF32 or not, per the recorded
+    `settings` of each backend) or GB/s (`"gbs"`, ceiling: the copy bandwidth) against size. A ceiling shared
+    by several backends (a compiled twin) is drawn once."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colors = _colors(points)
+    family = points[0].result.family if points else None
+    ceilings: dict[tuple[float, str], list[str]] = {}
     for backend, (xs, ys) in _series(points, lambda p: p.gflops if kind == "gflops" else p.gbs).items():
         ax.plot(xs, ys, marker="o", color=colors[backend], label=backend)
-        peaks = peaks_for(calibration, backend, dtype)
+        peaks = peaks_for(calibration, backend, dtype, (settings or {}).get(backend), family)
         ceiling = (peaks.gflops if kind == "gflops" else peaks.gbs) if peaks else None
         if ceiling:
             what = f"{peaks.matmul_dtype} matmul peak" if kind == "gflops" else "copy bandwidth"
-            unit = "GFLOP/s" if kind == "gflops" else "GB/s"
-            ax.axhline(ceiling, color=colors[backend], ls="--", lw=1,
-                       label=f"{backend} calibrated {what}: {ceiling:,.0f} {unit}")
+            ceilings.setdefault((ceiling, what), []).append(backend)
+    unit = "GFLOP/s" if kind == "gflops" else "GB/s"
+    for (ceiling, what), backends in ceilings.items():
+        ax.axhline(ceiling, color=colors[backends[0]], ls="--", lw=1,
+                   label=f"{', '.join(backends)} calibrated {what}: {ceiling:,.0f} {unit}")
     ylabel = "achieved GFLOP/s (10⁹ FLOP per second)" if kind == "gflops" else "achieved GB/s (10⁹ bytes per second)"
     ax.set_xscale("log", base=2)
     ax.set_ylim(bottom=0)
@@ -105,12 +111,15 @@ def rate_plot(points: Sequence[SweepPoint], calibration: Calibration | None, dty
 
 
 def sweep_plots(points: Sequence[SweepPoint], baseline: str, calibration: Calibration | None, dtype: str,
-                subject: str, xlabel: str, out_dir: Path) -> list[Path]:
-    """All four plots into `out_dir`: improvement.png, time.png, gflops.png, gbs.png."""
+                subject: str, xlabel: str, out_dir: Path, settings: dict[str, dict[str, Any]] | None = None
+                ) -> list[Path]:
+    """All four plots into `out_dir`: improvement.png, time.png, gflops.png, gbs.png (`settings`: each backend's
+    recorded precision settings, which pick its ceiling)."""
     return [
         improvement_plot(points, baseline, xlabel, f"{subject}: speed-up over {baseline} by size",
                          out_dir / "improvement.png"),
         time_plot(points, xlabel, f"{subject}: time by size", out_dir / "time.png"),
-        rate_plot(points, calibration, dtype, xlabel, f"{subject}: GFLOP/s by size", out_dir / "gflops.png"),
-        rate_plot(points, calibration, dtype, xlabel, f"{subject}: GB/s by size", out_dir / "gbs.png", "gbs"),
+        rate_plot(points, calibration, dtype, xlabel, f"{subject}: GFLOP/s by size", out_dir / "gflops.png",
+                  settings=settings),
+        rate_plot(points, calibration, dtype, xlabel, f"{subject}: GB/s by size", out_dir / "gbs.png", "gbs", settings),
     ]
