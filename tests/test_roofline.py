@@ -88,6 +88,24 @@ def test_tf32_run_without_a_measured_tf32_ceiling_gets_no_compute_percentage() -
     assert rf.bound == "memory" and rf.pct == pytest.approx(50.0)
 
 
+def test_ceilings_are_the_best_any_framework_reached_on_the_same_device() -> None:
+    """A framework whose own copy is single-threaded is held to the CPU's ceiling, not to its own; a GPU
+    framework without a tf32 figure borrows the one another framework measured on that GPU."""
+    cuda = _calibration().devices["cuda"]
+    cpu = replace(cuda, backend="cpu", framework="torch", device_kind="cpu", copy=replace(cuda.copy, best_rate=70.0),
+                  matmul={"float32": replace(cuda.matmul["float32"], best_rate=1400.0)})
+    jax_cpu = replace(cpu, backend="jax_cpu", framework="jax", copy=replace(cuda.copy, best_rate=12.0),
+                      matmul={"float32": replace(cuda.matmul["float32"], best_rate=1270.0)})
+    mlx_gpu = replace(cuda, backend="mlx_gpu", framework="mlx", matmul={"float32": cuda.matmul["float32"]},
+                      unsupported={"tf32": "MLX_ENABLE_TF32=0"})
+    cal = Calibration("f", {}, {"cpu": cpu, "jax_cpu": jax_cpu, "cuda": cuda, "mlx_gpu": mlx_gpu})
+    p = peaks_for(cal, "jax_cpu", "float32")
+    assert (p.gbs, p.gbs_from, p.gflops, p.flops_from) == (70.0, "cpu", 1400.0, "cpu")
+    p = peaks_for(cal, "mlx_gpu", "float32", {"MLX_ENABLE_TF32": "1"}, family="Linear")
+    assert (p.gflops, p.flops_from, p.matmul_dtype) == (400000.0, "cuda", "tf32")
+    assert peaks_for(cal, "mlx_cpu", "float32") is None  # not calibrated itself: no figures borrowed
+
+
 def test_only_matrix_families_are_held_to_the_tf32_ceiling() -> None:
     cal, tf32 = _calibration(), {"float32_matmul_precision": "high"}
     assert peaks_for(cal, "cuda", "float32", tf32, family="Linear").gflops == 400000.0

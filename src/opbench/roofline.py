@@ -13,8 +13,13 @@ working set was served from a cache faster than the memory the copy calibrated. 
 (B bytes) is small enough (<= `CACHE_RESIDENT_BYTES`) for the cache explanation to be possible at all — above
 that, a timing bug is the likely cause. Cases under `FAR_BELOW_PCT` are flagged `far-below`.
 
-The peak for a result is the calibration of its backend (compiled variants share their eager twin's) in the
-result's dtype; float32 on torch CUDA uses the TF32 peak when the run had TF32 matmuls enabled.
+The ceilings are the device's, not one framework's: for a result on backend X, each ceiling is the best figure
+any calibrated framework reached on X's device (all CPU backends share the CPU, all GPU backends the GPU), in the
+result's dtype; compiled variants share their eager twin's device. Trade-off: a framework whose own copy or
+matmul is slow (MLX's and XLA's CPU copies run on one thread here) is held to what the hardware demonstrably
+does, not to its own weakness, so its cases read as far below peak rather than above it; the price is that
+the % no longer says how close a framework gets to its own best. float32 matrix products use the TF32 peak
+when the run had TF32 in force.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class Peaks:
     gflops: float | None
     gbs: float | None
     matmul_dtype: str
+    flops_from: str = ""  # the backend whose calibration set each figure
+    gbs_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,20 +92,26 @@ TF32_FAMILIES = frozenset({"MatMul", "Linear", "Conv1d", "Conv2d", "ScaledDotPro
 def peaks_for(calibration: Calibration | None, backend: str, dtype: str,
               settings: dict[str, Any] | None = None, family: str | None = None) -> Peaks | None:
     """The ceilings that apply to `backend` in `dtype` (for a case of `family`, when given), or None without a
-    calibration for that backend.
+    calibration for that backend: the best figures calibrated on its device (see the module docstring).
 
     A float32 matrix product (a family in `TF32_FAMILIES`, or any when `family` is None) with TF32 in force is
     held to the tf32 ceiling; other families never touch tensor cores. On a device that has TF32 but whose tf32
-    ceiling was not measured (recorded among its `unsupported` entries), that compute ceiling is unknown: it is
-    left out rather than replaced by the strict float32 one, which TF32 matmuls would exceed several times."""
+    ceiling nobody measured (recorded among `unsupported` entries), that compute ceiling is unknown: it is left
+    out rather than replaced by the strict float32 one, which TF32 matmuls would exceed several times."""
     device = calibration.device(backend) if calibration else None
     if device is None:
         return None
-    tf32 = dtype == "float32" and tf32_enabled(settings) and (family is None or family in TF32_FAMILIES)
-    if tf32 and "tf32" not in device.matmul and "tf32" in device.unsupported:
-        return Peaks(None, device.bandwidth_gbs, "tf32")
-    key = "tf32" if tf32 and "tf32" in device.matmul else dtype
-    return Peaks(device.peak_gflops(key), device.bandwidth_gbs, key)
+    peers = [d for d in calibration.devices.values() if d.device_kind == device.device_kind]
+    key = dtype
+    if dtype == "float32" and tf32_enabled(settings) and (family is None or family in TF32_FAMILIES):
+        if any("tf32" in d.matmul for d in peers):
+            key = "tf32"
+        elif any("tf32" in d.unsupported for d in peers):
+            key = ""  # a TF32 device without a tf32 figure
+    gflops = [(d.peak_gflops(key), d.backend) for d in peers if key and d.peak_gflops(key)]
+    gbs = [(d.bandwidth_gbs, d.backend) for d in peers if d.bandwidth_gbs]
+    best_flops, best_gbs = max(gflops, default=(None, "")), max(gbs, default=(None, ""))
+    return Peaks(best_flops[0], best_gbs[0], key or "tf32", flops_from=best_flops[1], gbs_from=best_gbs[1])
 
 
 def roofline(result: CaseResult, peaks: Peaks | None) -> Roofline:
@@ -139,7 +152,8 @@ def roofline_json(results: Sequence[CaseResult], calibration: Calibration | None
     for r in results:
         p = peaks_for(calibration, r.backend, r.dtype, settings.get(r.backend), r.family)
         if p is not None:
-            peaks[f"{r.backend}/{p.matmul_dtype}"] = {"gflops": p.gflops, "gbs": p.gbs, "matmul_dtype": p.matmul_dtype}
+            peaks[f"{r.backend}/{p.matmul_dtype}"] = {"gflops": p.gflops, "gbs": p.gbs, "matmul_dtype": p.matmul_dtype,
+                                                      "gflops_from": p.flops_from, "gbs_from": p.gbs_from}
     return {"format": "opbench-roofline", "calibration": calibration.fingerprint if calibration else None,
             "far_below_pct": FAR_BELOW_PCT, "cache_resident_bytes": CACHE_RESIDENT_BYTES, "peaks": peaks,
             "results": [{"case": r.case, "backend": r.backend, "dtype": r.dtype, "status": r.status, **rf.to_dict()}

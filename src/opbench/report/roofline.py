@@ -52,8 +52,9 @@ def roofline_table(results: Sequence[CaseResult], calibration: Calibration | Non
         if p is None:
             notes.append(f"{backend}: no calibration on this machine — run `opbench calibrate --backends {backend}`")
         else:
-            flops = f"{p.gflops:.0f} GFLOP/s ({p.matmul_dtype} matmul)" if p.gflops else f"no {dtype} matmul peak"
-            notes.append(f"{backend}/{dtype}: peaks {flops}, {p.gbs:.1f} GB/s (copy)")
+            flops = (f"{p.gflops:.0f} GFLOP/s ({p.matmul_dtype} matmul, by {p.flops_from})" if p.gflops
+                     else f"no {p.matmul_dtype} matmul peak")
+            notes.append(f"{backend}/{dtype}: peaks {flops}, {p.gbs:.1f} GB/s (copy, by {p.gbs_from})")
     cached = []
     for r, rf in pairs:
         if rf.flag != ABOVE:
