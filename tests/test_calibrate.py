@@ -41,6 +41,8 @@ def test_calibration_is_positive_and_plausible(cpu_backend) -> None:
     # a CPU copies between 0.05 GB/s and 2 TB/s, and multiplies float32 at 0.01 GFLOP/s to 100 TFLOP/s
     assert cal.copy is not None and 0.05 < cal.copy.rate < 2000 and cal.copy.best_rate >= cal.copy.rate
     assert cal.copy.work == 2 * cal.copy.size  # bytes read + bytes written
+    assert cal.read is not None and 0.05 < cal.read.rate < 2000 and cal.read.work == cal.read.size  # read only
+    assert cal.bandwidth_gbs == max(cal.copy.best_rate, cal.read.best_rate)
     fp32 = cal.matmul["float32"]
     assert 0.01 < fp32.rate < 1e5 and fp32.best_rate >= fp32.rate
     assert 64 <= fp32.size <= 256 and fp32.work == 2 * fp32.size**3
@@ -117,6 +119,20 @@ def test_each_backend_is_stored_as_soon_as_it_is_measured(tmp_path, monkeypatch)
     from opbench import machine
 
     assert set(load_calibration(machine.collect()).devices) == {"cpu"}
+
+
+def test_memory_ceiling_is_the_faster_of_copy_and_read_and_old_files_still_load(tmp_path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from opbench.calibrate import Ceiling
+
+    dev = _device("cpu", 25.0, 400.0)
+    assert dev.read is None and dev.bandwidth_gbs == 25.0  # a file from before the read ceiling
+    with_read = replace(dev, read=Ceiling(31.0, 32.0, 8.0, 1 << 28, float(1 << 28), 9, "torch.sum(x)"))
+    assert with_read.bandwidth_gbs == 32.0
+    monkeypatch.setenv("OPBENCH_DATA_DIR", str(tmp_path))
+    save_calibration({"cpu_model": "X"}, [with_read])
+    assert load_calibration({"cpu_model": "X"}).device("cpu").read.best_rate == 32.0
 
 
 def test_compiled_backends_use_their_eager_twin(tmp_path, monkeypatch) -> None:

@@ -9,6 +9,10 @@ ceiling is the fastest sample's rate, the median's is kept beside it (`Ceiling` 
   (`mx.array(x)` may go through the host), so it streams `x + 0`, and JAX streams `jit(x + 1)` (XLA may elide
   a plain copy): both move the same bytes as a copy, and their allocators reuse cached buffers. The array is
   1 GiB on a GPU and 256 MiB on a CPU (both capped at 1/8 of free memory): larger than the caches.
+- **Read bandwidth** from a full sum of the same array: its bytes per second, read only. A copy pays for its
+  writes (on a CPU a write also reads the line first, which the 2x count does not see), so read-mostly cases
+  (reductions) run above the copy rate; the memory ceiling (`DeviceCalibration.bandwidth_gbs`) is the higher
+  of the two, the fastest the device was seen to move bytes.
 - **Peak matmul throughput** per dtype (float32, float16, bfloat16 where the backend supports them; for torch
   CUDA and JAX on an NVIDIA GPU also `tf32`, float32 storage on TensorFloat-32 tensor cores; `float32` itself
   is pinned to strict IEEE precision) from a square N x N @ N x N matmul at 2·N³ FLOP. N starts at 512 and
@@ -46,7 +50,8 @@ from opbench.results.model import check_header
 from opbench.timing import TimingSettings, measure
 
 FORMAT_NAME = "opbench-calibration"
-# Calibration file versions: 1 - first version (per backend: copy bandwidth, matmul peak per dtype).
+# Calibration file versions: 1 - first version (per backend: copy bandwidth, matmul peak per dtype); files
+# without the later optional `read` ceiling read as such (memory ceiling = copy).
 SCHEMA_VERSION = 1
 
 MATMUL_DTYPES = ("float32", "tf32", "float16", "bfloat16")
@@ -82,11 +87,14 @@ class DeviceCalibration:
     unsupported: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    read: Ceiling | None = None
 
     @property
     def bandwidth_gbs(self) -> float | None:
-        """The copy ceiling: the fastest sample's rate (see `Ceiling`)."""
-        return self.copy.best_rate if self.copy else None
+        """The memory ceiling: the fastest sample's rate (see `Ceiling`) of the copy or the read, whichever is
+        higher."""
+        rates = [c.best_rate for c in (self.copy, self.read) if c is not None]
+        return max(rates) if rates else None
 
     def peak_gflops(self, dtype: str) -> float | None:
         """The matmul ceiling in `dtype`: the fastest sample's rate (see `Ceiling`)."""
@@ -101,7 +109,8 @@ class DeviceCalibration:
         copy = Ceiling(**d["copy"]) if d.get("copy") else None
         matmul = {k: Ceiling(**v) for k, v in d.get("matmul", {}).items()}
         rest = {k: d[k] for k in ("unsupported", "versions", "created") if k in d}
-        return cls(d["backend"], d["framework"], d["device_kind"], copy, matmul, **rest)
+        read = Ceiling(**d["read"]) if d.get("read") else None
+        return cls(d["backend"], d["framework"], d["device_kind"], copy, matmul, read=read, **rest)
 
 
 # ------------------------------------------------------------------------------------------------- storage
@@ -237,6 +246,37 @@ def measure_copy(backend: Backend, nbytes: int, budget_s: float = 1.0) -> Ceilin
     return Ceiling(rate, best, timing.median_s * 1e3, n * 4, work, timing.n, how)
 
 
+def measure_read(backend: Backend, nbytes: int, budget_s: float = 1.0) -> Ceiling:
+    """Bandwidth of a full float32 sum of `nbytes` bytes: nbytes per call, read only (see the module doc)."""
+    n = max(1, nbytes // 4)
+    x = backend.from_numpy(np.ones(n, dtype=np.float32))
+    backend.sync()
+    if backend.framework == "mlx":
+        import mlx.core as mx
+
+        op, how = mx.sum, "mx.sum(x)"
+    elif backend.framework == "torch":
+        import torch
+
+        op, how = torch.sum, "torch.sum(x)"
+    elif backend.framework == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        op, how = jax.jit(jnp.sum), "jit(jnp.sum)(x)"
+    else:
+        raise UsageError(f"{backend.name}: no sum operation known for framework {backend.framework}")
+    try:
+        timing, last = measure(op, (x,), backend, TimingSettings(budget_s=budget_s, min_samples=5))
+        del last
+    finally:
+        del x, op
+        _release(backend)
+    work = float(n * 4)
+    rate, best = _rate(work, timing, 1e9)
+    return Ceiling(rate, best, timing.median_s * 1e3, n * 4, work, timing.n, how)
+
+
 def _generic_copy(backend: Backend) -> Callable[[Any], Any]:
     copy = getattr(backend, "copy", None)
     if copy is None:
@@ -357,6 +397,12 @@ def calibrate_backend(backend: Backend, settings: CalibrationSettings | None = N
         nbytes = min(nbytes, free // 8)
     log(f"{backend.name}: copy bandwidth ({nbytes / 2**20:.0f} MiB)")
     copy = measure_copy(backend, nbytes, settings.budget_s)
+    log(f"{backend.name}: read bandwidth ({nbytes / 2**20:.0f} MiB)")
+    try:
+        read = measure_read(backend, nbytes, settings.budget_s)
+    except Exception as exc:  # a framework without a usable sum keeps the copy as its memory ceiling
+        log(f"{backend.name}: read bandwidth not measured: {type(exc).__name__}: {exc}".splitlines()[0])
+        read = None
     matmul: dict[str, Ceiling] = {}
     unsupported: dict[str, str] = {}
     mlx_tf32 = _mlx_cuda_tf32(backend)
@@ -384,4 +430,5 @@ def calibrate_backend(backend: Backend, settings: CalibrationSettings | None = N
             unsupported[dtype] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
             _release(backend)
     return DeviceCalibration(backend.name, backend.framework, backend.device_kind, copy, matmul, unsupported,
-                             backend.versions(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                             backend.versions(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                             read)

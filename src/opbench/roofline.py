@@ -34,7 +34,7 @@ from opbench.results import CaseResult
 
 FAR_BELOW_PCT = 10.0
 # Working sets up to this size can be served from a last-level cache (an H100's L2 is 50 MB, server CPUs'
-# L3 tens to hundreds of MB), where bandwidth exceeds the DRAM copy bandwidth the calibration measures.
+# L3 tens to hundreds of MB), where bandwidth exceeds the DRAM bandwidth the calibration measures.
 CACHE_RESIDENT_BYTES = 64 << 20
 ABOVE, FAR_BELOW = "above-peak", "far-below"
 MARK_ABOVE, MARK_FAR_BELOW = "!", "↓"

@@ -74,9 +74,10 @@ def calibration_table(devices) -> Table:
     rows, notes = [], []
     for d in devices:
         peaks = [f"{d.matmul[k].best_rate:,.0f}" if k in d.matmul else "–" for k in MATMUL_DTYPES]
-        rows.append([d.backend, f"{d.copy.best_rate:,.1f}" if d.copy else "–", *peaks])
+        rows.append([d.backend, f"{d.copy.best_rate:,.1f}" if d.copy else "–",
+                     f"{d.read.best_rate:,.1f}" if d.read else "–", *peaks])
         notes += [f"{d.backend} {k}: {c.how}; fastest of {c.samples} samples (median rate {c.rate:,.0f})"
                   for k, c in d.matmul.items()]
         notes += [f"{d.backend} {k}: not measured: {why}" for k, why in d.unsupported.items()]
-    headers = ["Backend", "copy GB/s", *(f"{k} GFLOP/s" for k in MATMUL_DTYPES)]
+    headers = ["Backend", "copy GB/s", "read GB/s", *(f"{k} GFLOP/s" for k in MATMUL_DTYPES)]
     return Table("Calibrated ceilings (fastest sample)", headers, rows, notes)

@@ -54,7 +54,9 @@ def roofline_table(results: Sequence[CaseResult], calibration: Calibration | Non
         else:
             flops = (f"{p.gflops:.0f} GFLOP/s ({p.matmul_dtype} matmul, by {p.flops_from})" if p.gflops
                      else f"no {p.matmul_dtype} matmul peak")
-            notes.append(f"{backend}/{dtype}: peaks {flops}, {p.gbs:.1f} GB/s (copy, by {p.gbs_from})")
+            memory = (f"{p.gbs:.1f} GB/s (memory: the faster of copy and read, by {p.gbs_from})" if p.gbs
+                      else "no memory ceiling")
+            notes.append(f"{backend}/{dtype}: peaks {flops}, {memory}")
     cached = []
     for r, rf in pairs:
         if rf.flag != ABOVE:
@@ -66,7 +68,7 @@ def roofline_table(results: Sequence[CaseResult], calibration: Calibration | Non
                          f"a {r.bytes / 2**20:.0f} MiB working set, too large to run from cache")
     if cached:
         notes.append(f"{len(cached)} case(s) above 100% have working sets <= {CACHE_RESIDENT_BYTES >> 20} MiB, "
-                     f"which can run from cache faster than the calibrated copy: {_shown(cached)}")
+                     f"which can run from cache faster than the calibrated memory ceiling: {_shown(cached)}")
     return Table("Roofline (lowest % of peak first)",
                  ["Operation", "Backend", "ms", "GFLOP/s", "GB/s", "Bound", "% peak"], rows, notes)
 

@@ -86,8 +86,8 @@ def time_plot(points: Sequence[SweepPoint], xlabel: str, title: str, path: Path)
 def rate_plot(points: Sequence[SweepPoint], calibration: Calibration | None, dtype: str, xlabel: str, title: str,
               path: Path, kind: str = "gflops", settings: dict[str, dict[str, Any]] | None = None) -> Path:
     """GFLOP/s (`kind="gflops"`, ceiling: the calibrated matmul peak that applies, TF32 or not, per the recorded
-    `settings` of each backend) or GB/s (`"gbs"`, ceiling: the copy bandwidth) against size. A ceiling shared
-    by several backends (a compiled twin) is drawn once."""
+    `settings` of each backend) or GB/s (`"gbs"`, ceiling: the memory bandwidth, copy or read) against size.
+    A ceiling shared by several backends (a compiled twin) is drawn once."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colors = _colors(points)
@@ -98,7 +98,7 @@ def rate_plot(points: Sequence[SweepPoint], calibration: Calibration | None, dty
         peaks = peaks_for(calibration, backend, dtype, (settings or {}).get(backend), family)
         ceiling = (peaks.gflops if kind == "gflops" else peaks.gbs) if peaks else None
         if ceiling:
-            what = f"{peaks.matmul_dtype} matmul peak" if kind == "gflops" else "copy bandwidth"
+            what = f"{peaks.matmul_dtype} matmul peak" if kind == "gflops" else "memory bandwidth"
             ceilings.setdefault((ceiling, what), []).append(backend)
     unit = "GFLOP/s" if kind == "gflops" else "GB/s"
     for (ceiling, what), backends in ceilings.items():
