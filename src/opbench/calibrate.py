@@ -221,58 +221,59 @@ def _rate(work: float, timing: Any, unit: float) -> tuple[float, float]:
 
 def measure_copy(backend: Backend, nbytes: int, budget_s: float = 1.0) -> Ceiling:
     """Bandwidth of a device-to-device copy of `nbytes` float32 bytes: 2·nbytes per call (read + write)."""
-    n = max(1, nbytes // 4)
-    x = backend.from_numpy(np.ones(n, dtype=np.float32))
-    backend.sync()
-    if backend.framework == "mlx":
-        op, how = (lambda a: a + 0), "x + 0 (mlx has no explicit copy)"
-    elif backend.framework == "torch":
-        dst = x.new_empty(x.shape)  # preallocated: a fresh output per call would time page faults on a CPU
-        op, how = dst.copy_, "Tensor.copy_ into a preallocated tensor"
-    elif backend.framework == "jax":
-        import jax
-
-        op, how = jax.jit(lambda a: a + 1), "jit(x + 1) (XLA may elide a plain copy)"
-    else:
-        op, how = _generic_copy(backend), "framework copy"
-    try:
-        timing, last = measure(op, (x,), backend, TimingSettings(budget_s=budget_s, min_samples=5))
-        del last
-    finally:
-        del x, op
-        _release(backend)
-    work = 2.0 * n * 4
-    rate, best = _rate(work, timing, 1e9)
-    return Ceiling(rate, best, timing.median_s * 1e3, n * 4, work, timing.n, how)
+    return _streaming_ceiling(backend, nbytes, _copy_op, 2.0, budget_s)
 
 
 def measure_read(backend: Backend, nbytes: int, budget_s: float = 1.0) -> Ceiling:
     """Bandwidth of a full float32 sum of `nbytes` bytes: nbytes per call, read only (see the module doc)."""
-    n = max(1, nbytes // 4)
-    x = backend.from_numpy(np.ones(n, dtype=np.float32))
-    backend.sync()
+    return _streaming_ceiling(backend, nbytes, _sum_op, 1.0, budget_s)
+
+
+def _copy_op(backend: Backend, x: Any) -> tuple[Callable[[Any], Any], str]:
+    if backend.framework == "mlx":
+        return (lambda a: a + 0), "x + 0 (mlx has no explicit copy)"
+    if backend.framework == "torch":
+        dst = x.new_empty(x.shape)  # preallocated: a fresh output per call would time page faults on a CPU
+        return dst.copy_, "Tensor.copy_ into a preallocated tensor"
+    if backend.framework == "jax":
+        import jax
+
+        return jax.jit(lambda a: a + 1), "jit(x + 1) (XLA may elide a plain copy)"
+    return _generic_copy(backend), "framework copy"
+
+
+def _sum_op(backend: Backend, x: Any) -> tuple[Callable[[Any], Any], str]:
     if backend.framework == "mlx":
         import mlx.core as mx
 
-        op, how = mx.sum, "mx.sum(x)"
-    elif backend.framework == "torch":
+        return mx.sum, "mx.sum(x)"
+    if backend.framework == "torch":
         import torch
 
-        op, how = torch.sum, "torch.sum(x)"
-    elif backend.framework == "jax":
+        return torch.sum, "torch.sum(x)"
+    if backend.framework == "jax":
         import jax
         import jax.numpy as jnp
 
-        op, how = jax.jit(jnp.sum), "jit(jnp.sum)(x)"
-    else:
-        raise UsageError(f"{backend.name}: no sum operation known for framework {backend.framework}")
+        return jax.jit(jnp.sum), "jit(jnp.sum)(x)"
+    raise UsageError(f"{backend.name}: no sum operation known for framework {backend.framework}")
+
+
+def _streaming_ceiling(backend: Backend, nbytes: int, make_op: Callable[[Backend, Any], tuple[Callable, str]],
+                       passes: float, budget_s: float) -> Ceiling:
+    """Time `op(x)` on a float32 array x of `nbytes` bytes with the engine; `passes` x nbytes are moved per call.
+    The array and the op are freed (and the framework's cache released) before returning."""
+    n = max(1, nbytes // 4)
+    x = backend.from_numpy(np.ones(n, dtype=np.float32))
+    backend.sync()
     try:
+        op, how = make_op(backend, x)
         timing, last = measure(op, (x,), backend, TimingSettings(budget_s=budget_s, min_samples=5))
-        del last
+        del last, op
     finally:
-        del x, op
+        del x
         _release(backend)
-    work = float(n * 4)
+    work = passes * n * 4
     rate, best = _rate(work, timing, 1e9)
     return Ceiling(rate, best, timing.median_s * 1e3, n * 4, work, timing.n, how)
 

@@ -96,16 +96,10 @@ def _resolve_backends(text: str | None) -> tuple[list[str], dict[str, dict]]:
 def load_study(path: Path) -> Study:
     """A saved study: `path` is its dtypes.json or the directory holding it. Bad files get one-line errors."""
     from opbench.dtypes import FORMAT_NAME, SCHEMA_VERSION
-    from opbench.results.model import check_header
+    from opbench.results.files import read_document
 
-    file = path / "dtypes.json" if path.is_dir() else path
-    try:
-        data = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"no dtype study at {file} (give the --out directory of an `opbench dtypes` run)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot read dtype study {file}: {first_line(exc)}") from None
-    check_header(data, FORMAT_NAME, SCHEMA_VERSION, "dtype study")
+    file, data = read_document(path, "dtypes.json", "dtype study", FORMAT_NAME, SCHEMA_VERSION,
+                               "give the --out directory of an `opbench dtypes` run")
     try:
         return Study.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -161,16 +161,10 @@ def run(args: argparse.Namespace) -> int:
 
 def load_sweep(path: Path) -> tuple[dict[str, Any], list[SweepPoint]]:
     """A saved sweep (`path` is its sweep.json or the directory holding it) and its points; one-line errors."""
-    from opbench.results.model import check_header
+    from opbench.results.files import read_document
 
-    file = path / "sweep.json" if path.is_dir() else path
-    try:
-        record = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"no sweep at {file} (give the --out directory of an `opbench sweep`)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot read sweep {file}: {str(exc).splitlines()[0]}") from None
-    check_header(record, FORMAT_NAME, SCHEMA_VERSION, "sweep")
+    file, record = read_document(path, "sweep.json", "sweep", FORMAT_NAME, SCHEMA_VERSION,
+                                 "give the --out directory of an `opbench sweep`")
     missing = [k for k in ("family", "case_pattern", "dtype", "baseline", "machine", "points") if k not in record]
     if missing:
         raise UsageError(f"malformed sweep {file}: no {', '.join(missing)}")
