@@ -107,6 +107,18 @@ def test_sweep_measures_verifies_and_stops_on_budget() -> None:
     assert points[3].result.status == "skipped" and "already over budget" in points[3].result.error
 
 
+def test_resumed_points_are_not_measured_again_but_keep_the_budget_and_stops() -> None:
+    first = run_sweep("MatMul", [8, 16, 4096], [NumpyMatMul()], FAST)
+    # resume after 8 and 16: 4096 is predicted from the replayed 16 and skipped without being measured
+    again = run_sweep("MatMul", [8, 16, 4096], [NumpyMatMul()], FAST, done=first[:2])
+    assert [p.size for p in again] == [4096] and again[0].result.status == "skipped"
+    assert "predicted" in again[0].result.error and "from size 16" in again[0].result.error
+    # a replayed stop stops the larger sizes too
+    later = run_sweep("MatMul", [8, 16, 4096, 8192], [NumpyMatMul()], FAST, done=first)
+    assert [(p.size, p.result.status) for p in later] == [(8192, "skipped")]
+    assert "size 4096 was already skipped" in later[0].result.error
+
+
 def test_sweep_skips_what_does_not_fit_in_memory() -> None:
     be = NumpyMatMul()
     need = memory_need(sweep_case("MatMul", 64), "float32", be)
@@ -230,3 +242,37 @@ def test_sweep_without_a_family_or_render_is_one_line_and_exit_2() -> None:
 
     proc = subprocess.run([sys.executable, "-m", "opbench", "sweep"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "FAMILY" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_resume_measures_only_the_missing_points_with_the_saved_settings(tmp_path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    env = {**os.environ, "OPBENCH_DATA_DIR": str(tmp_path / "data")}
+    out = tmp_path / "sweep"
+
+    def opbench(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "opbench", "sweep", *args], capture_output=True, text=True,
+                              timeout=300, env=env)
+
+    proc = opbench("matmul", "--sizes", "16,32,48", "--backends", "cpu", "--budget", "0.02", "--min-samples", "3",
+                   "--out", str(out), "--format", "md")
+    assert proc.returncode == 0, proc.stderr
+    full = json.loads((out / "sweep.json").read_text())
+    (out / "sweep.json").write_text(json.dumps({**full, "points": full["points"][:1]}))  # as if cut off
+    proc = opbench("--resume", str(out), "--format", "md")
+    assert proc.returncode == 0, proc.stderr
+    assert "(resumed)" in proc.stderr and "2 points to measure" in " ".join(proc.stderr.split())
+    resumed = json.loads((out / "sweep.json").read_text())
+    assert resumed["id"] == full["id"] and resumed["budget_s"] == 0.02 and resumed["sizes"] == [16, 32, 48]
+    assert [(p["size"], p["backend"]) for p in resumed["points"]] == [(16, "cpu"), (32, "cpu"), (48, "cpu")]
+    assert resumed["points"][0]["samples_ms"] == full["points"][0]["samples_ms"]  # kept, not re-measured
+    assert all(p["status"] == "ok" for p in resumed["points"])
+
+    foreign = {**resumed, "machine": {**resumed["machine"], "cpu_model": "another CPU"}}
+    (out / "sweep.json").write_text(json.dumps(foreign))
+    proc = opbench("--resume", str(out))
+    assert proc.returncode == 2 and "another machine" in proc.stderr and "Traceback" not in proc.stderr

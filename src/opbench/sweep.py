@@ -287,23 +287,38 @@ def _skipped(case: Case, backend: Backend, dtype: str, reason: str) -> CaseResul
 def run_sweep(family: str, sizes: Sequence[int], backends: Sequence[Backend], settings: SweepSettings,
               template: Case | None = None, on_point: Callable[[SweepPoint], None] = lambda p: None,
               device_free: Callable[[Backend], int | None] = free_memory,
-              host_free: Callable[[], int | None] = host_free_memory) -> list[SweepPoint]:
+              host_free: Callable[[], int | None] = host_free_memory,
+              done: Sequence[SweepPoint] = ()) -> list[SweepPoint]:
     """Measure every size on every (already set-up) backend, smallest size first, all backends per size.
 
     `on_point` is called after each point (the caller saves it at once). The free-memory probes are
-    parameters so that tests can plant small limits.
+    parameters so that tests can plant small limits. `done` are points of a resumed sweep: they are not
+    measured again, but they feed the budget prediction and the stops as if they had just been measured.
     """
     timing = TimingSettings(budget_s=settings.budget_s, min_samples=settings.min_samples)
     stopped: dict[str, str] = {}
     largest: dict[str, tuple[float, float, int]] = {}  # backend -> (work, seconds per call, size)
+    measured = {(p.size, p.backend): p for p in done}
     points: list[SweepPoint] = []
     for n in sorted(sizes):
         case = sweep_case(family, n, template)
         for backend in backends:
+            if (n, backend.name) in measured:
+                _replay(measured[(n, backend.name)], work(case, settings.dtype), stopped, largest)
+                continue
             point = _one_point(case, n, backend, settings, timing, stopped, largest, device_free, host_free)
             points.append(point)
             on_point(point)
     return points
+
+
+def _replay(point: SweepPoint, w: float, stopped: dict[str, str], largest: dict[str, tuple[float, float, int]]) -> None:
+    """Update the budget and stop bookkeeping with a point measured before (a resumed sweep)."""
+    res = point.result
+    if res.timed:
+        largest[res.backend] = (w, res.median_ms / 1e3, point.size)
+    elif res.status in ("skipped", "oom"):
+        stopped[res.backend] = f"not measured: size {point.size} was already {res.status}"
 
 
 def _one_point(case: Case, n: int, backend: Backend, settings: SweepSettings, timing: TimingSettings,

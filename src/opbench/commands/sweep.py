@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="one family over a range of sizes on several backends (time, GFLOP/s, plots)")
     p.add_argument("family", nargs="?",
                    help="operation family, e.g. matmul (square N x N @ N x N), softmax, relu, sum")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue the sweep saved in DIR with its own "
+                   "settings: measure only the (size, backend) points it lacks, then draw it again")
     p.add_argument("--render", type=Path, metavar="DIR", help="draw the table and plots of the sweep saved in DIR "
                    "(its sweep.json) again, measuring nothing; --calibration and --out apply")
     p.add_argument("--sizes", default="512:8192:512", help="START:STOP:STEP or a comma list (default 512:8192:512)")
@@ -86,9 +88,28 @@ def describe_axis(family: str, template_name: str | None) -> tuple[str, str]:
     return f"N, first dimension of {pattern}", pattern
 
 
+def resume_options(args: argparse.Namespace, record: dict[str, Any]) -> None:
+    """Take every measuring option from a saved sweep (a resume must not mix two sweeps in one file); refuse a
+    sweep measured on another machine or software."""
+    conflicts = machine.merge_conflicts(record["machine"], machine.collect())
+    if conflicts:
+        raise UsageError(f"cannot resume sweep {record.get('id', '')}: it was measured on another machine or "
+                         f"software ({'; '.join(conflicts)})")
+    try:
+        args.family, args.dtype, args.baseline = record["family"], record["dtype"], record["baseline"]
+        args.sizes = ",".join(str(int(n)) for n in record["sizes"])
+        args.budget, args.min_samples = float(record["budget_s"]), int(record["min_samples"])
+        args.seed, args.case, args.backends = int(record["seed"]), record.get("template"), ",".join(record["backends"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"sweep {record.get('id', '')} lacks its settings ({exc}); it cannot be resumed") from None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.render:
         return render_saved(args.render, args.calibration, args.out, args.format)
+    previous = load_sweep(args.resume) if args.resume else None
+    if previous:
+        resume_options(args, previous[0])
     if not args.family:
         raise UsageError("sweep needs a FAMILY (e.g. matmul, softmax) or --render DIR")
     family = resolve_family(args.family)
@@ -116,18 +137,24 @@ def run(args: argparse.Namespace) -> int:
         backends.append(backend)
     settings_by_backend = {n: availability[n].get("settings", {}) for n in names}
 
-    sweep_id = "sweep-" + new_run_id()
-    out_dir = args.out or Path("opbench-out") / sweep_id
+    sweep_id = previous[0]["id"] if previous else "sweep-" + new_run_id()
+    if previous:  # a resume writes next to the sweep it continues
+        out_dir = args.out or (args.resume if args.resume.is_dir() else args.resume.parent)
+    else:
+        out_dir = args.out or Path("opbench-out") / sweep_id
     xlabel, subject = describe_axis(family, args.case)
     settings = SweepSettings(budget_s=args.budget, min_samples=args.min_samples, dtype=dtype, seed=args.seed)
-    record: dict[str, Any] = {
+    record: dict[str, Any] = previous[0] if previous else {
         "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "id": sweep_id,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "family": family,
         "case_pattern": subject, "sizes": sizes, "dtype": dtype, "baseline": baseline,
         "template": args.case, "budget_s": args.budget, "min_samples": args.min_samples, "seed": args.seed,
         "machine": info,
         "backends": availability, "calibration": calibration.fingerprint if calibration else None, "points": []}
-    points: list[SweepPoint] = []
+    if previous:
+        record["backends"] = {**record["backends"], **availability}  # versions and settings in force now
+    points: list[SweepPoint] = list(previous[1]) if previous else []
+    done = {(p.size, p.backend) for p in points}
     err = console(stderr=True)
 
     def save(point: SweepPoint) -> None:
@@ -140,16 +167,17 @@ def run(args: argparse.Namespace) -> int:
         what = f"{res.median_ms:.3f} ms" if res.timed else (res.error or res.status)
         err.print(f"  {point.size:>6} {res.backend:<16} {res.status:<10} {what}", markup=False, highlight=False)
 
-    err.print(f"opbench {sweep_id}: {subject}, {len(sizes)} sizes x {len(names)} backends on "
+    err.print(f"opbench {sweep_id}{' (resumed)' if previous else ''}: {subject}, {len(sizes)} sizes x "
+              f"{len(names)} backends, {len(sizes) * len(names) - len(done)} points to measure, on "
               f"{machine.describe(info)}")
     for name in names:  # unavailable backends are recorded, not dropped
         if name not in runnable:
-            for n in sizes:
+            for n in (n for n in sizes if (n, name) not in done):
                 case = sweep_case(family, n, template)
                 save(SweepPoint(n, CaseResult(case=case.name, family=family, backend=name, dtype=dtype,
                                               status="unsupported", error=availability[name]["reason"],
                                               flops=case.flops, bytes=case.bytes_moved(dtype))))
-    run_sweep(family, sizes, backends, settings, template, on_point=save)
+    run_sweep(family, sizes, backends, settings, template, on_point=save, done=previous[1] if previous else ())
     r = ratios(points, baseline)  # the baseline's point of a size may come after the others': fill in at the end
     for entry, point in zip(record["points"], points):
         value = r[(point.size, point.backend)]
