@@ -317,7 +317,7 @@ def test_a_crash_costs_one_cell_and_the_study_goes_on(tmp_path, monkeypatch) -> 
     from opbench.dtypes import WorkItem
 
     (tmp_path / "crashing_adapter.py").write_text(_CRASHING_ADAPTER)
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.syspath_prepend(str(tmp_path))  # a spawned worker starts with this process's sys.path
     monkeypatch.setitem(_REGISTRY, "crash_sort", "crashing_adapter:CrashOnSort")
     items = [WorkItem(_case("ReLU"), "float32"), WorkItem(_case("Sort"), "float32"),
              WorkItem(_case("Sort"), "float64"), WorkItem(_case("Softmax"), "int32")]

@@ -1,8 +1,11 @@
 """Worker processes: each backend measures in its own spawned process, so a crash cannot end the run.
 
 Protocol (one duplex pipe): the worker sets its environment, imports and sets up its backend, and sends
-`("ready", info)` (or `("setup-error", message)`); then, for each `(case, dtype, seed, timing)` it receives,
-it sends back `("result", CaseResult)`. `None` asks it to exit.
+`("ready", info)` (or `("setup-error", message)`); then, for each `(fn, args)` it receives (a module-level
+function, pickled by reference), it sends back `("result", fn(backend, *args))`, or `("error", message)` if
+that raised. `None` asks it to exit. `opbench run` sends `runner.measure_case`, `opbench dtypes`
+`dtypes.run_item`; environment variables a framework reads once at start-up (a precision mode such as
+`MLX_ENABLE_TF32=0`) are given to the worker as `env` and set before any import.
 
 The parent (`BackendWorker`) waits on the pipe and on the process's sentinel at once, with a deadline:
 - a result arrives -> it is returned;
@@ -25,7 +28,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from opbench.catalog import Case
@@ -82,13 +85,13 @@ def _sigint_ignored() -> Iterator[None]:
 
 
 def worker_main(conn: multiprocessing.connection.Connection, backend: str, registry: dict[str, str],
-                env: dict[str, str]) -> None:
+                env: dict[str, str], overrides: dict[str, str] | None = None) -> None:
     """The worker process's entry point (must stay importable without any framework)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _apply_env(env)
+    os.environ.update(overrides or {})
     _exit_with_parent()
     from opbench.backends import backend_names, get_backend, register
-    from opbench.runner import measure_case
 
     known = set(backend_names())
     for name, target in registry.items():
@@ -109,13 +112,12 @@ def worker_main(conn: multiprocessing.connection.Connection, backend: str, regis
             return
         if message is None:
             return
-        case, dtype, seed, timing = message
+        fn, args = message
         try:
-            result = measure_case(be, case, dtype, seed, timing)
-        except Exception as exc:  # outside the case's own try (e.g. its byte count): still one result
-            result = CaseResult(case=case.name, family=case.family, backend=backend, dtype=dtype, status="error",
-                                error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
-        conn.send(("result", result))
+            reply = ("result", fn(be, *args))
+        except Exception as exc:  # outside the task's own handling (e.g. a case's byte count): still one answer
+            reply = ("error", f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+        conn.send(reply)
 
 
 class WorkerFailure(Exception):
@@ -129,8 +131,10 @@ class WorkerFailure(Exception):
 class BackendWorker:
     """The parent's handle on one backend's worker process; restarts it after a failure."""
 
-    def __init__(self, backend: str, case_timeout: float, start_timeout: float | None = None) -> None:
+    def __init__(self, backend: str, case_timeout: float, start_timeout: float | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.backend = backend
+        self.env = dict(env or {})  # set in the worker before any import, over what it inherits
         self.case_timeout = case_timeout
         self.start_timeout = start_timeout if start_timeout is not None else max(case_timeout, 120.0)
         self.info: dict[str, Any] = {}
@@ -146,7 +150,7 @@ class BackendWorker:
 
         ctx = multiprocessing.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=worker_main, args=(child_conn, self.backend, dict(_REGISTRY), WORKER_ENV),
+        proc = ctx.Process(target=worker_main, args=(child_conn, self.backend, dict(_REGISTRY), WORKER_ENV, self.env),
                            name=f"opbench-worker-{self.backend}", daemon=True)
         with _sigint_ignored():
             proc.start()
@@ -230,30 +234,40 @@ class BackendWorker:
             return WorkerFailure("crashed", f"worker died with {sig} while {doing}; restarted")
         return WorkerFailure("crashed", f"worker exited with code {code} while {doing}; restarted")
 
-    # --- the one public operation ------------------------------------------------------------------------
-    def measure(self, case: Case, dtype: str, seed: int, timing: TimingSettings) -> CaseResult:
-        """Measure one case in the worker; a worker failure becomes a result with its status and message."""
-        base = {"case": case.name, "family": case.family, "backend": self.backend, "dtype": dtype}
+    # --- the public operations ---------------------------------------------------------------------------
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], doing: str) -> Any:
+        """`fn(backend, *args)` in the worker (started on first use), or WorkerFailure with status
+        `setup-error`, `error` (fn raised), `crashed`, `oom` or `timeout`; `doing` names the task in messages."""
         if self.setup_error:
-            return CaseResult(status="error", error=f"backend setup failed: {self.setup_error}", **base)
+            raise WorkerFailure("setup-error", self.setup_error)
         if self.start_failures >= MAX_START_FAILURES:
-            return CaseResult(status="error", error=f"worker failed to start {self.start_failures} times; "
-                                                    "backend skipped", **base)
+            raise WorkerFailure("error", f"worker failed to start {self.start_failures} times; backend skipped")
+        if self._proc is None:
+            self._start()
+            if self.setup_error:
+                raise WorkerFailure("setup-error", self.setup_error)
+        assert self._conn is not None
         try:
-            if self._proc is None:
-                self._start()
-                if self.setup_error:
-                    return self.measure(case, dtype, seed, timing)
-            assert self._conn is not None
-            try:
-                self._conn.send((case, dtype, seed, timing))
-            except OSError:
-                raise self._death(f"receiving {case.name}") from None
-            kind, payload = self._receive(self.case_timeout, f"measuring {case.name}")
-        except WorkerFailure as failure:
-            return CaseResult(status=failure.status, error=str(failure), **base)
+            self._conn.send((fn, args))
+        except OSError:
+            raise self._death(doing) from None
+        kind, payload = self._receive(self.case_timeout, doing)
+        if kind == "error":
+            raise WorkerFailure("error", str(payload))
         assert kind == "result", kind
         return payload
+
+    def measure(self, case: Case, dtype: str, seed: int, timing: TimingSettings) -> CaseResult:
+        """Measure one case in the worker; a worker failure becomes a result with its status and message."""
+        from opbench.runner import measure_case
+
+        base = {"case": case.name, "family": case.family, "backend": self.backend, "dtype": dtype}
+        try:
+            return self.call(measure_case, (case, dtype, seed, timing), f"measuring {case.name}")
+        except WorkerFailure as failure:
+            if failure.status == "setup-error":
+                return CaseResult(status="error", error=f"backend setup failed: {failure}", **base)
+            return CaseResult(status=failure.status, error=str(failure), **base)
 
     def __enter__(self) -> BackendWorker:
         return self

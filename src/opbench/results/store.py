@@ -38,7 +38,7 @@ from opbench.results.model import CaseResult, Run
 
 APPLICATION_ID = 0x4F504231  # "OPB1": marks an SQLite file as an opbench store
 SCHEMA_VERSION = 2
-BUSY_TIMEOUT_S = 2.0
+BUSY_TIMEOUT_S = 10.0  # a writer waits this long for another process's transaction (a loaded machine is slow)
 STORE_ENV_VAR = "OPBENCH_STORE"
 STORE_FILE_NAME = "opbench.sqlite"
 
