@@ -131,6 +131,16 @@ def test_tables_json_and_sorting() -> None:
     assert [r[:len(plain.headers)] for r in with_peak.rows] == plain.rows
 
 
+def test_a_case_a_few_percent_above_its_ceiling_is_flagged_as_noise_not_as_a_timing_bug() -> None:
+    cal = _calibration()  # cuda copy 3000 GB/s: 3 GB in 1 ms is 100 %
+    near, far = result(1.0, 0, 309 * 10**7, "cuda", "Concat / near"), result(1.0, 0, 4 * 10**9, "cuda", "Copy / far")
+    table = roofline_table([near, far], cal)
+    assert [row[-1] for row in table.rows] == ["103% M!", "133% M!"]  # both flagged in the table
+    assert any("SUSPECT TIMING: Copy / far" in n for n in table.notes)
+    assert not any("SUSPECT TIMING: Concat / near" in n for n in table.notes)
+    assert any("within calibration noise" in n and "Concat / near on cuda (103%)" in n for n in table.notes)
+
+
 def test_roofline_command_on_a_saved_run(tmp_path) -> None:
     import json
     import subprocess

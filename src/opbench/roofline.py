@@ -33,6 +33,9 @@ from opbench.calibrate import Calibration
 from opbench.results import CaseResult
 
 FAR_BELOW_PCT = 10.0
+# Up to this % a case above its ceiling is "at the ceiling": a ceiling is the fastest sample of one calibration
+# measurement, and a case's median may beat it by the run-to-run noise of a few %. Still flagged `!`.
+AT_CEILING_PCT = 105.0
 # Working sets up to this size can be served from a last-level cache (an H100's L2 is 50 MB, server CPUs'
 # L3 tens to hundreds of MB), where bandwidth exceeds the DRAM bandwidth the calibration measures.
 CACHE_RESIDENT_BYTES = 64 << 20

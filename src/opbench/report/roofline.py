@@ -16,6 +16,7 @@ from opbench.report.tables import Table
 from opbench.results import CaseResult
 from opbench.roofline import (
     ABOVE,
+    AT_CEILING_PCT,
     CACHE_RESIDENT_BYTES,
     FAR_BELOW_PCT,
     MARK_ABOVE,
@@ -57,15 +58,20 @@ def roofline_table(results: Sequence[CaseResult], calibration: Calibration | Non
             memory = (f"{p.gbs:.1f} GB/s (memory: the faster of copy and read, by {p.gbs_from})" if p.gbs
                       else "no memory ceiling")
             notes.append(f"{backend}/{dtype}: peaks {flops}, {memory}")
-    cached = []
+    cached, at_ceiling = [], []
     for r, rf in pairs:
         if rf.flag != ABOVE:
             continue
         if rf.cache_resident:
             cached.append(f"{r.case} on {r.backend}")
+        elif rf.pct is not None and rf.pct <= AT_CEILING_PCT:
+            at_ceiling.append(f"{r.case} on {r.backend} ({rf.pct:.0f}%)")
         else:
             notes.append(f"SUSPECT TIMING: {r.case} on {r.backend} at {rf.pct:.0f}% of its {rf.bound} ceiling with "
                          f"a {r.bytes / 2**20:.0f} MiB working set, too large to run from cache")
+    if at_ceiling:
+        notes.append(f"{len(at_ceiling)} case(s) at 100-{AT_CEILING_PCT:.0f}% of their ceiling, within calibration "
+                     f"noise (a ceiling is the fastest sample of one measurement): {_shown(at_ceiling)}")
     if cached:
         notes.append(f"{len(cached)} case(s) above 100% have working sets <= {CACHE_RESIDENT_BYTES >> 20} MiB, "
                      f"which can run from cache faster than the calibrated memory ceiling: {_shown(cached)}")
