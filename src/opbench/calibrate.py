@@ -369,11 +369,19 @@ def measure_matmul(backend: Backend, dtype: str, settings: CalibrationSettings, 
                    f"{peak.how}; best of N (GFLOP/s) {sizes}")
 
 
-def _square_inputs(backend: Backend, n: int, dtype: str) -> tuple[Any, Any]:
-    """Seeded standard-normal N x N operands, converted to `dtype` by the backend itself."""
-    from opbench.catalog._case import Case
+# Length of the random block the calibration operands are tiled from: about 2^20 values, and prime, so that no
+# two rows of an N x N operand start at the same offset (every row differs).
+_BLOCK = 1_048_573
 
-    a, b = Case("MatMul", ((n, n), (n, n))).make_inputs("float32")
+
+def _square_inputs(backend: Backend, n: int, dtype: str) -> tuple[Any, Any]:
+    """N x N operands tiled from seeded blocks of standard-normal float32 values, converted to `dtype` by the
+    backend itself. Trade-off: no check needs exact inputs here, and drawing 2·N² normal values costs seconds
+    per size and dtype at N = 16384 (about 4x the tiling); tiled random data keeps the bit patterns, and so the
+    tensor cores' power draw, like random data's, where constant operands could run at higher clocks."""
+    rng = np.random.default_rng(0)
+    a = np.resize(rng.standard_normal(_BLOCK, dtype=np.float32), (n, n))
+    b = np.resize(rng.standard_normal(_BLOCK, dtype=np.float32), (n, n))
     xa, xb = backend.from_numpy(a, dtype), backend.from_numpy(b, dtype)
     backend.sync()
     return xa, xb
