@@ -17,7 +17,7 @@ from opbench.calibrate import (
     save_calibration,
 )
 from opbench.commands import add_format, console
-from opbench.commands.sweep import available_backends
+from opbench.commands.run import available_backends
 from opbench.errors import UsageError
 from opbench.report.tables import Table, to_markdown, to_rich
 from opbench.results.files import atomic_write

@@ -21,6 +21,7 @@ from opbench import machine
 from opbench.backends import get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
 from opbench.commands import add_format, console, progress
+from opbench.commands.run import available_backends
 from opbench.dtype_process import run_isolated
 from opbench.dtypes import (
     MATRIX_MODE,
@@ -75,24 +76,6 @@ def parse_dtypes(text: str) -> list[str]:
     return sorted(dict.fromkeys(names), key=STUDY_DTYPES.index)
 
 
-def _resolve_backends(text: str | None) -> tuple[list[str], dict[str, dict]]:
-    """The backends to study and their availability. Named backends are the only ones probed (probing imports
-    the framework, and importing every framework takes seconds); no names means every available one."""
-    from opbench.commands.run import resolve_backends
-
-    names = parse_backends(text)
-    if names is None:
-        return resolve_backends(None)
-    availability = {}
-    for name in names:
-        try:
-            a = get_backend(name).availability()
-            availability[name] = {"available": a.available, "reason": a.reason}
-        except Exception as exc:  # a broken install is a reason, not a crash
-            availability[name] = {"available": False, "reason": first_line(exc)}
-    return names, availability
-
-
 def load_study(path: Path) -> Study:
     """A saved study: `path` is its dtypes.json or the directory holding it. Bad files get one-line errors."""
     from opbench.dtypes import FORMAT_NAME, SCHEMA_VERSION
@@ -142,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cases = representative_cases(select_cases(preset_cases(args.preset),
                                                   args.ops.split(",") if args.ops else None), every_case=args.all)
-    backends, availability = _resolve_backends(args.backends)
+    backends, availability = available_backends(parse_backends(args.backends))
     runnable = [b for b in backends if availability[b]["available"]]
     matrix_timing = TimingSettings(budget_s=args.budget, min_samples=MATRIX_TIMING.min_samples,
                                    block_s=MATRIX_TIMING.block_s, max_warmup=MATRIX_TIMING.max_warmup)

@@ -64,6 +64,21 @@ def resolve_backends(text: str | None) -> tuple[list[str], dict[str, dict]]:
     return wanted, info
 
 
+def available_backends(wanted: list[str] | None) -> tuple[list[str], dict[str, dict]]:
+    """The backends to use and their availability; only the named ones are probed (each probe imports a
+    framework), or all of them when none are named."""
+    if wanted is None:
+        return resolve_backends(None)
+    info = {}
+    for name in wanted:
+        try:
+            a = get_backend(name).availability()
+            info[name] = {"available": a.available, "reason": a.reason}
+        except Exception as exc:  # a broken install is a reason, not a crash
+            info[name] = {"available": False, "reason": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+    return wanted, info
+
+
 def run(args: argparse.Namespace) -> int:
     db = open_store(args.store)
     here = machine.collect()

@@ -18,7 +18,7 @@ from opbench import machine
 from opbench.backends import get_backend, parse_backends
 from opbench.calibrate import load_calibration, read_calibration
 from opbench.commands import DTYPES, add_format, check_dtype, console
-from opbench.commands.run import new_run_id, resolve_backends
+from opbench.commands.run import available_backends, new_run_id
 from opbench.errors import UsageError
 from opbench.report.tables import to_markdown, to_rich
 from opbench.results import CaseResult
@@ -62,21 +62,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="input generator seed (default 0)")
     add_format(p)
     p.set_defaults(func=run)
-
-
-def available_backends(wanted: list[str] | None) -> tuple[list[str], dict[str, dict]]:
-    """The backends to use and their availability; only the named ones are probed (each probe imports a
-    framework), or all of them when none are named."""
-    if wanted is None:
-        return resolve_backends(None)
-    info = {}
-    for name in wanted:
-        try:
-            a = get_backend(name).availability()
-            info[name] = {"available": a.available, "reason": a.reason}
-        except Exception as exc:  # a broken install is a reason, not a crash
-            info[name] = {"available": False, "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-    return wanted, info
 
 
 def describe_axis(family: str, template_name: str | None) -> tuple[str, str]:
@@ -160,9 +145,8 @@ def run(args: argparse.Namespace) -> int:
     def save(point: SweepPoint) -> None:
         points.append(point)
         res = point.result
-        rf = roofline(res, peaks_for(calibration, res.backend, res.dtype, settings_by_backend.get(res.backend),
-                                      res.family))
-        record["points"].append({**point.to_dict(), "roofline": rf.to_dict()})
+        record["points"].append({**point.to_dict(), "roofline": point_roofline(point, calibration,
+                                                                                settings_by_backend)})
         atomic_write(out_dir / "sweep.json", json.dumps(record, indent=1, default=str) + "\n")
         what = f"{res.median_ms:.3f} ms" if res.timed else (res.error or res.status)
         err.print(f"  {point.size:>6} {res.backend:<16} {res.status:<10} {what}", markup=False, highlight=False)
@@ -178,13 +162,27 @@ def run(args: argparse.Namespace) -> int:
                                               status="unsupported", error=availability[name]["reason"],
                                               flops=case.flops, bytes=case.bytes_moved(dtype))))
     run_sweep(family, sizes, backends, settings, template, on_point=save, done=previous[1] if previous else ())
-    r = ratios(points, baseline)  # the baseline's point of a size may come after the others': fill in at the end
-    for entry, point in zip(record["points"], points):
-        value = r[(point.size, point.backend)]
-        entry["ratio_vs_baseline"] = None if math.isnan(value) else value
+    annotate(record, points, calibration, settings_by_backend)  # a size's baseline point may come after the others
     atomic_write(out_dir / "sweep.json", json.dumps(record, indent=1, default=str) + "\n")
     return render(points, baseline, calibration, settings_by_backend, dtype, subject, xlabel, out_dir, args.format,
                   show_shape=family != "MatMul" or template is not None)
+
+
+def point_roofline(point: SweepPoint, calibration: Any, settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The saved roofline of one point: % of the ceiling its backend's recorded settings apply."""
+    res = point.result
+    return roofline(res, peaks_for(calibration, res.backend, res.dtype, settings.get(res.backend), res.family)
+                    ).to_dict()
+
+
+def annotate(record: dict[str, Any], points: list[SweepPoint], calibration: Any,
+             settings: dict[str, dict[str, Any]]) -> None:
+    """Set every saved point's roofline and ratio to the baseline (`record["points"]` is in `points`' order)."""
+    r = ratios(points, record["baseline"])
+    for entry, point in zip(record["points"], points):
+        value = r[(point.size, point.backend)]
+        entry.update(roofline=point_roofline(point, calibration, settings),
+                     ratio_vs_baseline=None if math.isnan(value) else value)
 
 
 def load_sweep(path: Path) -> tuple[dict[str, Any], list[SweepPoint]]:
@@ -214,13 +212,7 @@ def render_saved(path: Path, calibration_file: Path | None, out: Path | None, fm
     matmul_default = subject == "MatMul N×N @ N×N"
     xlabel = "matrix size N (N×N @ N×N)" if matmul_default else f"N, first dimension of {subject}"
     out_dir = out or (path if path.is_dir() else path.parent)
-    # the saved % of peak and ratios follow this calibration and these points, so the JSON agrees with the table
-    r = ratios(points, record["baseline"])
-    for entry, point in zip(record["points"], points):
-        res = point.result
-        rf = roofline(res, peaks_for(calibration, res.backend, res.dtype, settings.get(res.backend), res.family))
-        value = r[(point.size, point.backend)]
-        entry.update(roofline=rf.to_dict(), ratio_vs_baseline=None if math.isnan(value) else value)
+    annotate(record, points, calibration, settings)  # the JSON follows this calibration, like the table
     record["calibration"] = calibration.fingerprint if calibration else None
     atomic_write(out_dir / "sweep.json", json.dumps(record, indent=1, default=str) + "\n")
     return render(points, record["baseline"], calibration, settings, record["dtype"], subject, xlabel, out_dir, fmt,
