@@ -32,9 +32,15 @@ def check_resumable(run: Run, here: dict[str, Any]) -> None:
     if run.imported:
         raise UsageError(f"run {run.run_id} was imported from {run.source or 'a file'}; imported runs are "
                          "read-only and cannot be resumed")
-    conflicts = machine.merge_conflicts(run.machine, here)
+    refuse_other_machine(f"run {run.run_id}", run.machine, here)
+
+
+def refuse_other_machine(what: str, measured_on: dict[str, Any], here: dict[str, Any] | None = None) -> None:
+    """One line, exit 2, when `what` (a run, a sweep, a dtype study) was measured on another machine or software
+    (`machine.MERGE_KEYS`) than `here` (default: this one): resuming it would mix numbers from both."""
+    conflicts = machine.merge_conflicts(measured_on, machine.collect() if here is None else here)
     if conflicts:
-        raise UsageError(f"cannot resume run {run.run_id}: it was measured on another machine or software "
+        raise UsageError(f"cannot resume {what}: it was measured on another machine or software "
                          f"({'; '.join(conflicts)})")
 
 

@@ -92,10 +92,9 @@ def load_study(path: Path) -> Study:
 def resume_options(args: argparse.Namespace, study: Study) -> list:
     """Set the options of a resumed study from its saved settings (measuring with other settings would mix two
     studies in one file); return its cases. Refuses a study measured on another machine or software."""
-    conflicts = machine.merge_conflicts(study.machine, machine.collect())
-    if conflicts:
-        raise UsageError(f"cannot resume dtype study {study.run_id}: it was measured on another machine or "
-                         f"software ({'; '.join(conflicts)})")
+    from opbench.resume import refuse_other_machine
+
+    refuse_other_machine(f"dtype study {study.run_id}", study.machine)
     s = study.settings
     try:
         args.dtypes, args.preset, args.all = ",".join(s["dtypes"]), s["preset"], bool(s["all_cases"])

@@ -76,10 +76,9 @@ def describe_axis(family: str, template_name: str | None) -> tuple[str, str]:
 def resume_options(args: argparse.Namespace, record: dict[str, Any]) -> None:
     """Take every measuring option from a saved sweep (a resume must not mix two sweeps in one file); refuse a
     sweep measured on another machine or software."""
-    conflicts = machine.merge_conflicts(record["machine"], machine.collect())
-    if conflicts:
-        raise UsageError(f"cannot resume sweep {record.get('id', '')}: it was measured on another machine or "
-                         f"software ({'; '.join(conflicts)})")
+    from opbench.resume import refuse_other_machine
+
+    refuse_other_machine(f"sweep {record.get('id', '')}", record["machine"])
     try:
         args.family, args.dtype, args.baseline = record["family"], record["dtype"], record["baseline"]
         args.sizes = ",".join(str(int(n)) for n in record["sizes"])
