@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -125,3 +126,51 @@ def test_corrupt_run_file_is_one_line(tmp_path) -> None:
     bad.write_text("{not json")
     proc = opbench("report", str(bad))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def _roofline_run(tmp_path: Path) -> tuple[Path, Path]:
+    """The synthetic run with byte counts chosen so that, against a 100 GB/s CPU ceiling, its first cases sit at
+    5 % (far below), 50 % and 300 % (above, with a working set too large for a cache) of their limit."""
+    from dataclasses import replace
+
+    from opbench.calibrate import Calibration, Ceiling, DeviceCalibration
+
+    pct_by_case = {CASES[0][1]: 5.0, CASES[1][1]: 50.0, CASES[2][1]: 300.0}
+    run = synthetic_run(backends=("cpu",))
+    run = replace(run, results=[replace(r, bytes=int(pct_by_case.get(r.case, 20.0) / 100 * r.median_ms * 1e8))
+                                if r.timed else r for r in run.results])
+    run_path, cal_path = tmp_path / "run.json", tmp_path / "cal.json"
+    run.to_json(run_path)
+    ceiling = Ceiling(100.0, 100.0, 1.0, 1, 1.0, 5, "")
+    cal = Calibration("f", {}, {"cpu": DeviceCalibration("cpu", "torch", "cpu", ceiling, {"float32": ceiling})})
+    cal_path.write_text(json.dumps(cal.to_dict()))
+    return run_path, cal_path
+
+
+def test_roofline_section_marks_far_below_and_above_peak(tmp_path) -> None:
+    run_path, cal_path = _roofline_run(tmp_path)
+    out = tmp_path / "report.html"
+    proc = opbench("report", str(run_path), "--calibration", str(cal_path), "--out", str(out), "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    section = text[text.index('<section id="roofline"'):]
+    section = section[:section.index("</section>")]
+    rows = re.findall(r'<tr class="rf-([a-z-]+)" data-family="[^"]*" data-backend="cpu"[^>]*>(.*?)</tr>', section)
+    assert len(rows) == len(CASES) - 1  # the failed case has no time, so no roofline row
+    pcts = [float(re.search(r'class="num pct" data-sort="([^"]+)"', cells).group(1)) for _, cells in rows]
+    assert pcts == sorted(pcts) and pcts[0] == pytest.approx(5.0) and pcts[-1] == pytest.approx(300.0)
+    assert rows[0][0] == "far-below" and "5% M↓" in rows[0][1]
+    assert rows[-1][0] == "above-peak" and "300% M!" in rows[-1][1]
+    assert "SUSPECT TIMING: Softmax / dim=64x1000000 axi=-1 on cpu at 300%" in section
+    assert "cpu/float32: peaks 100 GFLOP/s" in section
+
+
+def test_report_without_roofline_has_no_section_and_a_bad_calibration_is_one_line(tmp_path) -> None:
+    run_path, cal_path = _roofline_run(tmp_path)
+    out = tmp_path / "plain.html"
+    assert opbench("report", str(run_path), "--out", str(out), "--no-plots").returncode == 0
+    assert 'id="roofline"' not in out.read_text()
+    cal_path.write_text("{not json")
+    proc = opbench("report", str(run_path), "--calibration", str(cal_path), "--out", str(out), "--no-plots")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "cal.json" in proc.stderr, proc.stderr

@@ -71,6 +71,20 @@ def test_peaks_follow_precision_settings_and_compiled_twins() -> None:
     assert peaks_for(cal, "cuda", "float32", {"MLX_ENABLE_TF32": "0"}).gflops == 52000.0
 
 
+def test_torch_convolutions_follow_cudnns_own_tf32_switch() -> None:
+    """torch's cudnn.allow_tf32 (on by default) puts float32 convolutions on TF32 while matmuls stay strict:
+    an H100 Conv1d read 148 % of the strict float32 ceiling before this rule."""
+    cal = _calibration()
+    torch_defaults = {"float32_matmul_precision": "highest", "cuda_matmul_allow_tf32": False,
+                      "cudnn_allow_tf32": True}
+    assert peaks_for(cal, "cuda", "float32", torch_defaults, family="Conv1d").gflops == 400000.0
+    assert peaks_for(cal, "cuda", "float32", torch_defaults, family="Conv2d").gflops == 400000.0
+    assert peaks_for(cal, "cuda", "float32", torch_defaults, family="MatMul").gflops == 52000.0
+    assert peaks_for(cal, "cuda", "float32", torch_defaults).gflops == 52000.0
+    strict_conv = {**torch_defaults, "cudnn_allow_tf32": False}
+    assert peaks_for(cal, "cuda", "float32", strict_conv, family="Conv2d").gflops == 52000.0
+
+
 def test_tf32_run_without_a_measured_tf32_ceiling_gets_no_compute_percentage() -> None:
     """MLX on CUDA calibrated only with MLX_ENABLE_TF32=0: its TF32 runs must not be held to the strict float32
     ceiling (they would read several hundred % of it)."""

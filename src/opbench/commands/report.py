@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log", action="store_true", help="logarithmic time axes in the charts")
     p.add_argument("--no-plots", action="store_true", help="tables only (faster, smaller)")
     add_table_options(p)
+    p.add_argument("--roofline", action="store_true",
+                   help="add the roofline section: %% of calibrated peak per case (see `opbench calibrate`)")
+    p.add_argument("--calibration", type=Path,
+                   help="calibration file for --roofline (default: the run's machine's stored one; implies --roofline)")
     p.add_argument("--store", help="store path (default: $OPBENCH_STORE or the user data directory)")
     p.set_defaults(func=run)
 
@@ -36,7 +40,15 @@ def run(args: argparse.Namespace) -> int:
         bar, advance = progress(figure_count(run_a, comparison), "drawing")
         with bar:
             figures = report_figures(run_a, comparison, log=args.log, pairs=pairs, on_done=advance)
-    page = render_report(run_a, comparison, figures, pairs=pairs, geometric=args.geomean)
+    roofline = None
+    if args.roofline or args.calibration:
+        from opbench.commands.roofline import calibration_for
+        from opbench.report.roofline import roofline_entries
+        from opbench.roofline import backend_settings
+
+        roofline = roofline_entries(run_a.results, calibration_for(run_a, args.calibration),
+                                    backend_settings(run_a.backends))
+    page = render_report(run_a, comparison, figures, pairs=pairs, geometric=args.geomean, roofline=roofline)
     try:
         atomic_write(out, page)
     except OSError as exc:

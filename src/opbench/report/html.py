@@ -19,7 +19,7 @@ import html
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from opbench.report.tables import (
     speedup,
 )
 from opbench.results import CaseResult, Run
+
+if TYPE_CHECKING:
+    from opbench.roofline import Roofline
 
 
 class ComparisonLike(Protocol):
@@ -182,6 +185,29 @@ def _table(table_id: str, caption: str, head: Sequence[str], body: Sequence[str]
             f'<thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(body)}</tbody></table>')
 
 
+def _roofline(entries: Sequence[tuple[CaseResult, Roofline]], notes: Sequence[str]) -> str:
+    """The roofline table (`report.roofline.roofline_entries`): rows lowest % of peak first; cases far under
+    their limit and cases above a ceiling are highlighted, so both kinds stand out when the table is re-sorted."""
+    from opbench.report.roofline import LEGEND as ROOFLINE_LEGEND
+    from opbench.report.roofline import ROOFLINE_HEADERS
+
+    head = [_header(h, numeric=h not in ("Operation", "Backend", "Bound")) for h in ROOFLINE_HEADERS]
+    body = []
+    for r, rf in entries:
+        cells = [f'<th scope="row" data-sort="{e(r.case.lower())}">{e(r.case)}</th>', f"<td>{e(r.backend)}</td>"]
+        cells += [f'<td class="num" data-sort="{_num(v)}">{e("n/a" if math.isnan(v) else f"{v:,.{d}f}")}</td>'
+                  for v, d in ((r.median_ms, 3), (rf.gflops, 1), (rf.gbs, 1))]
+        cells.append(f"<td>{e(rf.bound or '–')}</td>")
+        cells.append(f'<td class="num pct" data-sort="{_num(rf.pct)}">{e(rf.text())}</td>')
+        body.append(f'<tr class="rf-{e(rf.flag or "plain")}" data-family="{e(r.family)}" data-backend="{e(r.backend)}"'
+                    f' data-case="{e(r.case.lower())}">{"".join(cells)}</tr>')
+    items = "".join(f"<li>{e(n)}</li>" for n in notes)
+    return ('<section id="roofline"><h2>Roofline: % of calibrated peak</h2>'
+            f'<p class="legend">{e(ROOFLINE_LEGEND)}</p>'
+            + _table("roofline-table", "Roofline (lowest % of peak first)", head, body)
+            + (f'<ul class="notes">{items}</ul>' if items else "") + "</section>")
+
+
 def _flatten(value: Any) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{k} {v}" if not isinstance(v, (Mapping, list)) else f"{k}: {_flatten(v)}"
@@ -280,8 +306,10 @@ def _verbal(gm: float, b: str) -> str:
 
 
 def render_report(run: Run, comparison: ComparisonLike | None = None, figures: Sequence[Figure] = (), *,
-                  pairs: Sequence[tuple[str, str]] | None = None, geometric: bool = False) -> str:
-    """The whole page as one string."""
+                  pairs: Sequence[tuple[str, str]] | None = None, geometric: bool = False,
+                  roofline: tuple[Sequence[tuple[CaseResult, Roofline]], Sequence[str]] | None = None) -> str:
+    """The whole page as one string; `roofline` (entries and notes of `report.roofline.roofline_entries`)
+    adds the optional roofline section."""
     rows, backends = case_rows(run.results), backend_order(run.results)
     chosen = choose_pairs(backends, pairs)
     notes = "".join(f"<li>{e(n)}</li>" for n in detailed_table(run.results, pairs).notes)
@@ -298,6 +326,7 @@ def render_report(run: Run, comparison: ComparisonLike | None = None, figures: S
         _controls(families(rows), backends), _detailed(rows, backends, chosen),
         _average(rows, backends, chosen, geometric),
         f'<ul class="notes">{notes}</ul>' if notes else "", "</section>",
+        _roofline(*roofline) if roofline is not None else "",
         _comparison(comparison) if comparison is not None else "",
         _figures(figures),
         f"<footer>opbench {e(__version__)} · {len(run.results)} results · self-contained page, no network"
@@ -349,6 +378,7 @@ table.meta th{text-align:left;background:#fafafa;font-weight:600}
 #controls label{margin-right:.8em}.legend{color:#555}
 figure{margin:1em 0;overflow-x:auto}figure img{max-width:100%;border:1px solid #eee;cursor:zoom-in}
 figure img.zoom{max-width:none;cursor:zoom-out}figcaption{color:#555}
+tr.rf-far-below td.pct{background:#e3ecfb;font-weight:600}tr.rf-above-peak td.pct{background:#fbdada;color:#900}
 footer{margin-top:2em;color:#888;font-size:.9em}
 """
 

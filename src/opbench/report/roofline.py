@@ -21,6 +21,8 @@ from opbench.roofline import (
     FAR_BELOW_PCT,
     MARK_ABOVE,
     MARK_FAR_BELOW,
+    Peaks,
+    Roofline,
     peaks_for,
     roofline,
     rooflines,
@@ -31,6 +33,9 @@ LEGEND = (f"% of peak of the limiting bound (C compute, M memory) · {MARK_FAR_B
           "– no calibration (run `opbench calibrate`)")
 
 
+ROOFLINE_HEADERS = ("Operation", "Backend", "ms", "GFLOP/s", "GB/s", "Bound", "% peak")
+
+
 def _fmt(x: float, digits: int = 1) -> str:
     return "nan" if math.isnan(x) else f"{x:.{digits}f}"
 
@@ -39,26 +44,45 @@ def _shown(names: list[str]) -> str:
     return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
-def roofline_table(results: Sequence[CaseResult], calibration: Calibration | None,
-                   settings: dict[str, dict[str, Any]] | None = None) -> Table:
+def roofline_entries(results: Sequence[CaseResult], calibration: Calibration | None,
+                     settings: dict[str, dict[str, Any]] | None = None,
+                     ) -> tuple[list[tuple[CaseResult, Roofline]], list[str]]:
+    """Every timed result with its roofline, lowest % of peak first (uncalibrated last), and the notes: the
+    ceilings each backend was held to, then the cases above a ceiling (see the module docstring)."""
     timed = [r for r in results if r.timed]
     pairs = list(zip(timed, rooflines(timed, calibration, settings)))
     pairs.sort(key=lambda p: (1, 0.0) if p[1].pct is None else (0, p[1].pct))
-    rows = [[r.case, r.backend, f"{r.median_ms:.3f}", _fmt(rf.gflops), _fmt(rf.gbs), rf.bound or "–", rf.text()]
-            for r, rf in pairs]
+    return pairs, _ceiling_notes(timed, calibration, settings or {}) + _above_notes(pairs)
+
+
+def _ceiling_notes(timed: Sequence[CaseResult], calibration: Calibration | None,
+                   settings: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per backend and dtype; where its families are held to different matmul ceilings (torch's
+    float32 convolutions on TF32 while its matmuls are strict), one line per ceiling, naming the families."""
+    groups: dict[tuple[str, str], dict[str, tuple[Peaks | None, dict[str, None]]]] = {}
+    for r in timed:
+        p = peaks_for(calibration, r.backend, r.dtype, settings.get(r.backend), r.family)
+        by_ceiling = groups.setdefault((r.backend, r.dtype), {})
+        by_ceiling.setdefault(p.matmul_dtype if p else "", (p, {}))[1][r.family] = None
     notes = []
-    settings = settings or {}
-    for backend, dtype in dict.fromkeys((r.backend, r.dtype) for r in timed):
-        p = peaks_for(calibration, backend, dtype, settings.get(backend))
-        if p is None:
-            notes.append(f"{backend}: no calibration on this machine — run `opbench calibrate --backends {backend}`")
-        else:
+    for (backend, dtype), by_ceiling in groups.items():
+        for p, families in by_ceiling.values():
+            if p is None:
+                notes.append(f"{backend}: no calibration on this machine — "
+                             f"run `opbench calibrate --backends {backend}`")
+                continue
             flops = (f"{p.gflops:.0f} GFLOP/s ({p.matmul_dtype} matmul, by {p.flops_from})" if p.gflops
                      else f"no {p.matmul_dtype} matmul peak")
             memory = (f"{p.gbs:.1f} GB/s (memory: the faster of copy and read, by {p.gbs_from})" if p.gbs
                       else "no memory ceiling")
-            notes.append(f"{backend}/{dtype}: peaks {flops}, {memory}")
-    cached, at_ceiling = [], []
+            which = "" if len(by_ceiling) == 1 else (f" for {', '.join(families)}" if len(families) <= 5
+                                                     else " for the other families")
+            notes.append(f"{backend}/{dtype}{which}: peaks {flops}, {memory}")
+    return notes
+
+
+def _above_notes(pairs: Sequence[tuple[CaseResult, Roofline]]) -> list[str]:
+    notes, cached, at_ceiling = [], [], []
     for r, rf in pairs:
         if rf.flag != ABOVE:
             continue
@@ -75,8 +99,15 @@ def roofline_table(results: Sequence[CaseResult], calibration: Calibration | Non
     if cached:
         notes.append(f"{len(cached)} case(s) above 100% have working sets <= {CACHE_RESIDENT_BYTES >> 20} MiB, "
                      f"which can run from cache faster than the calibrated memory ceiling: {_shown(cached)}")
-    return Table("Roofline (lowest % of peak first)",
-                 ["Operation", "Backend", "ms", "GFLOP/s", "GB/s", "Bound", "% peak"], rows, notes)
+    return notes
+
+
+def roofline_table(results: Sequence[CaseResult], calibration: Calibration | None,
+                   settings: dict[str, dict[str, Any]] | None = None) -> Table:
+    pairs, notes = roofline_entries(results, calibration, settings)
+    rows = [[r.case, r.backend, f"{r.median_ms:.3f}", _fmt(rf.gflops), _fmt(rf.gbs), rf.bound or "–", rf.text()]
+            for r, rf in pairs]
+    return Table("Roofline (lowest % of peak first)", list(ROOFLINE_HEADERS), rows, notes)
 
 
 def roofline_column(calibration: Calibration | None,

@@ -46,11 +46,11 @@ def _finish(fig, ax, title: str, xlabel: str, ylabel: str, path: Path) -> Path:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # under the axes: inside, it hid the points it explains
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     _plt().close(fig)
     return path
 
@@ -104,9 +104,15 @@ def rate_plot(points: Sequence[SweepPoint], calibration: Calibration | None, dty
     for (ceiling, what), backends in ceilings.items():
         ax.axhline(ceiling, color=colors[backends[0]], ls="--", lw=1,
                    label=f"{', '.join(backends)} calibrated {what}: {ceiling:,.0f} {unit}")
-    ylabel = "achieved GFLOP/s (10⁹ FLOP per second)" if kind == "gflops" else "achieved GB/s (10⁹ bytes per second)"
+    ylabel = "achieved GFLOP/s" if kind == "gflops" else "achieved GB/s (bytes read + written)"
     ax.set_xscale("log", base=2)
-    ax.set_ylim(bottom=0)
+    values = [v for _, ys in _series(points, lambda p: p.gflops if kind == "gflops" else p.gbs).values()
+              for v in ys if v > 0] + [c for c, _ in ceilings]
+    if values and max(values) / min(values) > 100:  # a CPU beside a GPU: on a linear axis it lies flat on zero
+        ax.set_yscale("log")
+        ylabel += " (log scale)"
+    else:
+        ax.set_ylim(bottom=0)
     return _finish(fig, ax, title, xlabel + " (log scale)", ylabel, path)
 
 
