@@ -250,3 +250,15 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
         code, _, err = _cli(*args)
         assert code == 2, (args, err)
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (args, err)
+
+
+def test_header_names_machine_and_build_differences() -> None:
+    from dataclasses import replace
+
+    from opbench.report.comparison import header_lines
+
+    a = replace(_run("a"), machine={"cpu_model": "test", "opbench": {"version": "0.1.0", "source_digest": "aaa"}})
+    same = replace(_run("b"), machine=dict(a.machine))
+    assert not any("differ" in line for line in header_lines(compare_runs(a, same)))
+    other = replace(_run("b"), machine={"cpu_model": "test", "opbench": {"version": "0.1.0", "source_digest": "bbb"}})
+    assert header_lines(compare_runs(a, other))[-1] == "A and B differ in: opbench build: 0.1.0 (aaa) != 0.1.0 (bbb)"

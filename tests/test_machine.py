@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
 import types
@@ -62,3 +64,34 @@ def test_merge_conflicts_name_the_differing_keys() -> None:
     conflicts = machine.merge_conflicts(a, b)
     assert len(conflicts) == 1 and conflicts[0].startswith("cpu_model:") and "Apple M3 Max" in conflicts[0]
     assert set(machine.MERGE_KEYS) >= {"cpu_model", "gpus", "packages"}
+
+
+def test_the_opbench_build_is_recorded_and_follows_the_source(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest covers opbench's own modules: the same tree gives the same digest, an edited copy another."""
+    build = machine.collect()["opbench"]
+    assert build["version"] and re.fullmatch(r"[0-9a-f]{12}", build["source_digest"])
+    assert machine.opbench_build() == build
+    copy = tmp_path / "opbench"
+    shutil.copytree(Path(machine.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(machine, "__file__", str(copy / "machine.py"))
+    machine.opbench_build.cache_clear()
+    try:
+        assert machine.opbench_build() == build
+        (copy / "timing.py").write_text((copy / "timing.py").read_text() + "\n# edited\n")
+        machine.opbench_build.cache_clear()
+        assert machine.opbench_build()["source_digest"] != build["source_digest"]
+    finally:
+        machine.opbench_build.cache_clear()
+
+
+def test_differences_name_the_build_and_the_merge_keys() -> None:
+    a = machine.collect()
+    assert machine.differences(a, dict(a)) == []
+    b = {**a, "opbench": {"version": "0.1.0", "source_digest": "0123456789ab"}, "gpus": [{"name": "other GPU"}]}
+    lines = machine.differences(a, b)
+    assert len(lines) == 2 and lines[0].startswith("gpus:") and "other GPU" in lines[0]
+    build = a["opbench"]
+    assert lines[1] == f"opbench build: {build['version']} ({build['source_digest']}) != 0.1.0 (0123456789ab)"
+    old = {k: v for k, v in a.items() if k != "opbench"}  # a run from before the build was recorded
+    assert machine.differences(old, a)[-1].startswith("opbench build: not recorded != ")

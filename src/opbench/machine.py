@@ -9,6 +9,8 @@ framework is imported. Every probe is best-effort: a missing tool gives a missin
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import math
 import os
 import platform
@@ -16,7 +18,10 @@ import shutil
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+from opbench import __version__
 
 # Keys that must be equal before two runs may be merged into one (resume, combining backends).
 # Comparing runs across machines is allowed; merging them is not.
@@ -170,6 +175,19 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+@functools.cache
+def opbench_build() -> dict[str, str]:
+    """opbench's version and a digest of its own source: sha256 over every module's relative path and bytes,
+    first 12 hex digits. Two runs with the same digest were measured by the same engine code, whether it ran
+    from a wheel, a git checkout or a copied tree (no git needed); the version alone does not change with every
+    edit. Trade-off: any source change, a docstring included, gives a new digest."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return {"version": __version__, "source_digest": digest.hexdigest()[:12]}
+
+
 def usable_cores() -> int | None:
     """CPUs this process may run on: the affinity mask, further limited by a cgroup v2 CPU quota."""
     try:
@@ -211,6 +229,7 @@ def collect() -> dict[str, Any]:
         info["gpus"] = gpus
     info.setdefault("gpus", [])
     info["packages"] = package_versions()
+    info["opbench"] = opbench_build()
     threads = thread_settings()
     info["thread_env"] = threads["env"]
     info["usable_cores"] = threads["usable_cores"]
@@ -224,6 +243,19 @@ def merge_conflicts(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         if a.get(key) != b.get(key):
             conflicts.append(f"{key}: {_short(a.get(key))} != {_short(b.get(key))}")
     return conflicts
+
+
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What differs between the machine records of two runs being compared: the `MERGE_KEYS` and the opbench
+    build that measured them (`not recorded` for runs from before it was recorded)."""
+    lines = merge_conflicts(a, b)
+    build_a, build_b = a.get("opbench"), b.get("opbench")
+    if build_a != build_b:
+        def show(build: Any) -> str:
+            return (f"{build.get('version')} ({build.get('source_digest')})" if isinstance(build, dict)
+                    else "not recorded")
+        lines.append(f"opbench build: {show(build_a)} != {show(build_b)}")
+    return lines
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -86,7 +86,15 @@ def header_lines(comparison: Comparison) -> list[str]:
             f"B: {describe_run(comparison.run_b)}",
             f"B/A > 1: B slower. Significant: Mann-Whitney p < {comparison.alpha:g}, bootstrap CI of the ratio "
             f"of medians excludes 1, and |B/A − 1| ≥ {floor}. Untested: a side without raw samples "
-            "(a published table)."]
+            "(a published table).", *_differences(comparison)]
+
+
+def _differences(comparison: Comparison) -> list[str]:
+    """The machine, software and opbench build differences of A and B: a ratio measures them too."""
+    from opbench.machine import differences
+
+    differ = differences(comparison.run_a.machine, comparison.run_b.machine)
+    return [f"A and B differ in: {'; '.join(differ)}"] if differ else []
 
 
 def to_markdown_report(comparison: Comparison) -> str:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from opbench import __version__
+from opbench.machine import differences
 from opbench.report.plots import ComparisonRowLike, format_ms, marks
 from opbench.report.rows import CaseRow, backend_order, case_rows, families
 from opbench.report.tables import (
@@ -285,10 +286,13 @@ def _comparison(comparison: ComparisonLike) -> str:
         body.append(f'<tr data-family="{e(r.family)}" data-backend="{e(backend)}" data-case="{e(r.case.lower())}">'
                     f'{"".join(cells)}</tr>')
     notes = "".join(f"<li>{e(n)}</li>" for n in comparison.notes)
+    differ = differences(comparison.run_a.machine, comparison.run_b.machine)
     return (f'<section id="comparison"><h2>Comparison: {e(b)} (B) vs {e(a)} (A)</h2>'
             f"<p>B/A &gt; 1: B is slower. Significant means the test rejects equal times at α = "
             f"{comparison.alpha:g} and the {level} % CI of the ratio excludes 1. * a marked time "
             "(hover for why).</p>"
+            + (f'<p class="differ">A and B differ in: {e("; ".join(differ))}</p>' if differ else "")
+            +
             '<table class="results" id="comparison-summary"><caption>Geometric mean of B/A per family</caption>'
             f"<thead><tr><th>Family</th><th>Geomean B/A</th><th>Reads</th></tr></thead><tbody>{summary}</tbody>"
             f"</table>{_table('comparison-rows', 'B vs A per case and backend', head, body)}"
