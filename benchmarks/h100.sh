@@ -9,7 +9,7 @@
 #   bash benchmarks/h100.sh calibrate BACKENDS  # issue 6: ceilings, merged into /tmp/opbench-data (+ $OUT copy)
 #   bash benchmarks/h100.sh sweeps          # issue 6: matmul 512..8192 and softmax sweeps against the calibration
 #   bash benchmarks/h100.sh probe           # the fidelity miss: kernels per timing method + fidelity of Linear
-#   bash benchmarks/h100.sh engine SRC NAME # the seed preset on cuda,cpu with the opbench source tree SRC (e.g. an
+#   bash benchmarks/h100.sh engine SRC NAME [SECONDS [BACKENDS]]  # the seed preset (OPS= limits the families) on cuda,cpu with the opbench source tree SRC (e.g. an
 #                                           # older commit's `git archive` in .device/old/src), into $OUT/NAME
 #   bash benchmarks/h100.sh pack NAME       # tar $OUT into $OUT/NAME.tgz (a call brings back at most 8 files)
 #   bash benchmarks/h100.sh seed [SECONDS [BACKENDS]]  # the seed preset on every backend, one stored run; call again to
@@ -90,7 +90,7 @@ p.exists() or (p.parent.mkdir(parents=True, exist_ok=True), shutil.copy(sys.argv
     echo "fidelity rc=$?"; cat "$OUT/kernel-probe.log"; tail -12 "$OUT/fidelity-linear.log" ;;
   engine)  # reproducibility: the same machine lease, the current and an older engine, one after another
     PYTHONPATH="$2:/tmp/mlx-site" timeout "${4:-280}" python3 -m opbench run --preset seed --backends "${5:-cuda,cpu}" \
-      --store "/tmp/$3.sqlite" --out "$OUT/$3" --format md > "$OUT/$3.txt" 2>&1
+      ${OPS:+--ops "$OPS"} --store "/tmp/$3.sqlite" --out "$OUT/$3" --format md > "$OUT/$3.txt" 2>&1
     echo "engine $2 -> $3 rc=$?"; tail -3 "$OUT/$3.txt" ;;
   pack)  # everything under $OUT into one archive ($OUT returns at most 8 files)
     tar czf "/tmp/$2.tgz" -C "$OUT" . && rm -rf "${OUT:?}"/* && mv "/tmp/$2.tgz" "$OUT/" && ls -la "$OUT" ;;

@@ -262,3 +262,23 @@ def test_header_names_machine_and_build_differences() -> None:
     assert not any("differ" in line for line in header_lines(compare_runs(a, same)))
     other = replace(_run("b"), machine={"cpu_model": "test", "opbench": {"version": "0.1.0", "source_digest": "bbb"}})
     assert header_lines(compare_runs(a, other))[-1] == "A and B differ in: opbench build: 0.1.0 (aaa) != 0.1.0 (bbb)"
+
+
+def test_backend_geomeans_split_short_and_long_cases() -> None:
+    """Cases under SHORT_CASE_MS of A's time (host-dispatch-bound on a GPU) are summarised apart from the rest:
+    here the short ReLU doubles while the two long Sums stay put."""
+    from opbench.compare import SHORT_CASE_MS
+    from opbench.report.comparison import backend_table
+
+    a = _run("a", base=0.01)  # ReLU 0.01 ms, Sums 0.02 and 0.03 ms
+    b = _run("b", base=0.01, scale={"ReLU / dim=16x16": 2.0})
+    a_long = _run("a", base=1.0)
+    assert SHORT_CASE_MS == 0.05
+    split = compare_runs(a, b).backend_geomeans_by_duration(threshold_ms=0.015)
+    assert list(split) == ["cpu"]
+    (short, n_short), (long, n_long) = split["cpu"]
+    assert n_short == 1 and short == pytest.approx(2.0, rel=0.02)
+    assert n_long == 2 and long == pytest.approx(1.0, rel=0.02)
+    table = backend_table(compare_runs(a_long, _run("b", base=1.0)))
+    assert table.headers[-2:] == ["A < 50 µs (rows)", "A ≥ 50 µs (rows)"]
+    assert table.rows[0][3] == "–" and table.rows[0][4].endswith("(3)")

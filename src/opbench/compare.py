@@ -17,11 +17,16 @@ Statistics, per row (pyperf style: noise is reported as "not significant", never
   least the noise floor (`noise_floor`, default 2 %). The floor is deliberate: samples of one run come from
   one process in one thermal and scheduling state, so their spread understates run-to-run variance, and
   with hundreds of samples a 0.5 % shift gets a tiny p-value yet does not reproduce on the next run. Two
-  percent is about the run-to-run reproducibility of a quiet machine.
+  percent is about the run-to-run reproducibility of device-bound work: on an H100, cuda cases of 50 µs or
+  more agreed within 1 % (geometric mean) across five runs, two machine leases and two engine versions;
+  host-bound work drifts further (cuda cases under 50 µs 0.87-1.01, torch CPU cases 0.82-1.01 between runs
+  of one lease; `results/h100-rerun/REPRODUCIBILITY.md`). Raise `--noise-floor` for such cases.
 - Without raw samples on either side (imported published tables, or fewer than 2 samples) there is no test:
   p, the interval and `significant` are None, and only the ratio is reported.
 
 Summaries: `family_geomeans()` is the geometric mean of the ratios of a family's rows (all backends pooled);
+`backend_geomeans_by_duration()` splits each backend's rows at `SHORT_CASE_MS` of A's time (short cases are
+bound by host dispatch, long ones by the device: a change in one rarely moves the other);
 `overall_geomean()` is the geometric mean over all rows (every case weighs the same, so families with many
 cases weigh more; pyperf's choice). A geometric mean of ratios is symmetric: 2x slower and 2x faster cancel.
 
@@ -46,6 +51,8 @@ from opbench.results.model import CaseResult, Run
 BOOTSTRAP_RESAMPLES = 10_000
 DEFAULT_NOISE_FLOOR = 0.02
 MIN_SAMPLES = 2
+# Cases faster than this (A's median) are dominated by host-side dispatch on a GPU (`results/h100/FINDINGS.md`).
+SHORT_CASE_MS = 0.05
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,17 @@ class Comparison:
         for row in self.rows:
             by_backend.setdefault(row.backend, []).append(row.ratio)
         return {backend: geomean(ratios) for backend, ratios in by_backend.items()}
+
+    def backend_geomeans_by_duration(self, threshold_ms: float = SHORT_CASE_MS
+                                     ) -> dict[str, tuple[tuple[float, int], tuple[float, int]]]:
+        """Per backend (pair): (geomean, rows) of the rows whose A time is under `threshold_ms`, then of the
+        others; a geomean is nan for no rows."""
+        split: dict[str, tuple[list[float], list[float]]] = {}
+        for row in self.rows:
+            short, long = split.setdefault(row.backend, ([], []))
+            (short if row.time_a_ms < threshold_ms else long).append(row.ratio)
+        return {backend: ((geomean(short), len(short)), (geomean(long), len(long)))
+                for backend, (short, long) in split.items()}
 
     def overall_geomean(self) -> float:
         """Geometric mean of B/A over every row; nan when nothing could be compared."""

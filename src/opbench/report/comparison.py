@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from opbench.compare import Comparison
+from opbench.compare import SHORT_CASE_MS, Comparison
 from opbench.report.tables import Table, to_markdown, to_rich
 from opbench.results.model import Run
 
@@ -70,8 +70,18 @@ def summary_table(comparison: Comparison) -> Table:
 
 
 def backend_table(comparison: Comparison) -> Table:
-    rows = [[backend, f"{gm:.4g}", _verbal(gm)] for backend, gm in comparison.backend_geomeans().items()]
-    return Table("Geometric mean of B/A per backend", ["Backend", "Geomean B/A", "Reads"], rows, [])
+    """Per backend, the geomean of all rows and, split at `SHORT_CASE_MS` of A's time, of the short
+    (host-dispatch-bound) and the long (device-bound) cases."""
+    split = comparison.backend_geomeans_by_duration()
+    short_ms = f"{SHORT_CASE_MS * 1000:g} µs"
+
+    def part(gm: float, n: int) -> str:
+        return f"{gm:.4g} ({n})" if n else "–"
+
+    rows = [[backend, f"{gm:.4g}", _verbal(gm), part(*split[backend][0]), part(*split[backend][1])]
+            for backend, gm in comparison.backend_geomeans().items()]
+    headers = ["Backend", "Geomean B/A", "Reads", f"A < {short_ms} (rows)", f"A ≥ {short_ms} (rows)"]
+    return Table("Geometric mean of B/A per backend", headers, rows, [])
 
 
 def _verbal(gm: float) -> str:
