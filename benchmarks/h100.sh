@@ -105,7 +105,7 @@ p.exists() or (p.parent.mkdir(parents=True, exist_ok=True), shutil.copy(sys.argv
         ${3:+--backends "$3"} --format md >> "$OUT/seed.txt" 2>&1
     else
       timeout "${2:-540}" python3 -m opbench run --preset seed --backends "$BACKENDS" --store "$STORE" \
-        --out "$OUT/h100-seed" --format md > "$OUT/seed.txt" 2>&1
+        ${PROCESSES:+--processes "$PROCESSES"} --out "$OUT/h100-seed" --format md > "$OUT/seed.txt" 2>&1
     fi
     echo "opbench rc=$?"
     kill "$watcher"

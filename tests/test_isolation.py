@@ -71,9 +71,10 @@ def test_memory_error_is_oom_in_the_worker_and_in_process() -> None:
         assert "planted allocation failure" in oom.error
 
 
-def test_skip_measures_only_what_is_missing() -> None:
-    done = {("fake_numpy", cases()[0].name), ("fake_numpy", cases()[2].name)}
-    results = run_plan(Plan(cases(), ("fake_numpy",), timing=FAST), skip=done)
+def test_prior_results_measure_only_what_is_missing() -> None:
+    first = run_plan(Plan(cases(), ("fake_numpy",), timing=FAST), isolate=False)
+    prior = {("fake_numpy", r.case): r for r in first if r.case != cases()[1].name}
+    results = run_plan(Plan(cases(), ("fake_numpy",), timing=FAST), prior=prior)
     assert [r.case for r in results] == [cases()[1].name]
 
 

@@ -45,7 +45,8 @@ def store(tmp_path: Path) -> Store:
 def test_save_and_load_round_trip_exactly(store: Store) -> None:
     results = (result(), result("Sum / dim=4", backend="mlx_cpu", status="error", error="boom", detail="tb"),
                result("Softmax / dim=4", rel_error=math.nan, published_ms=None),
-               result("Conv / x", status="oom", error="out of memory"))
+               result("Conv / x", status="oom", error="out of memory"),
+               result("ReLU / dim=8", process_medians_ms=(1.0, 2.0, 1.5)))
     run = make_run(results=results, label="lbl", source="here")
     store.save_run(run)
     back = store.load_run(run.run_id)
@@ -130,6 +131,7 @@ def test_migrates_a_version_1_store(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("SELECT median_ms FROM results").fetchone() == (None,)  # column added by 1 -> 2
+    assert db.execute("SELECT process_medians_ms FROM results").fetchone() == ("[]",)  # added by 2 -> 3
     db.close()
 
 

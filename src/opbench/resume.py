@@ -13,7 +13,7 @@ from typing import Any
 
 from opbench import machine
 from opbench.errors import UsageError
-from opbench.results import Run
+from opbench.results import CaseResult, Run
 
 # run option -> (key in Run.settings or a Run attribute, default for a new run)
 RESUMABLE_OPTIONS: dict[str, tuple[str, Any]] = {
@@ -24,6 +24,7 @@ RESUMABLE_OPTIONS: dict[str, tuple[str, Any]] = {
     "budget": ("budget_s", 0.5),
     "min_samples": ("min_samples", 5),
     "seed": ("seed", 0),
+    "processes": ("processes", 1),
 }
 
 
@@ -60,6 +61,7 @@ def fill_options(args: argparse.Namespace, run: Run | None) -> None:
         setattr(args, option, value)
 
 
-def measured_pairs(run: Run, dtype: str) -> set[tuple[str, str]]:
-    """(backend, case name) pairs that already have a result in `dtype`: a resume skips them."""
-    return {(r.backend, r.case) for r in run.results if r.dtype == dtype}
+def measured_results(run: Run, dtype: str) -> dict[tuple[str, str], CaseResult]:
+    """The results already in `run` in `dtype`, by (backend, case name): a resume measures only the passes
+    they lack (`passes.passes_done`)."""
+    return {(r.backend, r.case): r for r in run.results if r.dtype == dtype}

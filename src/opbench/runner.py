@@ -12,13 +12,14 @@ import contextlib
 import gc
 import math
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from opbench.backends import Backend, NotForcedError, get_backend
 from opbench.catalog import Case
+from opbench.passes import combine, passes_done
 from opbench.results import CaseResult
 from opbench.timing import TimingSettings, measure
 from opbench.verify import verify
@@ -36,9 +37,14 @@ class Plan:
     dtype: str = "float32"
     seed: int = 0
     timing: TimingSettings = DEFAULT_TIMING
+    processes: int = 1  # passes per backend, each in a fresh worker process (`opbench.passes`)
 
     def pairs(self) -> list[tuple[str, Case]]:
         return [(b, c) for b in self.backends for c in self.cases]
+
+    def passes_left(self, prior: Mapping[tuple[str, str], CaseResult]) -> int:
+        """Case measurements still to make, given what `prior` holds (for a progress bar)."""
+        return sum(int(max(0, self.processes - passes_done(prior.get((b, c.name))))) for b, c in self.pairs())
 
 
 def sample_rows(case: Case, seed: int) -> np.ndarray | None:
@@ -103,43 +109,51 @@ def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int
 
 
 def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: None,
-             skip: Iterable[tuple[str, str]] = (), isolate: bool = True,
+             prior: Mapping[tuple[str, str], CaseResult] | None = None, isolate: bool = True,
              case_timeout: float | None = None,
              on_backend: Callable[[str, dict], None] = lambda name, info: None) -> list[CaseResult]:
-    """Measure every (backend, case) pair in order; `skip` holds (backend, case name) pairs already measured.
+    """Measure every (backend, case) pair in order, `plan.processes` passes each; `prior` holds results already
+    measured, keyed by (backend, case name): a pair is measured only for the passes it lacks (see
+    `passes.passes_done`), and new passes are combined with it (`passes.combine`).
 
-    With `isolate` (the default) each backend runs in its own spawned worker process (`opbench.worker`): a
-    segfault, an OS kill or a case running past `case_timeout` seconds (default `default_case_timeout`)
-    becomes a `crashed`, `oom` or `timeout` result and the run goes on in a fresh worker. Without it,
-    everything runs in this process (for tests and debugging: a crash ends the run). Backends run one after
-    another, never side by side, so they do not disturb each other's timings. `on_backend(name, info)` gets the
-    versions and thread/precision settings as the measuring process reports them, after its setup.
+    With `isolate` (the default) each pass of a backend runs in its own spawned worker process
+    (`opbench.worker`): a segfault, an OS kill or a case running past `case_timeout` seconds (default
+    `default_case_timeout`) becomes a `crashed`, `oom` or `timeout` result and the run goes on in a fresh
+    worker. Without it, everything runs in this process (for tests and debugging: a crash ends the run; one
+    pass only, since passes exist to sample independent processes). Backends run one after another, never side
+    by side, so they do not disturb each other's timings. `on_result` gets each case's combined result after
+    every pass, so a cut-off run keeps the passes already made; `on_backend(name, info)` gets the versions
+    and thread/precision settings as the measuring process reports them, after its setup. Returns the final
+    result of every pair measured.
     """
     from opbench.worker import BackendWorker, default_case_timeout
 
-    done = set(skip)
+    if plan.processes < 1 or (plan.processes > 1 and not isolate):
+        raise ValueError("processes must be >= 1, and more than one needs isolated worker processes")
+    current = dict(prior or {})
     timeout = case_timeout if case_timeout is not None else default_case_timeout(plan.timing)
-    results: list[CaseResult] = []
+    measured: dict[tuple[str, str], CaseResult] = {}
+
+    def keep(name: str, case: Case, result: CaseResult) -> None:
+        key = (name, case.name)
+        current[key] = measured[key] = combine(current.get(key), result)
+        on_result(current[key])
+
     for name in plan.backends:
-        todo = [case for case in plan.cases if (name, case.name) not in done]
-        if not todo:
-            continue
-        if isolate:
-            with BackendWorker(name, timeout) as worker:
-                reported = False
+        reported = False
+        while todo := [c for c in plan.cases if passes_done(current.get((name, c.name))) < plan.processes]:
+            if not isolate:
+                backend = get_backend(name)
+                backend.setup()
+                on_backend(name, {"versions": backend.versions(), "settings": backend.settings()})
+                for case in todo:
+                    keep(name, case, measure_case(backend, case, plan.dtype, plan.seed, plan.timing))
+                break
+            with BackendWorker(name, timeout) as worker:  # one pass: every case still short of passes
                 for case in todo:
                     result = worker.measure(case, plan.dtype, plan.seed, plan.timing)
                     if not reported and worker.info:  # the worker starts on its first case
                         on_backend(name, worker.info)
                         reported = True
-                    results.append(result)
-                    on_result(result)
-            continue
-        backend = get_backend(name)
-        backend.setup()
-        on_backend(name, {"versions": backend.versions(), "settings": backend.settings()})
-        for case in todo:
-            result = measure_case(backend, case, plan.dtype, plan.seed, plan.timing)
-            results.append(result)
-            on_result(result)
-    return results
+                    keep(name, case, result)
+    return list(measured.values())

@@ -19,7 +19,7 @@ from opbench.report.tables import average_table, detailed_table, parse_pairs, to
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
 from opbench.results.store import open_store
-from opbench.resume import check_resumable, fill_options, measured_pairs
+from opbench.resume import check_resumable, fill_options, measured_results
 from opbench.runner import Plan, run_plan
 from opbench.timing import TimingSettings
 
@@ -41,6 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, help="seconds of timed samples per case (default 0.5)")
     p.add_argument("--min-samples", type=int, help="minimum samples per case (default 5)")
     p.add_argument("--seed", type=int, help="input generator seed (default 0)")
+    p.add_argument("--processes", type=int,
+                   help="measure each backend in N passes, each in a fresh worker process, and pool them "
+                        "(default 1; 3 or more on a shared or cloud machine: a second process can settle at "
+                        "another speed, and a case whose process medians differ by over 10%% is marked ~)")
     add_table_options(p)
     p.add_argument("--roofline", action="store_true",
                    help="add %% of calibrated peak columns and the roofline table (see `opbench calibrate`)")
@@ -94,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--budget must be > 0 and --min-samples >= 1")
     if args.case_timeout is not None and args.case_timeout <= 0:
         raise UsageError("--case-timeout must be > 0 seconds")
+    if args.processes < 1 or (args.processes > 1 and args.no_isolate):
+        raise UsageError("--processes must be >= 1, and more than 1 needs worker processes (drop --no-isolate)")
     pairs = parse_pairs(args.pairs)
     cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
     cases = list({c.name: c for c in cases}.values())  # a preset may shrink two cases to one: measure it once
@@ -110,14 +116,15 @@ def run(args: argparse.Namespace) -> int:
                    preset=args.preset, dtype=dtype, machine=here,
                    settings={"budget_s": settings.budget_s, "min_samples": settings.min_samples,
                              "block_s": settings.block_s, "rel_ci": settings.rel_ci, "seed": args.seed,
-                             "backends": backends, "ops": args.ops, "cases": len(cases)},
+                             "backends": backends, "ops": args.ops, "cases": len(cases),
+                             "processes": args.processes},
                    backends=availability)
         db.create_run(meta)
     else:
         run_id, meta = previous.run_id, previous
     out_dir = args.out or Path("opbench-out") / run_id
     store = RunDirectory(out_dir, meta)
-    done = measured_pairs(meta, dtype)
+    prior = measured_results(meta, dtype)
 
     def on_backend(name: str, info: dict) -> None:
         """Keep the versions and settings the measuring process reports (thread counts, precision modes)."""
@@ -136,18 +143,19 @@ def run(args: argparse.Namespace) -> int:
     for name in backends:
         if name not in runnable:
             for case in cases:
-                if (name, case.name) not in done:
+                if (name, case.name) not in prior:
                     record(CaseResult(case=case.name, family=case.family, backend=name, dtype=dtype,
                                       status="unsupported", error=availability[name]["reason"]))
-    plan = Plan(tuple(cases), tuple(runnable), dtype, args.seed, settings)
-    todo = sum((b, c.name) not in done for b, c in plan.pairs())
+    plan = Plan(tuple(cases), tuple(runnable), dtype, args.seed, settings, args.processes)
+    todo = plan.passes_left(prior)
     err = console(stderr=True)
+    passes = f" ({args.processes} processes per backend)" if args.processes > 1 else ""
     err.print(f"opbench {run_id}{' (resumed)' if previous else ''}: {len(cases)} cases x {len(runnable)} "
-              f"backends ({', '.join(runnable)}), {todo} to measure, on {machine.describe(here)}; "
+              f"backends ({', '.join(runnable)}), {todo} to measure{passes}, on {machine.describe(here)}; "
               f"store {db.path}", soft_wrap=True)
     hint = f"opbench run --resume {run_id}" + (f" --store {args.store}" if args.store else "")
     try:
-        _measure_with_progress(plan, record, err, done, not args.no_isolate, args.case_timeout, on_backend)
+        _measure_with_progress(plan, record, err, prior, not args.no_isolate, args.case_timeout, on_backend)
     except UsageError as exc:  # the store failed mid-run (locked too long, disk full): say how to go on
         store.write_tables(pairs, args.geomean)
         raise UsageError(f"{exc}; {len(store.run.results)} results kept; resume with: {hint}") from None
@@ -183,14 +191,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err, done: set[tuple[str, str]],
-                           isolate: bool, case_timeout: float | None,
+def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err,
+                           prior: dict[tuple[str, str], CaseResult], isolate: bool, case_timeout: float | None,
                            on_backend: Callable[[str, dict], None]) -> None:
-    bar, advance = progress(sum((b, c.name) not in done for b, c in plan.pairs()), "measuring", err)
+    bar, advance = progress(plan.passes_left(prior), "measuring", err)
     with bar:
 
         def on_result(result: CaseResult) -> None:
             record(result)
             advance(f"{result.backend}: {result.case}")
 
-        run_plan(plan, on_result, skip=done, isolate=isolate, case_timeout=case_timeout, on_backend=on_backend)
+        run_plan(plan, on_result, prior=prior, isolate=isolate, case_timeout=case_timeout, on_backend=on_backend)

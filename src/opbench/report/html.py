@@ -91,7 +91,10 @@ def _tooltip(result: CaseResult) -> str:
     if result.rel_error is not None:
         tol = f" (tolerance {result.tolerance:.2g})" if result.tolerance is not None else ""
         lines.append(f"relative error {result.rel_error:.2g}{tol}")
-    lines.append(f"verdict {result.status}" + (" · noisy (IQR/median > 10 %)" if result.noisy else ""))
+    if len(result.process_medians_ms) >= 2:
+        lines.append("process medians " + ", ".join(f"{m:.4g}" for m in result.process_medians_ms) + " ms")
+    lines.append(f"verdict {result.status}" + (" · noisy (IQR/median > 10 % or process medians > 10 % apart)"
+                                                if result.noisy else ""))
     return "\n".join(lines)
 
 

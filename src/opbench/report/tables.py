@@ -6,7 +6,8 @@ order, times in ms with two decimals, then `A/B speedup` columns. The speedup of
 The Average table is the arithmetic mean of a family's times per backend (the seed's), or the geometric mean
 on request; its speedups are computed from those means.
 
-Markers: `✗` wrong result, `†` reduced precision, `~` noisy (IQR/median > 10 %), `*` an average over only
+Markers: `✗` wrong result, `†` reduced precision, `~` noisy (IQR/median > 10 %, or the medians of
+`run --processes N`'s worker processes more than 10 % apart), `*` an average over only
 some of the family's cases. A cell without a time reads `nan`, and a note under the table says why.
 """
 
@@ -28,7 +29,8 @@ DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
 
 MARK_WRONG, MARK_REDUCED, MARK_NOISY, MARK_PARTIAL = "✗", "†", "~", "*"
 LEGEND = (f"{MARK_WRONG} wrong result · {MARK_REDUCED} reduced precision (e.g. TF32 inside float32) · "
-          f"{MARK_NOISY} noisy (IQR/median > 10%) · {MARK_PARTIAL} average over part of the family · "
+          f"{MARK_NOISY} noisy (IQR/median > 10%, or process medians > 10% apart) · "
+          f"{MARK_PARTIAL} average over part of the family · "
           "nan: not measured (see notes)")
 
 

@@ -56,7 +56,10 @@ class RunDirectory:
         self.run = run
 
     def add(self, result: CaseResult) -> None:
-        self.run = replace(self.run, results=(*self.run.results, result))
+        """Add `result`, replacing an earlier one of the same case, backend and dtype (a later pass)."""
+        key = (result.case, result.backend, result.dtype)
+        kept = tuple(r for r in self.run.results if (r.case, r.backend, r.dtype) != key)
+        self.run = replace(self.run, results=(*kept, result))
         import json
 
         atomic_write(self.out_dir / "run.json", json.dumps(self.run.to_dict(), indent=1, default=str) + "\n")

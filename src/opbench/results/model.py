@@ -2,6 +2,7 @@
 
 JSON format versions (`SCHEMA_VERSION`):
   1 - first version: run metadata, per-result raw samples in ms, verdict, relative error, error text.
+      Later optional fields (absent in older files, read as empty): `process_medians_ms`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ FORMAT_NAME = "opbench-run"
 TIMED_STATUSES = ("ok", "reduced-precision", "wrong")
 UNTIMED_STATUSES = ("error", "oom", "unsupported", "crashed", "timeout", "not-forced", "skipped")
 NOISY_IQR_RATIO = 0.10
+# Pass medians further apart than this (max / min - 1) make a result noisy (`opbench.passes`).
+PROCESS_SPREAD_LIMIT = 0.10
 
 
 def check_header(d: Any, format_name: str, version: int, what: str) -> None:
@@ -55,6 +58,7 @@ class CaseResult:
     flops: int = 0
     bytes: int = 0
     published_ms: float | None = None  # imported tables: a single published number, no samples
+    process_medians_ms: tuple[float, ...] = ()  # one median per worker process (`run --processes N`)
 
     @property
     def timed(self) -> bool:
@@ -78,12 +82,21 @@ class CaseResult:
         return len(self.samples_ms)
 
     @property
+    def process_spread(self) -> float:
+        """max / min - 1 of the per-process medians; nan with fewer than two processes."""
+        m = self.process_medians_ms
+        return max(m) / min(m) - 1 if len(m) >= 2 and min(m) > 0 else math.nan
+
+    @property
     def noisy(self) -> bool:
-        return self.n >= 2 and self.iqr_ms > NOISY_IQR_RATIO * self.median_ms
+        """IQR over 10 % of the median, or process medians more than 10 % apart."""
+        return (self.n >= 2 and self.iqr_ms > NOISY_IQR_RATIO * self.median_ms) or \
+            self.process_spread > PROCESS_SPREAD_LIMIT
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["samples_ms"] = list(self.samples_ms)
+        d["process_medians_ms"] = list(self.process_medians_ms)
         if self.samples_ms:
             d["median_ms"], d["iqr_ms"], d["n"], d["noisy"] = self.median_ms, self.iqr_ms, self.n, self.noisy
             # achieved rates at the median (derived, for readers of the JSON; % of peak: `opbench roofline`)
@@ -96,6 +109,7 @@ class CaseResult:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         kw["samples_ms"] = tuple(float(x) for x in kw.get("samples_ms", ()))
+        kw["process_medians_ms"] = tuple(float(x) for x in kw.get("process_medians_ms", ()))
         return cls(**kw)
 
 

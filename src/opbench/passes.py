@@ -1,0 +1,77 @@
+"""Measuring a case in several independent processes, and what one result says about all of them.
+
+Within one process a case's samples agree closely (the engine stops when the 95 % CI of the median is within
+1 %), yet a second process can settle elsewhere: on an H100 host the same MLX Gather took 48 µs in one
+worker and 16 µs in the next, same engine, same machine lease (`results/h100-rerun/REPRODUCIBILITY.md`).
+Samples of one process understate run-to-run variance, so `opbench run --processes N` measures each backend
+in N passes, each pass in a fresh worker process, one after another (pyperf's design: several processes, not
+only several samples).
+
+`combine` folds a new pass into what earlier passes gave:
+- both timed: the samples are pooled (the median over all passes is the reported time) and each pass's own
+  median is kept in `process_medians_ms`; the verdict is the most severe one seen (`wrong` over
+  `reduced-precision` over `ok`, with the largest error), and a verdict that changed between passes is said
+  in `detail`: a nondeterministic kernel (GPU scatter with duplicate indices) can be right in one process
+  and wrong in the next;
+- either side untimed (error, crash, timeout, oom, ...): the untimed one stands, with what the other passes
+  measured in `detail`: an op that fails in one process of three is not reliable, and a failed case is not
+  measured again in later passes (a timeout would cost its full limit each time).
+
+Trade-off: pooling weights each pass by its sample count (a noisier pass draws more samples); the median of
+the pooled samples stays robust to one outlying pass, and `CaseResult.noisy` flags a case whose pass medians
+are more than `results.model.PROCESS_SPREAD_LIMIT` apart so the pooling never hides a bimodal case.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from opbench.results import CaseResult
+
+# Timed verdicts, least to most severe.
+TIMED_SEVERITY = ("ok", "reduced-precision", "wrong")
+
+
+def passes_done(result: CaseResult | None) -> float:
+    """How many passes `result` holds: 0 for none, infinity for an untimed (final) result, else the number of
+    pass medians (1 for a result measured before passes were recorded)."""
+    if result is None:
+        return 0
+    if not result.timed:
+        return math.inf
+    return len(result.process_medians_ms) or 1
+
+
+def _medians(result: CaseResult) -> tuple[float, ...]:
+    return result.process_medians_ms or (float(np.median(result.samples_ms)),)
+
+
+def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
+    """`prior` (earlier passes, or None) and one more pass `new` of the same case as one result (rules in
+    the module docstring)."""
+    if prior is None:
+        return new if not new.timed else replace(new, process_medians_ms=_medians(new))
+    passes = int(passes_done(prior)) + 1
+    if not new.timed:
+        earlier = f"{len(_medians(prior))} earlier pass(es) timed it at {np.median(prior.samples_ms):.4g} ms " \
+                  f"({prior.status})"
+        return replace(new, detail=f"pass {passes}: {new.status}; {earlier}" + (f"\n{new.detail}" if new.detail
+                                                                                else ""))
+    worst = max((prior, new), key=lambda r: (TIMED_SEVERITY.index(r.status), r.rel_error or 0.0))
+    statuses = [prior.status] * len(_medians(prior)) + [new.status]
+    detail = worst.detail
+    if len(set(statuses)) > 1:
+        counts = ", ".join(f"{s} in {statuses.count(s)}" for s in TIMED_SEVERITY if s in statuses)
+        detail = f"verdicts differ between processes: {counts} of {len(statuses)}" + (
+            f"; {worst.detail}" if worst.detail and not worst.detail.startswith("verdicts differ") else "")
+    errors = [e for e in (prior.rel_error, new.rel_error) if e is not None]
+    return replace(worst, samples_ms=prior.samples_ms + new.samples_ms,
+                   process_medians_ms=_medians(prior) + _medians(new),
+                   warmup_calls=prior.warmup_calls + new.warmup_calls,
+                   first_call_ms=prior.first_call_ms, detail=detail,
+                   rel_error=max(errors) if errors else None,
+                   stop_reason=" | ".join(dict.fromkeys(r for r in (*prior.stop_reason.split(" | "), new.stop_reason)
+                                                        if r)))
