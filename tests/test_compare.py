@@ -282,3 +282,19 @@ def test_backend_geomeans_split_short_and_long_cases() -> None:
     table = backend_table(compare_runs(a_long, _run("b", base=1.0)))
     assert table.headers[-2:] == ["A < 50 µs (rows)", "A ≥ 50 µs (rows)"]
     assert table.rows[0][3] == "–" and table.rows[0][4].endswith("(3)")
+
+
+def test_a_change_smaller_than_the_spread_between_processes_is_not_significant() -> None:
+    """Tight samples in each run (the Mann-Whitney test and the interval both say 20 % slower), but A's three
+    worker processes already disagreed by 30 %: that 20 % is not evidence of a change."""
+    from dataclasses import replace
+
+    a, b = _run("a"), _run("b", {"ReLU / dim=16x16": 1.2})
+    row = _row(compare_runs(a, b), "ReLU / dim=16x16")
+    assert row.significant and row.ratio == pytest.approx(1.2, rel=0.02)
+    spread_a = replace(a, results=tuple(replace(r, process_medians_ms=(1.0, 1.3, 1.1)) for r in a.results))
+    row = _row(compare_runs(spread_a, b), "ReLU / dim=16x16")
+    assert row.significant is False and row.p_value < 0.001 and row.ci_low > 1.0
+    assert "within the 30% spread between processes" in row.note
+    doubled = _run("b", {"ReLU / dim=16x16": 2.0})  # beyond the spread: significant again
+    assert _row(compare_runs(spread_a, doubled), "ReLU / dim=16x16").significant

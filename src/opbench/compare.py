@@ -13,20 +13,22 @@ Statistics, per row (pyperf style: noise is reported as "not significant", never
   ratio of medians: both sides resampled with replacement `BOOTSTRAP_RESAMPLES` times (each resample's
   median drawn directly from its order-statistic distribution, see `bootstrap_medians`), with a seed
   derived from the case and backend so that the same runs always give the same interval.
-- `significant` is True only when all three hold: p < alpha, the interval excludes 1, and |ratio − 1| is at
-  least the noise floor (`noise_floor`, default 2 %). The floor is deliberate: samples of one run come from
-  one process in one thermal and scheduling state, so their spread understates run-to-run variance, and
-  with hundreds of samples a 0.5 % shift gets a tiny p-value yet does not reproduce on the next run. Two
-  percent is about the run-to-run reproducibility of device-bound work: on an H100, cuda cases of 50 µs or
-  more agreed within 1 % (geometric mean) across five runs, two machine leases and two engine versions;
-  host-bound work drifts further (cuda cases under 50 µs 0.87-1.01, torch CPU cases 0.82-1.01 between runs
-  of one lease; `results/h100-rerun/REPRODUCIBILITY.md`). Raise `--noise-floor` for such cases.
+- `significant` is True only when all three hold: p < alpha, the interval excludes 1, and |ratio − 1| is at least the
+  noise floor (`noise_floor`, default 2 %), raised to the spread between worker processes (max / min − 1 of
+  `process_medians_ms`) where either run measured several (`run --processes N`): a difference smaller than the one
+  between two processes of the same run is not evidence of anything. The floor is deliberate: samples of one run come
+  from one process in one thermal and scheduling state, so their spread understates run-to-run variance, and with
+  hundreds of samples a 0.5 % shift gets a tiny p-value yet does not reproduce on the next run. Two percent is about
+  the run-to-run reproducibility of device-bound work: on an H100, cuda cases of 50 µs or more agreed within 1 %
+  (geometric mean) across five runs, two machine leases and two engine versions; host-bound work drifts further (cuda
+  cases under 50 µs 0.87-1.01, torch CPU cases 0.82-1.01 between runs of one lease;
+  `results/h100-rerun/REPRODUCIBILITY.md`). Raise `--noise-floor` for such cases.
 - Without raw samples on either side (imported published tables, or fewer than 2 samples) there is no test:
   p, the interval and `significant` are None, and only the ratio is reported.
 
 Summaries: `family_geomeans()` is the geometric mean of the ratios of a family's rows (all backends pooled);
-`backend_geomeans_by_duration()` splits each backend's rows at `SHORT_CASE_MS` of A's time (short cases are
-bound by host dispatch, long ones by the device: a change in one rarely moves the other);
+`backend_geomeans_by_duration()` splits each backend's rows at `SHORT_CASE_MS` of A's time (on a GPU the short
+ones are mostly bound by host dispatch, and drift between runs far more than the long ones);
 `overall_geomean()` is the geometric mean over all rows (every case weighs the same, so families with many
 cases weigh more; pyperf's choice). A geometric mean of ratios is symmetric: 2x slower and 2x faster cancel.
 
@@ -199,10 +201,14 @@ def compare_pair(case: str, family: str, backend: str, ra: CaseResult, rb: CaseR
         a, b = np.asarray(ra.samples_ms, dtype=float), np.asarray(rb.samples_ms, dtype=float)
         ci_low, ci_high = _bootstrap_ratio_ci(a, b, alpha, f"{case}|{backend}")
         p_value = _mann_whitney_p(a, b)
-        significant = bool(p_value < alpha and not (ci_low <= 1.0 <= ci_high)
-                           and abs(ratio - 1.0) >= noise_floor)
+        spread = max((r.process_spread for r in (ra, rb) if not math.isnan(r.process_spread)), default=0.0)
+        tested = bool(p_value < alpha and not (ci_low <= 1.0 <= ci_high))
+        significant = tested and abs(ratio - 1.0) >= max(noise_floor, spread)
+        within_spread = tested and noise_floor <= abs(ratio - 1.0) < spread
     marks = [f"{side} {r.status}" for side, r in (("A", ra), ("B", rb)) if r.status != "ok"]
     marks += [f"{side} noisy" for side, r in (("A", ra), ("B", rb)) if r.noisy]
+    if significant is not None and within_spread:
+        marks.append(f"within the {100 * spread:.0f}% spread between processes")
     return ComparisonRow(case, family, backend, time_a, time_b, ratio, ci_low, ci_high, p_value, significant,
                          ", ".join(marks))
 
