@@ -152,6 +152,16 @@ def test_corrupt_calibration_is_a_usage_error(tmp_path, text: str) -> None:
         read_calibration(p)
 
 
+def test_a_directory_or_a_missing_calibration_is_a_usage_error(tmp_path) -> None:
+    """A directory gave an IsADirectoryError traceback (`--calibration DIR`); it now names what it looked for."""
+    with pytest.raises(UsageError, match=r"no calibration at .*calibration\.json \(write one with"):
+        read_calibration(tmp_path)
+    with pytest.raises(UsageError, match="no calibration at"):
+        read_calibration(tmp_path / "missing.json")
+    save_calibration({"cpu_model": "X"}, [_device("cpu", 30.0, 300.0)], tmp_path / "calibration.json")
+    assert set(read_calibration(tmp_path).devices) == {"cpu"}
+
+
 @pytest.mark.parametrize("args, needle", [
     (["calibrate", "--backends", "nope"], "valid choices"),
     (["calibrate", "--budget", "0"], "must be > 0"),

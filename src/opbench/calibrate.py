@@ -168,12 +168,12 @@ class Calibration:
 
 
 def read_calibration(path: Path) -> Calibration:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UsageError(f"no such calibration file: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    """A calibration file (or `calibration.json` in a directory); a missing, unreadable or foreign one is a
+    one-line UsageError."""
+    from opbench.results.files import read_document
+
+    _, data = read_document(Path(path), "calibration.json", "calibration", FORMAT_NAME, SCHEMA_VERSION,
+                            "write one with `opbench calibrate --out FILE`")
     return Calibration.from_dict(data)
 
 
