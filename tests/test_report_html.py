@@ -71,6 +71,12 @@ def test_comparison_section() -> None:
     assert len(rows) == 11  # 6 cases x 2 backends, minus the failed one
     assert "cmp-slower" in section and "cmp-faster" in section and "cmp-same" in section
     assert "Overall" in section
+    backends = section[section.index('id="comparison-backends"'):section.index('id="comparison-rows"')]
+    a = synthetic_run("run-a")
+    b = synthetic_run("run-b", scale=(1.0, 0.5, 1.5, 1.0, 1.0, 2.0))
+    for backend, gm in compare_runs(a, b).backend_geomeans().items():
+        assert re.search(rf'<th scope="row">{backend}</th><td class="num">{gm:.3f}</td>', backends), backend
+    assert "A &lt; 50 µs (rows)" in backends and re.search(r"\(\d+\)</td>", backends)
 
 
 def test_report_figures_embeds_every_chart() -> None:

@@ -53,6 +53,10 @@ class ComparisonLike(Protocol):
 
     def family_geomeans(self) -> Mapping[str, float]: ...
 
+    def backend_geomeans(self) -> Mapping[str, float]: ...
+
+    def backend_geomeans_by_duration(self) -> Mapping[str, tuple[tuple[float, int], tuple[float, int]]]: ...
+
     def overall_geomean(self) -> float: ...
 
 
@@ -290,6 +294,15 @@ def _comparison(comparison: ComparisonLike) -> str:
                     f'{"".join(cells)}</tr>')
     notes = "".join(f"<li>{e(n)}</li>" for n in comparison.notes)
     differ = differences(comparison.run_a.machine, comparison.run_b.machine)
+    split = comparison.backend_geomeans_by_duration()
+
+    def part(gm: float, n: int) -> str:
+        return f"{_ratio_text(gm)} ({n})" if n else "–"
+
+    by_backend = "".join(
+        f'<tr data-backend="{e(bk.split(" vs ")[0])}"><th scope="row">{e(bk)}</th><td class="num">{_ratio_text(g)}'
+        f"</td><td>{e(_verbal(g, b))}</td><td class=\"num\">{part(*split[bk][0])}</td>"
+        f"<td class=\"num\">{part(*split[bk][1])}</td></tr>" for bk, g in comparison.backend_geomeans().items())
     return (f'<section id="comparison"><h2>Comparison: {e(b)} (B) vs {e(a)} (A)</h2>'
             f"<p>B/A &gt; 1: B is slower. Significant means the test rejects equal times at α = "
             f"{comparison.alpha:g} and the {level} % CI of the ratio excludes 1. * a marked time "
@@ -298,7 +311,12 @@ def _comparison(comparison: ComparisonLike) -> str:
             +
             '<table class="results" id="comparison-summary"><caption>Geometric mean of B/A per family</caption>'
             f"<thead><tr><th>Family</th><th>Geomean B/A</th><th>Reads</th></tr></thead><tbody>{summary}</tbody>"
-            f"</table>{_table('comparison-rows', 'B vs A per case and backend', head, body)}"
+            "</table>"
+            '<table class="results" id="comparison-backends"><caption>Geometric mean of B/A per backend, and '
+            "split at 50 µs of A's time (host-dispatch-bound on a GPU below it)</caption><thead><tr><th>Backend</th>"
+            "<th>Geomean B/A</th><th>Reads</th><th>A &lt; 50 µs (rows)</th><th>A ≥ 50 µs (rows)</th></tr></thead>"
+            f"<tbody>{by_backend}</tbody></table>"
+            f"{_table('comparison-rows', 'B vs A per case and backend', head, body)}"
             + (f"<ul class=\"notes\">{notes}</ul>" if notes else "") + "</section>")
 
 
