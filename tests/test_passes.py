@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from opbench.catalog import Case, preset_cases, select_cases
-from opbench.passes import combine, passes_done
+from opbench.passes import combine, passes_done, single_process_hint
 from opbench.results import CaseResult
 from opbench.runner import Plan, run_plan
 from opbench.testing.fakes import register_fakes
@@ -78,3 +78,17 @@ def test_run_measures_every_case_in_each_worker_process_and_resumes_the_missing_
     assert all(r.samples_ms[:len(p.samples_ms)] == p.samples_ms for r, p in zip(resumed, seen[:2]))
     with pytest.raises(ValueError, match="isolated"):
         run_plan(Plan(cases, ("fake_numpy",), timing=FAST, processes=2), isolate=False)
+
+
+def test_a_one_process_run_with_short_gpu_results_says_how_to_see_their_spread() -> None:
+    def result(backend: str, ms: float, status: str = "ok") -> CaseResult:
+        return CaseResult(case="ReLU / dim=8", family="ReLU", backend=backend, dtype="float32", status=status,
+                          samples_ms=(ms,) * 3)
+
+    results = [result("cuda", 0.02), result("cuda", 0.2), result("cpu", 0.01), result("mlx_gpu", 0.03, "wrong")]
+    is_gpu = {"cuda": True, "mlx_gpu": True, "cpu": False}.__getitem__
+    hint = single_process_hint(results, 1, is_gpu)
+    assert hint is not None and hint.startswith("2 GPU result(s) took under 50 µs per call")
+    assert "--processes 3" in hint
+    assert single_process_hint(results, 3, is_gpu) is None
+    assert single_process_hint([result("cuda", 0.2), result("cpu", 0.01)], 1, is_gpu) is None

@@ -25,6 +25,7 @@ are more than `results.model.PROCESS_SPREAD_LIMIT` apart so the pooling never hi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -75,3 +76,18 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
                    rel_error=max(errors) if errors else None,
                    stop_reason=" | ".join(dict.fromkeys(r for r in (*prior.stop_reason.split(" | "), new.stop_reason)
                                                         if r)))
+
+
+def single_process_hint(results: Sequence[CaseResult], processes: int, is_gpu: Callable[[str], bool]) -> str | None:
+    """After a one-process run: how many GPU results took under `SHORT_CASE_MS` per call, the ones whose
+    times move most from one worker process to the next, and how to see by how much; None if there are none."""
+    from opbench.compare import SHORT_CASE_MS
+
+    if processes > 1:
+        return None
+    short = sum(r.timed and r.median_ms < SHORT_CASE_MS and is_gpu(r.backend) for r in results)
+    if not short:
+        return None
+    return (f"{short} GPU result(s) took under {SHORT_CASE_MS * 1e3:g} µs per call: such times are bound by host "
+            "dispatch and, on an H100, differed by a median 20 % from one worker process to the next; "
+            "`--processes 3` measures their spread")

@@ -15,6 +15,7 @@ from opbench.catalog import PRESETS, preset_cases, select_cases
 from opbench.commands import DTYPES, add_format, add_table_options, check_dtype, console, progress
 from opbench.errors import UsageError, unknown
 from opbench.interrupts import deferred_interrupt
+from opbench.passes import single_process_hint
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown, to_rich
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
@@ -186,6 +187,9 @@ def run(args: argparse.Namespace) -> int:
         from opbench.commands.roofline import show_roofline
 
         show_roofline(store.run, calibration, args.format, out_dir)
+    spread_hint = single_process_hint(results, args.processes, lambda name: get_backend(name).device_kind == "gpu")
+    if spread_hint:
+        err.print(f"note: {spread_hint}", soft_wrap=True)
     err.print(f"results: {out_dir}/run.json, {out_dir}/detailed.md, {out_dir}/average.md"
               + (f", {out_dir}/roofline.json, {out_dir}/roofline.md" if args.roofline else ""))
     return 0
