@@ -202,12 +202,19 @@ class Store:
             self._db.execute("COMMIT")
 
     def _open(self) -> None:
+        """Check the header and schema, migrating an older store. The three reads share one read transaction:
+        read one by one, a process creating the same new store in between made its fresh tables look like
+        another application's (application id read before its commit, tables after)."""
         with self._errors():
             self._db.execute("PRAGMA foreign_keys = ON")
-            app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            tables = [r[0] for r in self._db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            self._db.execute("BEGIN")
+            try:
+                app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                tables = [r[0] for r in self._db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            finally:
+                self._db.execute("COMMIT")
         if app_id != APPLICATION_ID and (tables or version):
             raise UsageError(f"{self.path} is not an opbench store (an SQLite database of another application"
                              f"{' with tables ' + ', '.join(tables[:6]) if tables else ''}); "
