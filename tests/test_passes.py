@@ -43,7 +43,12 @@ def test_a_verdict_that_changes_between_processes_is_the_worst_one_and_said() ->
     assert both.status == "wrong" and both.rel_error == 1.4
     assert both.detail == ("verdicts differ between processes: ok in 2, wrong in 1 of 3; "
                            "64 rows are not one whole scattered update")
-    assert combine(both, timed((1.0,))).status == "wrong"  # a later clean pass does not undo it
+    later = combine(both, timed((1.0,)))  # a later clean pass does not undo it, and is counted
+    assert later.status == "wrong" and later.detail == (
+        "verdicts differ between processes: ok in 3, wrong in 1 of 4; 64 rows are not one whole scattered update")
+    wrong_first = combine(combine(None, torn), timed((1.0,)))
+    assert combine(wrong_first, timed((1.0,))).detail.startswith("verdicts differ between processes: ok in 2, "
+                                                                  "wrong in 1 of 3; 64 rows")
 
 
 def test_an_untimed_pass_stands_and_ends_the_case() -> None:

@@ -50,6 +50,22 @@ def _medians(result: CaseResult) -> tuple[float, ...]:
     return result.process_medians_ms or (float(np.median(result.samples_ms)),)
 
 
+DIFFER = "verdicts differ between processes: "
+
+
+def _pass_verdicts(result: CaseResult) -> tuple[list[str], str]:
+    """The verdict of each pass in `result` and its own detail, undoing what `combine` wrote into `detail`
+    (`verdicts differ between processes: ok in 2, wrong in 1 of 3; <detail>`)."""
+    if not result.detail.startswith(DIFFER):
+        return [result.status] * len(_medians(result)), result.detail
+    counts, _, rest = result.detail[len(DIFFER):].partition("; ")
+    verdicts = []
+    for part in counts.rsplit(" of ", 1)[0].split(", "):
+        status, _, n = part.partition(" in ")
+        verdicts += [status] * int(n)
+    return verdicts, rest
+
+
 def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
     """`prior` (earlier passes, or None) and one more pass `new` of the same case as one result (rules in
     the module docstring)."""
@@ -62,12 +78,12 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
         return replace(new, detail=f"pass {passes}: {new.status}; {earlier}" + (f"\n{new.detail}" if new.detail
                                                                                 else ""))
     worst = max((prior, new), key=lambda r: (TIMED_SEVERITY.index(r.status), r.rel_error or 0.0))
-    statuses = [prior.status] * len(_medians(prior)) + [new.status]
-    detail = worst.detail
-    if len(set(statuses)) > 1:
-        counts = ", ".join(f"{s} in {statuses.count(s)}" for s in TIMED_SEVERITY if s in statuses)
-        detail = f"verdicts differ between processes: {counts} of {len(statuses)}" + (
-            f"; {worst.detail}" if worst.detail and not worst.detail.startswith("verdicts differ") else "")
+    verdicts, prior_detail = _pass_verdicts(prior)
+    verdicts.append(new.status)
+    detail = prior_detail if worst is prior else new.detail
+    if len(set(verdicts)) > 1:
+        counts = ", ".join(f"{s} in {verdicts.count(s)}" for s in TIMED_SEVERITY if s in verdicts)
+        detail = f"{DIFFER}{counts} of {len(verdicts)}" + (f"; {detail}" if detail else "")
     errors = [e for e in (prior.rel_error, new.rel_error) if e is not None]
     return replace(worst, samples_ms=prior.samples_ms + new.samples_ms,
                    process_medians_ms=_medians(prior) + _medians(new),
