@@ -22,7 +22,8 @@ def make_run() -> Run:
         return CaseResult(case=case, family=case.split(" /")[0], backend=backend, dtype="float32", status=status,
                           samples_ms=samples, rel_error=1e-7 if samples else None, tolerance=1e-5, **kw)
 
-    results = (res("ReLU / dim=16x16", "mlx_cpu", (1.0, 1.0, 1.0)), res("ReLU / dim=16x16", "cpu", (2.0, 2.0, 2.0)),
+    results = (res("ReLU / dim=16x16", "mlx_cpu", (1.0, 1.0, 1.0)),
+               res("ReLU / dim=16x16", "cpu", (2.0, 2.0, 2.0), process_medians_ms=(2.0, 2.5)),
                res("Sum / dim=16 axi=0", "mlx_cpu", (3.0, 3.0, 3.0)),
                res("Sum / dim=16 axi=0", "cpu", (), status="crashed", error="worker died with SIGSEGV"))
     return Run(run_id="20260102-030405-beef", created="2026-01-02T03:04:05+00:00", preset="quick",
@@ -94,6 +95,7 @@ def test_export_csv_and_md(store: Path, capsys: pytest.CaptureFixture) -> None:
     assert code == 0 and len(rows) == 4
     relu_cpu = next(r for r in rows if r["case"] == "ReLU / dim=16x16" and r["backend"] == "cpu")
     assert float(relu_cpu["median_ms"]) == 2.0 and relu_cpu["samples_ms"] == "2.0 2.0 2.0" and relu_cpu["n"] == "3"
+    assert relu_cpu["process_medians_ms"] == "2.0 2.5" and relu_cpu["noisy"] == "1"  # processes 25 % apart
     crashed = next(r for r in rows if r["status"] == "crashed")
     assert crashed["median_ms"] == "" and "SIGSEGV" in crashed["error"]
     code, out, _ = cli(capsys, "export", "2026", "--store", str(store), "--format", "md")
