@@ -264,7 +264,6 @@ def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha
     notes = [_note(reason, names) for reason, names in skipped.items()]
     if a.dtype != b.dtype:
         notes.insert(0, f"the runs measured different dtypes: A {a.dtype}, B {b.dtype}")
-
     return Comparison(a, b, tuple(rows), tuple(notes), alpha, noise_floor)
 
 

@@ -71,12 +71,11 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
     the module docstring)."""
     if prior is None:
         return new if not new.timed else replace(new, process_medians_ms=_medians(new))
-    passes = int(passes_done(prior)) + 1
     if not new.timed:
-        earlier = f"{len(_medians(prior))} earlier pass(es) timed it at {np.median(prior.samples_ms):.4g} ms " \
-                  f"({prior.status})"
-        return replace(new, detail=f"pass {passes}: {new.status}; {earlier}" + (f"\n{new.detail}" if new.detail
-                                                                                else ""))
+        earlier = len(_medians(prior))
+        summary = (f"pass {earlier + 1}: {new.status}; {earlier} earlier pass(es) timed it at "
+                   f"{np.median(prior.samples_ms):.4g} ms ({prior.status})")
+        return replace(new, detail=summary + (f"\n{new.detail}" if new.detail else ""))
     worst = max((prior, new), key=lambda r: (TIMED_SEVERITY.index(r.status), r.rel_error or 0.0))
     verdicts, prior_detail = _pass_verdicts(prior)
     verdicts.append(new.status)

@@ -8,6 +8,7 @@ has no raw samples (an imported table: only the published number is known, nothi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from opbench.compare import SHORT_CASE_MS, Comparison
@@ -69,19 +70,26 @@ def summary_table(comparison: Comparison) -> Table:
     return Table("Geometric mean of B/A per family", headers, rows, [])
 
 
+SPLIT_HEADERS = (f"A < {SHORT_CASE_MS * 1000:g} µs (rows)", f"A ≥ {SHORT_CASE_MS * 1000:g} µs (rows)")
+
+
+def split_cell(part: tuple[float, int], ratio_text: Callable[[float], str]) -> str:
+    """One half of `Comparison.backend_geomeans_by_duration`: `0.873 (44)`, or `–` without rows."""
+    gm, n = part
+    return f"{ratio_text(gm)} ({n})" if n else "–"
+
+
 def backend_table(comparison: Comparison) -> Table:
     """Per backend, the geomean of all rows and, split at `SHORT_CASE_MS` of A's time, of the short
     (host-dispatch-bound) and the long (device-bound) cases."""
     split = comparison.backend_geomeans_by_duration()
-    short_ms = f"{SHORT_CASE_MS * 1000:g} µs"
 
-    def part(gm: float, n: int) -> str:
-        return f"{gm:.4g} ({n})" if n else "–"
+    def text(gm: float) -> str:
+        return f"{gm:.4g}"
 
-    rows = [[backend, f"{gm:.4g}", _verbal(gm), part(*split[backend][0]), part(*split[backend][1])]
+    rows = [[backend, text(gm), _verbal(gm), split_cell(split[backend][0], text), split_cell(split[backend][1], text)]
             for backend, gm in comparison.backend_geomeans().items()]
-    headers = ["Backend", "Geomean B/A", "Reads", f"A < {short_ms} (rows)", f"A ≥ {short_ms} (rows)"]
-    return Table("Geometric mean of B/A per backend", headers, rows, [])
+    return Table("Geometric mean of B/A per backend", ["Backend", "Geomean B/A", "Reads", *SPLIT_HEADERS], rows, [])
 
 
 def _verbal(gm: float) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 
 from opbench import __version__
 from opbench.machine import differences
+from opbench.report.comparison import SPLIT_HEADERS, split_cell
 from opbench.report.plots import ComparisonRowLike, format_ms, marks
 from opbench.report.rows import CaseRow, backend_order, case_rows, families
 from opbench.report.tables import (
@@ -295,14 +296,12 @@ def _comparison(comparison: ComparisonLike) -> str:
     notes = "".join(f"<li>{e(n)}</li>" for n in comparison.notes)
     differ = differences(comparison.run_a.machine, comparison.run_b.machine)
     split = comparison.backend_geomeans_by_duration()
-
-    def part(gm: float, n: int) -> str:
-        return f"{_ratio_text(gm)} ({n})" if n else "–"
-
     by_backend = "".join(
         f'<tr data-backend="{e(bk.split(" vs ")[0])}"><th scope="row">{e(bk)}</th><td class="num">{_ratio_text(g)}'
-        f"</td><td>{e(_verbal(g, b))}</td><td class=\"num\">{part(*split[bk][0])}</td>"
-        f"<td class=\"num\">{part(*split[bk][1])}</td></tr>" for bk, g in comparison.backend_geomeans().items())
+        f"</td><td>{e(_verbal(g, b))}</td>"
+        + "".join(f'<td class="num">{split_cell(half, _ratio_text)}</td>' for half in split[bk]) + "</tr>"
+        for bk, g in comparison.backend_geomeans().items())
+    split_heads = "".join(f"<th>{e(h)}</th>" for h in SPLIT_HEADERS)
     return (f'<section id="comparison"><h2>Comparison: {e(b)} (B) vs {e(a)} (A)</h2>'
             f"<p>B/A &gt; 1: B is slower. Significant means the test rejects equal times at α = "
             f"{comparison.alpha:g} and the {level} % CI of the ratio excludes 1. * a marked time "
@@ -313,9 +312,8 @@ def _comparison(comparison: ComparisonLike) -> str:
             f"<thead><tr><th>Family</th><th>Geomean B/A</th><th>Reads</th></tr></thead><tbody>{summary}</tbody>"
             "</table>"
             '<table class="results" id="comparison-backends"><caption>Geometric mean of B/A per backend, and '
-            "split at 50 µs of A's time (host-dispatch-bound on a GPU below it)</caption><thead><tr><th>Backend</th>"
-            "<th>Geomean B/A</th><th>Reads</th><th>A &lt; 50 µs (rows)</th><th>A ≥ 50 µs (rows)</th></tr></thead>"
-            f"<tbody>{by_backend}</tbody></table>"
+            "split by A's time (host-dispatch-bound on a GPU below the split)</caption><thead><tr><th>Backend</th>"
+            f"<th>Geomean B/A</th><th>Reads</th>{split_heads}</tr></thead><tbody>{by_backend}</tbody></table>"
             f"{_table('comparison-rows', 'B vs A per case and backend', head, body)}"
             + (f"<ul class=\"notes\">{notes}</ul>" if notes else "") + "</section>")
 
