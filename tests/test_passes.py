@@ -28,6 +28,10 @@ def test_timed_passes_pool_samples_and_keep_each_process_median() -> None:
     assert one.process_medians_ms == (1.0,) and passes_done(one) == 1 and not one.noisy
     two = combine(one, timed((3.0, 3.1, 2.9)))
     assert two.samples_ms == (1.0, 1.01, 0.99, 3.0, 3.1, 2.9) and two.process_medians_ms == (1.0, 3.0)
+    assert two.unit_sizes == (3, 3) and two.units_ms == ((1.0, 1.01, 0.99), (3.0, 3.1, 2.9))
+    assert two.unit_medians_ms == (1.0, 3.0)
+    older = combine(timed((1.0, 1.2)), timed((2.0,)))  # a prior result stored before units were recorded
+    assert older.unit_sizes == (2, 1) and older.unit_medians_ms == (1.1, 2.0)
     assert passes_done(two) == 2 and two.warmup_calls == 20 and two.first_call_ms == 50.0
     assert two.process_spread == pytest.approx(2.0) and two.noisy  # bimodal across processes: marked ~
     close = combine(one, timed((1.02, 1.0, 1.04)))

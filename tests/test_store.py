@@ -46,7 +46,9 @@ def test_save_and_load_round_trip_exactly(store: Store) -> None:
     results = (result(), result("Sum / dim=4", backend="mlx_cpu", status="error", error="boom", detail="tb"),
                result("Softmax / dim=4", rel_error=math.nan, published_ms=None),
                result("Conv / x", status="oom", error="out of memory"),
-               result("ReLU / dim=8", process_medians_ms=(1.0, 2.0, 1.5)))
+               result("ReLU / dim=8", process_medians_ms=(1.0, 2.0, 1.5)),
+               result("ReLU / dim=16", samples_ms=(1.0, 1.1, 2.0, 2.1, 2.2), process_medians_ms=(1.05, 2.1),
+                      unit_sizes=(2, 3)))
     run = make_run(results=results, label="lbl", source="here")
     store.save_run(run)
     back = store.load_run(run.run_id)
@@ -132,6 +134,7 @@ def test_migrates_a_version_1_store(tmp_path: Path) -> None:
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("SELECT median_ms FROM results").fetchone() == (None,)  # column added by 1 -> 2
     assert db.execute("SELECT process_medians_ms FROM results").fetchone() == ("[]",)  # added by 2 -> 3
+    assert db.execute("SELECT unit_sizes FROM results").fetchone() == ("[]",)  # added by 3 -> 4
     db.close()
 
 

@@ -50,6 +50,13 @@ def _medians(result: CaseResult) -> tuple[float, ...]:
     return result.process_medians_ms or (float(np.median(result.samples_ms)),)
 
 
+def _unit_sizes(result: CaseResult) -> tuple[int, ...]:
+    """The samples per unit of `result`: its own record, or all of its samples as one unit."""
+    if result.unit_sizes and sum(result.unit_sizes) == len(result.samples_ms):
+        return result.unit_sizes
+    return (len(result.samples_ms),)
+
+
 DIFFER = "verdicts differ between processes: "
 
 
@@ -70,7 +77,8 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
     """`prior` (earlier passes, or None) and one more pass `new` of the same case as one result (rules in
     the module docstring)."""
     if prior is None:
-        return new if not new.timed else replace(new, process_medians_ms=_medians(new))
+        return new if not new.timed else replace(new, process_medians_ms=_medians(new),
+                                                  unit_sizes=(len(new.samples_ms),))
     if not new.timed:
         earlier = len(_medians(prior))
         summary = (f"pass {earlier + 1}: {new.status}; {earlier} earlier pass(es) timed it at "
@@ -86,6 +94,7 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
     errors = [e for e in (prior.rel_error, new.rel_error) if e is not None]
     return replace(worst, samples_ms=prior.samples_ms + new.samples_ms,
                    process_medians_ms=_medians(prior) + _medians(new),
+                   unit_sizes=_unit_sizes(prior) + (len(new.samples_ms),),
                    warmup_calls=prior.warmup_calls + new.warmup_calls,
                    first_call_ms=prior.first_call_ms, detail=detail,
                    rel_error=max(errors) if errors else None,

@@ -22,7 +22,7 @@ from opbench.results.resolve import load_run
 
 CSV_COLUMNS = ("run_id", "case", "family", "backend", "dtype", "status", "median_ms", "iqr_ms", "n", "noisy",
                "first_call_ms", "rel_error", "tolerance", "flops", "bytes", "published_ms", "calls_per_sample",
-               "warmup_calls", "stop_reason", "error", "process_medians_ms", "samples_ms")
+               "warmup_calls", "stop_reason", "error", "process_medians_ms", "unit_sizes", "samples_ms")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +50,7 @@ def to_csv(r: Run) -> str:
                          _number(res.tolerance), res.flops, res.bytes, _number(res.published_ms),
                          res.calls_per_sample, res.warmup_calls, res.stop_reason, res.error,
                          " ".join(repr(m) for m in res.process_medians_ms),
+                         " ".join(str(k) for k in res.unit_sizes),
                          " ".join(repr(s) for s in res.samples_ms)])
     return buf.getvalue()
 

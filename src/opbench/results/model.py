@@ -2,7 +2,8 @@
 
 JSON format versions (`SCHEMA_VERSION`):
   1 - first version: run metadata, per-result raw samples in ms, verdict, relative error, error text.
-      Later optional fields (absent in older files, read as empty): `process_medians_ms`.
+      Later optional fields (absent in older files, read as empty): `process_medians_ms`, `unit_sizes`
+      (how many of `samples_ms`, in order, each independent unit -- a worker process -- took).
 """
 
 from __future__ import annotations
@@ -59,6 +60,30 @@ class CaseResult:
     bytes: int = 0
     published_ms: float | None = None  # imported tables: a single published number, no samples
     process_medians_ms: tuple[float, ...] = ()  # one median per worker process (`run --processes N`)
+    unit_sizes: tuple[int, ...] = ()  # samples per unit (process), in order; () for one unit or unknown
+
+    @property
+    def units_ms(self) -> tuple[tuple[float, ...], ...]:
+        """The raw samples split into independent units (one per worker process): by `unit_sizes` when they
+        add up to the sample count, else all samples as one unit (results stored before units were recorded)."""
+        sizes = self.unit_sizes
+        if not self.samples_ms:
+            return ()
+        if not sizes or sum(sizes) != len(self.samples_ms) or min(sizes) < 1:
+            return (self.samples_ms,)
+        bounds = np.cumsum((0, *sizes))
+        return tuple(self.samples_ms[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]))
+
+    @property
+    def unit_medians_ms(self) -> tuple[float, ...]:
+        """One median per independent unit: from the raw samples of each unit, else the recorded process
+        medians (older results), else the median of all samples (one unit); () without samples."""
+        units = self.units_ms
+        if len(units) >= 2:
+            return tuple(float(np.median(u)) for u in units)
+        if len(self.process_medians_ms) >= 2:
+            return self.process_medians_ms
+        return (self.median_ms,) if self.samples_ms else ()
 
     @property
     def timed(self) -> bool:
@@ -97,6 +122,7 @@ class CaseResult:
         d = asdict(self)
         d["samples_ms"] = list(self.samples_ms)
         d["process_medians_ms"] = list(self.process_medians_ms)
+        d["unit_sizes"] = list(self.unit_sizes)
         if self.samples_ms:
             d["median_ms"], d["iqr_ms"], d["n"], d["noisy"] = self.median_ms, self.iqr_ms, self.n, self.noisy
             # achieved rates at the median (derived, for readers of the JSON; % of peak: `opbench roofline`)
@@ -110,6 +136,7 @@ class CaseResult:
         kw = {k: v for k, v in d.items() if k in names}
         kw["samples_ms"] = tuple(float(x) for x in kw.get("samples_ms", ()))
         kw["process_medians_ms"] = tuple(float(x) for x in kw.get("process_medians_ms", ()))
+        kw["unit_sizes"] = tuple(int(x) for x in kw.get("unit_sizes", ()))
         return cls(**kw)
 
 

@@ -20,6 +20,8 @@ Schema versions (`SCHEMA_VERSION`):
   2 - results gain `published_ms` (imported tables) and stored stats (median, IQR, n); runs gain `label`
       and `opbench_version`; index on results(run_id).
   3 - results gain `process_medians_ms` (JSON list: one median per worker process, `run --processes N`).
+  4 - results gain `unit_sizes` (JSON list of ints: how many of `samples_ms`, in order, each independent unit
+      -- a worker process -- took; '[]' for one unit or a result stored before units were recorded).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from opbench.errors import UsageError
 from opbench.results.model import CaseResult, Run
 
 APPLICATION_ID = 0x4F504231  # "OPB1": marks an SQLite file as an opbench store
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 10.0  # a writer waits this long for another process's transaction (a loaded machine is slow)
 STORE_ENV_VAR = "OPBENCH_STORE"
 STORE_FILE_NAME = "opbench.sqlite"
@@ -95,13 +97,17 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE results ADD COLUMN process_medians_ms TEXT NOT NULL DEFAULT '[]';
     """,
+    # 3 -> 4
+    """
+    ALTER TABLE results ADD COLUMN unit_sizes TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 _RESULT_COLUMNS = ("run_id", "case_name", "family", "backend", "dtype", "status", "samples_ms",
                    "calls_per_sample", "first_call_ms", "warmup_calls", "stop_reason", "rel_error", "tolerance",
                    "detail", "error", "flops", "bytes", "published_ms", "median_ms", "iqr_ms", "n",
-                   "process_medians_ms")
+                   "process_medians_ms", "unit_sizes")
 _RUN_COLUMNS = ("id", "created", "preset", "dtype", "machine", "settings", "backends", "imported", "source",
                 "label", "opbench_version")
 
@@ -291,7 +297,8 @@ class Store:
                   r.calls_per_sample, _real_in(r.first_call_ms), r.warmup_calls, r.stop_reason,
                   _real_in(r.rel_error), _real_in(r.tolerance), r.detail, r.error, r.flops, r.bytes,
                   _real_in(r.published_ms), _real_in(r.median_ms) if r.samples_ms else None,
-                  _real_in(r.iqr_ms) if r.n >= 2 else None, r.n, json.dumps(list(r.process_medians_ms)))
+                  _real_in(r.iqr_ms) if r.n >= 2 else None, r.n, json.dumps(list(r.process_medians_ms)),
+                  json.dumps(list(r.unit_sizes)))
         db.execute(f"INSERT OR REPLACE INTO results ({', '.join(_RESULT_COLUMNS)}) "
                    f"VALUES ({', '.join('?' * len(values))})", values)
 
@@ -364,6 +371,7 @@ class Store:
         try:
             samples = tuple(float(x) for x in json.loads(d["samples_ms"]))
             process_medians = tuple(float(x) for x in json.loads(d["process_medians_ms"]))
+            unit_sizes = tuple(int(x) for x in json.loads(d["unit_sizes"]))
         except (ValueError, TypeError) as exc:
             raise UsageError(f"store {self.path}: corrupt samples for {d['case_name']} ({exc})") from None
         return CaseResult(case=d["case_name"], family=d["family"], backend=d["backend"], dtype=d["dtype"],
@@ -372,7 +380,7 @@ class Store:
                           stop_reason=d["stop_reason"], rel_error=_real_out(d["rel_error"]),
                           tolerance=_real_out(d["tolerance"]), detail=d["detail"], error=d["error"],
                           flops=d["flops"], bytes=d["bytes"], published_ms=_real_out(d["published_ms"]),
-                          process_medians_ms=process_medians)
+                          process_medians_ms=process_medians, unit_sizes=unit_sizes)
 
 
 def _dumps(value: Any) -> str:
