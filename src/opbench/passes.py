@@ -94,7 +94,7 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
     errors = [e for e in (prior.rel_error, new.rel_error) if e is not None]
     return replace(worst, samples_ms=prior.samples_ms + new.samples_ms,
                    process_medians_ms=_medians(prior) + _medians(new),
-                   unit_sizes=_unit_sizes(prior) + (len(new.samples_ms),),
+                   unit_sizes=(*_unit_sizes(prior), len(new.samples_ms)),
                    warmup_calls=prior.warmup_calls + new.warmup_calls,
                    first_call_ms=prior.first_call_ms, detail=detail,
                    rel_error=max(errors) if errors else None,

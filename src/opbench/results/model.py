@@ -8,6 +8,7 @@ JSON format versions (`SCHEMA_VERSION`):
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -72,7 +73,7 @@ class CaseResult:
         if not sizes or sum(sizes) != len(self.samples_ms) or min(sizes) < 1:
             return (self.samples_ms,)
         bounds = np.cumsum((0, *sizes))
-        return tuple(self.samples_ms[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:]))
+        return tuple(self.samples_ms[lo:hi] for lo, hi in itertools.pairwise(bounds))
 
     @property
     def unit_medians_ms(self) -> tuple[float, ...]:
