@@ -19,6 +19,7 @@ import numpy as np
 
 from opbench.backends import Backend, NotForcedError, get_backend
 from opbench.catalog import Case
+from opbench.catalog.user import unsupported_reason
 from opbench.passes import combine, passes_done
 from opbench.results import CaseResult
 from opbench.timing import TimingSettings, measure
@@ -69,8 +70,7 @@ def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int
     """Prepare, time and verify one case on an already set-up backend."""
     base = _base(case, backend, dtype)
     if not backend.supports(case.family):
-        return CaseResult(status="unsupported", error=f"{backend.name} has no implementation of {case.family}",
-                          **base)
+        return CaseResult(status="unsupported", error=unsupported_reason(backend.name, case.family), **base)
     try:
         inputs = case.make_inputs(dtype, seed)
         # bfloat16 inputs are float32 arrays of bfloat16 values (catalog._bfloat16): the adapter must convert them

@@ -85,7 +85,8 @@ def _sigint_ignored() -> Iterator[None]:
 
 
 def worker_main(conn: multiprocessing.connection.Connection, backend: str, registry: dict[str, str],
-                env: dict[str, str], overrides: dict[str, str] | None = None) -> None:
+                env: dict[str, str], overrides: dict[str, str] | None = None,
+                catalogs: list[tuple[str, str]] | None = None) -> None:
     """The worker process's entry point (must stay importable without any framework)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _apply_env(env)
@@ -98,6 +99,10 @@ def worker_main(conn: multiprocessing.connection.Connection, backend: str, regis
         if name not in known:
             register(name, target)
     try:
+        from opbench.catalog.user import load_catalog
+
+        for path, digest in catalogs or ():  # the parent's user catalogs, as it loaded them (`catalog.user`)
+            load_catalog(path, digest)
         be = get_backend(backend)
         be.setup()
         info = {"pid": os.getpid(), "versions": be.versions(), "settings": be.settings()}
@@ -147,10 +152,12 @@ class BackendWorker:
     # --- process lifecycle -------------------------------------------------------------------------------
     def _start(self) -> None:
         from opbench.backends import _REGISTRY
+        from opbench.catalog.user import loaded_sources
 
         ctx = multiprocessing.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=worker_main, args=(child_conn, self.backend, dict(_REGISTRY), WORKER_ENV, self.env),
+        proc = ctx.Process(target=worker_main, args=(child_conn, self.backend, dict(_REGISTRY), WORKER_ENV, self.env,
+                                                         loaded_sources()),
                            name=f"opbench-worker-{self.backend}", daemon=True)
         with _sigint_ignored():
             proc.start()

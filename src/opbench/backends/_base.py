@@ -128,8 +128,17 @@ class Backend:
         return isinstance(exc, MemoryError) or "out of memory" in text or "failed to allocate" in text
 
     # --- cases -------------------------------------------------------------------------------------------
+    def builder(self, family: str) -> Builder | None:
+        """The adapter's own builder of `family`, else a loaded user catalog's implementation for this
+        backend's framework (`catalog.user`), else None."""
+        if family in self.builders:
+            return self.builders[family]
+        from opbench.catalog.user import user_builder
+
+        return user_builder(family, self.framework)
+
     def supports(self, family: str) -> bool:
-        return family in self.builders
+        return self.builder(family) is not None
 
     def prepare(self, case: Case, inputs: tuple[np.ndarray, ...], dtype: str | None = None) -> Prepared:
         """Convert the inputs (data to `dtype` when given, index inputs as they are) and build the call.
@@ -137,7 +146,10 @@ class Backend:
         index = case.spec.index_inputs
         native = tuple(self.from_numpy(a) if dtype is None or i in index else self.from_numpy(a, dtype)
                        for i, a in enumerate(inputs))
-        prepared = self.builders[case.family](self, case, native)
+        build = self.builder(case.family)
+        if build is None:
+            raise KeyError(f"{self.name} has no implementation of {case.family}")
+        prepared = build(self, case, native)
         self.sync()
         return prepared
 

@@ -16,8 +16,11 @@ PRESETS = ("seed", "quick")
 
 
 def all_cases() -> list[Case]:
-    """Every case at full size: the seed's 85, then LayerNorm and SDPA."""
-    return [*SEED_CASES, *EXTRA_CASES]
+    """Every case at full size: the seed's 85, then LayerNorm and SDPA, then those of loaded user catalogs
+    (`catalog.user`)."""
+    from opbench.catalog.user import user_cases
+
+    return [*SEED_CASES, *EXTRA_CASES, *user_cases()]
 
 
 def quick_dim(d: int) -> int:

@@ -21,6 +21,19 @@ def add_table_options(parser: argparse.ArgumentParser) -> None:
                         help="Average table with geometric instead of arithmetic means")
 
 
+def add_catalog_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", action="append", metavar="FILE",
+                        help="also load your own families from FILE.py (or an installed 'opbench.catalogs' entry "
+                             "point); without --ops only its families are used (repeatable, or comma-separated)")
+
+
+def load_catalog_option(values: list[str] | None) -> list:  # -> list[catalog.user.LoadedCatalog]
+    """Load the catalogs named by --catalog (one-line UsageError for a bad one, before anything is measured)."""
+    from opbench.catalog.user import load_catalogs
+
+    return load_catalogs([s.strip() for v in values or () for s in v.split(",") if s.strip()])
+
+
 def check_dtype(dtype: str) -> str:
     if dtype not in DTYPES:
         raise unknown("dtype", dtype, DTYPES)

@@ -12,7 +12,16 @@ from pathlib import Path
 from opbench import machine
 from opbench.backends import availability_table, get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
-from opbench.commands import DTYPES, add_format, add_table_options, check_dtype, console, progress
+from opbench.commands import (
+    DTYPES,
+    add_catalog_option,
+    add_format,
+    add_table_options,
+    check_dtype,
+    console,
+    load_catalog_option,
+    progress,
+)
 from opbench.errors import UsageError, unknown
 from opbench.interrupts import deferred_interrupt
 from opbench.passes import single_process_hint
@@ -46,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="measure each backend in N passes, each in a fresh worker process, and pool them "
                         "(default 1; 3 or more on a shared or cloud machine: a second process can settle at "
                         "another speed, and a case whose process medians differ by over 10%% is marked ~)")
+    add_catalog_option(p)
     add_table_options(p)
     p.add_argument("--roofline", action="store_true",
                    help="add %% of calibrated peak columns and the roofline table (see `opbench calibrate`)")
@@ -84,13 +94,28 @@ def available_backends(wanted: list[str] | None) -> tuple[list[str], dict[str, d
     return wanted, info
 
 
+def resumed_catalogs(given: list[str] | None, previous: Run) -> list:  # -> list[catalog.user.LoadedCatalog]
+    """The user catalogs a resumed run recorded, loaded again (refused if a file changed since)."""
+    from opbench.catalog.user import load_recorded
+
+    recorded = previous.settings.get("catalogs", [])
+    if given:
+        raise UsageError("--catalog cannot be given with --resume: the run's own catalogs are loaded "
+                         f"({', '.join(r['source'] for r in recorded) or 'none'})")
+    return load_recorded(recorded, f"run {previous.run_id}")
+
+
 def run(args: argparse.Namespace) -> int:
+    catalogs = [] if args.resume else load_catalog_option(args.catalog)  # a bad file: before the store is touched
+    if catalogs and args.ops is None:  # --catalog alone: its own families
+        args.ops = ",".join(f for c in catalogs for f in c.families)
     db = open_store(args.store)
     here = machine.collect()
     previous = None
     if args.resume:
         previous = db.load_run(args.resume)
         check_resumable(previous, here)
+        catalogs = resumed_catalogs(args.catalog, previous)
     fill_options(args, previous)
     dtype = check_dtype(args.dtype)
     if args.preset not in PRESETS:
@@ -118,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
                    settings={"budget_s": settings.budget_s, "min_samples": settings.min_samples,
                              "block_s": settings.block_s, "rel_ci": settings.rel_ci, "seed": args.seed,
                              "backends": backends, "ops": args.ops, "cases": len(cases),
-                             "processes": args.processes},
+                             "processes": args.processes,
+                             **({"catalogs": [c.record() for c in catalogs]} if catalogs else {})},
                    backends=availability)
         db.create_run(meta)
     else:
