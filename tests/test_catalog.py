@@ -43,13 +43,13 @@ def test_inputs_are_seeded_and_reproducible() -> None:
 
 
 @pytest.mark.parametrize("case", preset_cases("quick"), ids=lambda c: c.name)
-def test_reference_shape_and_row_sampling(case) -> None:
+def test_reference_shape_and_rows(case) -> None:
     inputs = case.make_inputs()
     ref = case.reference(inputs)
     assert ref.shape == case.output_shape()
     assert ref.dtype in (np.float64, np.int64)
     assert case.flops >= 0 and case.bytes_moved() > 0
-    if case.spec.row_sampling(case) and ref.ndim:
+    if case.family in ("MatMul", "Linear", "Conv1d", "Conv2d") and ref.ndim:  # rows locate a failed product check
         rows = np.array([0, ref.shape[0] - 1])
         np.testing.assert_allclose(case.reference(inputs, rows), ref[rows])
 

@@ -73,8 +73,7 @@ def test_scatter_duplicates_match_the_catalog(jax_cpu) -> None:
         case = Case(family, ((4, 3), (4,)))
         prepared = jax_cpu.builders[family](jax_cpu, case, args)
         outs[family] = jax_cpu.to_numpy(jax_cpu.compile(prepared.op)(*prepared.args))
-        ref = case.reference((y, idx, upd))
-        verdict = verify(case, (y, idx, upd), outs[family], ref, "float32")
+        verdict = verify(case, (y, idx, upd), outs[family], "float32")
         assert verdict.status == OK, (family, verdict)
     assert np.array_equal(outs["ScatterSum"][1], [-2, 5, -3])  # the three duplicate rows add up
     assert np.array_equal(outs["ScatterMax"][1], [4, 8, 3])  # the maximum of zeros and the three rows

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,13 +20,11 @@ from opbench.backends import Backend, NotForcedError, get_backend
 from opbench.catalog import Case
 from opbench.catalog.user import unsupported_reason
 from opbench.passes import combine, passes_done
+from opbench.reference_cache import expected_for
 from opbench.results import CaseResult
 from opbench.timing import TimingSettings, measure
-from opbench.verify import verify
+from opbench.verify import Verdict, verify
 
-# Outputs larger than this many elements are verified on a seeded sample of rows of their first axis.
-FULL_CHECK_MAX_ELEMENTS = 1 << 22
-SAMPLE_ELEMENTS = 1 << 20
 DEFAULT_TIMING = TimingSettings()
 
 
@@ -48,16 +45,12 @@ class Plan:
         return sum(int(max(0, self.processes - passes_done(prior.get((b, c.name))))) for b, c in self.pairs())
 
 
-def sample_rows(case: Case, seed: int) -> np.ndarray | None:
-    """Rows of the output's first axis to verify, or None to verify everything."""
-    shape = case.output_shape()
-    size = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if size <= FULL_CHECK_MAX_ELEMENTS or not case.spec.row_sampling(case) or not shape:
-        return None
-    row_size = size // shape[0]
-    k = max(1, min(shape[0], math.ceil(SAMPLE_ELEMENTS / row_size)))
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(shape[0], size=k, replace=False))
+def verify_output(backend: Backend, case: Case, inputs: tuple[np.ndarray, ...], out: np.ndarray, dtype: str,
+                  seed: int, out_dtype: str | None = None) -> Verdict:
+    """Every element of `out` against the case's expectation (from the reference cache), under the arithmetic the
+    backend reports for this family and dtype (`Backend.narrower_arithmetic`)."""
+    exp = expected_for(case, inputs, dtype, seed)
+    return verify(case, inputs, out, dtype, backend.narrower_arithmetic(case.family, dtype), out_dtype, exp)
 
 
 def _base(case: Case, backend: Backend, dtype: str) -> dict:
@@ -77,12 +70,11 @@ def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int
         prepared = backend.prepare(case, inputs, dtype) if dtype == "bfloat16" else backend.prepare(case, inputs)
         op = backend.compile(prepared.op) if backend.compiled else prepared.op
         result, out = measure(op, prepared.args, backend, timing)
-        rows = sample_rows(case, seed)
         canonical = prepared.canonical(out)
-        out_np = backend.to_numpy(backend.take_rows(canonical, rows) if rows is not None else canonical)
+        out_dtype = backend.dtype_name(canonical)
+        out_np = backend.to_numpy(canonical)
         del out, canonical, prepared
-        ref = case.reference(inputs, rows)
-        verdict = verify(case, inputs, out_np, ref, dtype, rows)
+        verdict = verify_output(backend, case, inputs, out_np, dtype, seed, out_dtype)
     except NotForcedError as exc:
         return CaseResult(status="not-forced", error=str(exc), **base)
     except Exception as exc:

@@ -18,9 +18,11 @@ Algorithm (`measure`):
    microseconds on a GPU) to well under 1%, smaller blocks give more samples per second of budget and so a
    better estimate of the spread. A block never exceeds budget / min_samples.
 4. **Forcing.** Every call's output goes through `backend.force` (MLX: `mx.async_eval`); the block ends with
-   `backend.sync`. For lazy backends the engine asks `backend.ready(out)` after each block and raises
-   `NotForcedError` if the work was never dispatched, so a lazy graph that is never executed cannot produce
-   a time.
+   `backend.sync`. After each block the engine asks `backend.ready(out)` whether the block's last output was
+   materialized (MLX: the array holds data and no graph; JAX: the buffer is ready) and raises `NotForcedError`
+   if not, so a lazy graph that is never executed cannot produce a time. It also checks that this output is
+   not a stale one: the previous block's last output is still alive when a block starts, so a call that really
+   produces its output returns a fresh buffer (`backend.same_buffer`); a memoized result does not.
 5. **Adaptive stop.** After each sample, once `min_samples` are in, stop when the 95% confidence interval of
    the median (from order statistics, distribution-free) has a half-width under `rel_ci` of the median, or when
    the case budget is spent, or at `max_samples`. A call slower than the whole budget (a 50-second matmul on a
@@ -116,6 +118,8 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
     force, sync = backend.force, backend.sync
     eager = type(backend).force is Backend.force
 
+    previous: list[Any] = [None]  # the last output of the previous block, alive while the next block runs
+
     def timed_block(n: int) -> tuple[float, Any]:
         if eager:
             t0 = clock()
@@ -128,8 +132,12 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
                 force(out)
         sync()
         elapsed = clock() - t0
-        if backend.lazy and not backend.ready(out):
-            raise NotForcedError(f"{backend.name}: the output of a timed call was never forced")
+        if not backend.ready(out):
+            raise NotForcedError(f"{backend.name}: the output of a timed call was never materialized")
+        if previous[0] is not None and backend.same_buffer(out, previous[0]):
+            raise NotForcedError(f"{backend.name}: a timed call returned the output buffer of an earlier call "
+                                 "(stale result: nothing was computed)")
+        previous[0] = out
         return elapsed, out
 
     first, out = timed_block(1)

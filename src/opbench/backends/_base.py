@@ -63,7 +63,7 @@ class Backend:
     """Base adapter. Subclasses set the class attributes and override what their framework needs.
 
     `lazy` frameworks (MLX) build graphs that only run when forced; for them `force` must dispatch the work
-    and `ready` must confirm it was dispatched, or the engine refuses to report a time.
+    and `ready` must confirm that the output holds data, or the engine refuses to report a time.
     """
 
     name: ClassVar[str]
@@ -86,6 +86,13 @@ class Backend:
     def settings(self) -> dict[str, Any]:
         """Thread counts and precision modes in force (recorded with every result)."""
         return {}
+
+    def narrower_arithmetic(self, family: str, dtype: str) -> str | None:
+        """The narrower arithmetic this process runs `family` in for `dtype` (e.g. `TF32 (cudnn.allow_tf32)`), or
+        None; derived from `settings()` by `opbench.arithmetic`, so stored runs can be re-classified."""
+        from opbench.arithmetic import narrower_arithmetic
+
+        return narrower_arithmetic(self.name, self.settings(), family, dtype)
 
     def precision_modes(self) -> dict[str, PrecisionMode]:
         """The framework's float32 matmul precision switches, by name (empty: the framework has none)."""
@@ -111,8 +118,12 @@ class Backend:
         """Make sure the work that produces `out` is dispatched (no-op for eager frameworks)."""
 
     def ready(self, out: Any) -> bool:
-        """True when `out`'s work was dispatched by `force` (checked by the engine for lazy frameworks)."""
+        """True when `out` is materialized after `force` and `sync` (checked by the engine after every block)."""
         return True
+
+    def same_buffer(self, a: Any, b: Any) -> bool:
+        """True when outputs `a` and `b`, both alive, are one result (the engine's stale-output check)."""
+        return a is b
 
     def sync(self) -> None:
         """Block until every dispatched computation on the device has finished."""

@@ -272,6 +272,17 @@ class JAXBackend(Backend):
         if pending:
             _jax().block_until_ready(pending)
 
+    def ready(self, out: Any) -> bool:
+        return bool(out.is_ready())
+
+    def same_buffer(self, a: Any, b: Any) -> bool:
+        if a is b:
+            return True
+        try:
+            return a.size > 0 and a.unsafe_buffer_pointer() == b.unsafe_buffer_pointer()
+        except Exception:  # not a single-device array: object identity is all there is
+            return False
+
     def compile(self, op: Callable[..., Any]) -> Callable[..., Any]:
         def case_op(*args: Any) -> Any:  # a fresh function: a fresh jit cache entry for this case
             return op(*args)

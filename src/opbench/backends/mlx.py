@@ -2,8 +2,8 @@
 
 MLX is lazy: calling an op only records a graph. The code behind the seed article returned such graphs
 without evaluating them (Scatter*, for instance), so nothing was computed and the times were near zero. Here
-`force` dispatches every timed output with `mx.async_eval` (the engine checks it did) and `sync` waits for
-the stream with `mx.synchronize`. MLX's GPU is Metal on macOS and CUDA on Linux (`mlx[cuda13]`).
+`force` dispatches every timed output with `mx.async_eval` (the engine checks that it holds data) and `sync`
+waits for the stream with `mx.synchronize`. MLX's GPU is Metal on macOS and CUDA on Linux (`mlx[cuda13]`).
 Index inputs are converted to int32, MLX's native index type.
 """
 
@@ -130,9 +130,6 @@ class MLXBackend(Backend):
     builders = _builders()
     gpu = False
 
-    def __init__(self) -> None:
-        self._last_forced: Any = None
-
     def availability(self) -> Availability:
         if importlib.util.find_spec("mlx") is None:
             return Availability(False, missing_module_reason("mlx", "mlx"))
@@ -155,7 +152,8 @@ class MLXBackend(Backend):
     def settings(self) -> dict[str, Any]:
         """Device, and the TF32 switch MLX reads from the environment (default on: float32 matmuls on CUDA
         GPUs that support it run as TF32)."""
-        return {"mlx_device": "gpu" if self.gpu else "cpu", "MLX_ENABLE_TF32": os.environ.get("MLX_ENABLE_TF32", "1")}
+        return {"mlx_device": "gpu" if self.gpu else "cpu", "MLX_ENABLE_TF32": os.environ.get("MLX_ENABLE_TF32", "1"),
+                **({"mlx_gpu_platform": "metal" if sys.platform == "darwin" else "cuda"} if self.gpu else {})}
 
     def precision_modes(self) -> dict[str, PrecisionMode]:
         """MLX has no in-process switch: MLX_ENABLE_TF32 (default 1) is read once per process and lets
@@ -184,11 +182,16 @@ class MLXBackend(Backend):
 
     def force(self, out: Any) -> None:
         self._async_eval(out)
-        self._last_forced = out
 
     def ready(self, out: Any) -> bool:
-        """The engine checks the last output of each block: it must be the one `force` dispatched."""
-        return out is self._last_forced
+        """The engine checks the last output of each block after `sync`: it must hold data. MLX detaches an
+        array from its graph when it is evaluated, so its exported graph has no edges; an array that was only
+        built (or handed to a `force` that does not evaluate) still has its primitive and inputs."""
+        import io
+
+        graph = io.StringIO()
+        _mx().export_to_dot(graph, out)
+        return "->" not in graph.getvalue()
 
     def sync(self) -> None:
         _mx().synchronize()

@@ -161,6 +161,9 @@ class TorchBackend(Backend):
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         return x[_torch().as_tensor(rows, device=x.device)]
 
+    def same_buffer(self, a: Any, b: Any) -> bool:
+        return a is b or (a.numel() > 0 and a.data_ptr() == b.data_ptr())
+
     def is_oom(self, exc: BaseException) -> bool:
         return isinstance(exc, getattr(_torch(), "OutOfMemoryError", ())) or super().is_oom(exc)
 

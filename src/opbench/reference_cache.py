@@ -1,0 +1,131 @@
+"""A disk cache of verification expectations: the float64 work for a (case, dtype, seed) is done once.
+
+Every backend of a run verifies against the same expectation, and so does every later run with the same seed,
+so `expected_for` keeps them under `<data dir>/references/` (`OPBENCH_REFERENCE_CACHE` overrides the path). An
+entry is a directory of `.npy` files plus a `meta.json`, named by a SHA-256 of the case name, dtype, seed and a
+digest of the code that generates inputs and expectations (the catalog and `verify`): a change to either makes
+new keys, and old entries age out.
+
+Concurrency: an entry is written into a private temporary directory and then renamed into place, which is
+atomic on one file system; a process that loses the race discards its copy. Readers memory-map the arrays, so
+a large reference costs page-cache, not a copy. Bound: entries larger than `MAX_ENTRY_BYTES` are not stored,
+and after each write the least recently used entries are removed until the cache is under `DEFAULT_TOTAL_MB`
+(`OPBENCH_REFERENCE_CACHE_MB` overrides it; 0 turns the cache off). Trade-off: a disk read of up to a few
+hundred MB per large case instead of seconds of float64 arithmetic; small expectations are recomputed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from opbench.catalog import Case
+from opbench.verify import Expected, cacheable, expected
+
+MAX_ENTRY_BYTES = 1 << 30
+DEFAULT_TOTAL_MB = 8192
+MIN_CACHED_BYTES = 1 << 20  # below this, recomputing is as cheap as reading
+
+
+def max_total_bytes() -> int:
+    try:
+        return int(float(os.environ.get("OPBENCH_REFERENCE_CACHE_MB", DEFAULT_TOTAL_MB)) * (1 << 20))
+    except ValueError:
+        return DEFAULT_TOTAL_MB << 20
+
+
+def cache_dir() -> Path:
+    """`$OPBENCH_REFERENCE_CACHE`, else `<data dir>/references`."""
+    from opbench.calibrate import data_dir
+
+    return Path(os.environ["OPBENCH_REFERENCE_CACHE"]) if os.environ.get("OPBENCH_REFERENCE_CACHE") else \
+        data_dir() / "references"
+
+
+@functools.cache
+def code_digest() -> str:
+    """A digest of the modules whose change changes inputs or expectations."""
+    import opbench.catalog._bfloat16 as bf
+    import opbench.catalog._case as case_module
+    import opbench.catalog.families as families
+    import opbench.verify as verify
+
+    h = hashlib.sha256(np.__version__.encode())
+    for module in (bf, case_module, families, verify):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def entry_key(case: Case, dtype: str, seed: int) -> str:
+    return hashlib.sha256(f"{code_digest()}|{case.name}|{dtype}|{seed}".encode()).hexdigest()[:32]
+
+
+def _load(path: Path) -> Expected | None:
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in meta["arrays"]}
+        with contextlib.suppress(OSError):
+            os.utime(path)  # least recently used: reading counts as use
+        return Expected(meta["kind"], arrays, [tuple(t) for t in meta["terms"]], meta["meta"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _store(path: Path, exp: Expected) -> None:
+    root = path.parent
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    try:
+        for name, array in exp.arrays.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array))
+        meta = {"kind": exp.kind, "arrays": list(exp.arrays), "terms": exp.terms, "meta": exp.meta}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        os.rename(tmp, path)
+    except OSError:  # another process stored it first, or the disk is full: the cache is only an optimization
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    _evict(root, max_total_bytes())
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+
+
+def _evict(root: Path, limit: int) -> None:
+    entries = []
+    for p in root.iterdir():
+        with contextlib.suppress(OSError):
+            if p.is_dir() and not p.name.startswith(".tmp-"):
+                entries.append((p.stat().st_mtime, _size(p), p))
+            elif p.name.startswith(".tmp-") and time.time() - p.stat().st_mtime > 3600:
+                shutil.rmtree(p, ignore_errors=True)  # left by a killed writer
+    total = sum(size for _, size, _ in entries)
+    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        shutil.rmtree(p, ignore_errors=True)
+        total -= size
+
+
+def expected_for(case: Case, inputs: tuple[np.ndarray, ...], dtype: str, seed: int) -> Expected:
+    """`verify.expected(case, inputs)`, from the cache when an earlier process computed it for these
+    (case, dtype, seed) with the same code. `inputs` must be `case.make_inputs(dtype, seed)`."""
+    limit = max_total_bytes()
+    if limit <= 0 or not cacheable(case):
+        return expected(case, inputs)
+    path = cache_dir() / entry_key(case, dtype, seed)
+    if path.is_dir() and (hit := _load(path)) is not None:
+        return hit
+    exp = expected(case, inputs)
+    if MIN_CACHED_BYTES <= exp.nbytes <= min(MAX_ENTRY_BYTES, limit):
+        _store(path, exp)
+    return exp
