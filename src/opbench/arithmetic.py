@@ -14,6 +14,8 @@ What each framework does with float32 (and only float32: other dtypes have no su
   `"medium"` plain bfloat16.
 - MLX on CUDA: `MLX_ENABLE_TF32` (default 1, read once per process) runs float32 matmuls and convolutions in
   TF32. Metal and the CPU have no TF32.
+- JAX: `jax.nn.dot_product_attention` computes its softmax in float32 whatever the input type, so float64
+  attention is float32 arithmetic (on every device).
 - JAX on an NVIDIA GPU: `jax_default_matmul_precision` default/None/"high"/"tensorfloat32" lets XLA use TF32
   for dots and convolutions; "bfloat16" uses bfloat16; "highest"/"float32" keeps IEEE float32. The CPU has none.
 """
@@ -35,6 +37,8 @@ def _truthy(value: Any) -> bool:
 
 def narrower_arithmetic(backend: str, settings: dict[str, Any] | None, family: str, dtype: str) -> str | None:
     """The mode a `backend` with `settings` runs `family` in for `dtype`, or None for the dtype's own arithmetic."""
+    if backend.startswith("jax") and family == "ScaledDotProductAttention" and dtype == "float64":
+        return "float32 (jax.nn.dot_product_attention computes its softmax in float32)"
     if dtype != "float32" or family not in PRODUCT_FAMILIES or not settings:
         return None
     if backend in ("cuda", "cuda_compile"):

@@ -268,7 +268,8 @@ def _streaming_ceiling(backend: Backend, nbytes: int, make_op: Callable[[Backend
     backend.sync()
     try:
         op, how = make_op(backend, x)
-        timing, last = measure(op, (x,), backend, TimingSettings(budget_s=budget_s, min_samples=5))
+        timing, last = measure(op, (x,), backend, TimingSettings(budget_s=budget_s, min_samples=5),
+                               fresh_outputs=False)  # a copy into one preallocated buffer
         del last, op
     finally:
         del x
