@@ -35,3 +35,51 @@ def backend(request):
     be = get_backend(request.param)
     be.setup()
     return be
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server for the session (`opbench.testing.postgres.TestServer`), or the server of
+    `$OPBENCH_TEST_POSTGRES_URL` (a user allowed to create databases; then None is yielded for the server, and
+    tests that restart it are skipped). Without either the PostgreSQL tests are skipped; CI installs the server
+    and sets OPBENCH_REQUIRE_POSTGRES=1, which turns the skip into a failure."""
+    import os
+
+    from opbench.testing.postgres import TestServer, server_binaries
+
+    external = os.environ.get("OPBENCH_TEST_POSTGRES_URL")
+    if external:
+        yield None, external
+        return
+    reason = ""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        reason = 'psycopg is not installed (pip install -e ".[postgres]")'
+    if not reason and server_binaries() is None:
+        reason = "no PostgreSQL server installed (apt-get install postgresql)"
+    if reason:
+        if os.environ.get("OPBENCH_REQUIRE_POSTGRES"):
+            pytest.fail(f"OPBENCH_REQUIRE_POSTGRES is set but {reason}")
+        pytest.skip(reason)
+    server = TestServer().start()
+    try:
+        yield server, server.url()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of a fresh, empty database on the session's server."""
+    from opbench.testing.postgres import create_database
+
+    return create_database(postgres_server[1])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path) -> str:
+    """Each store test runs on both back ends: a new SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.sqlite")
+    return request.getfixturevalue("postgres_url")

@@ -1,4 +1,5 @@
-"""The SQLite store: round trips, ids, migration, and every way a store file can be bad."""
+"""The store on both back ends (SQLite and PostgreSQL): round trips, ids, migration, and every way a store
+file can be bad (the PostgreSQL-only cases are in test_store_postgres.py)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def make_run(run_id: str = "20260101-000000-abcd", created: str = "2026-01-01T00
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with Store(tmp_path / "s.sqlite") as s:
+def store(store_location: str) -> Store:
+    with Store(store_location) as s:
         yield s
 
 
@@ -175,10 +176,9 @@ def test_read_only_store_reads_but_refuses_writes(tmp_path: Path, monkeypatch: p
         s.save_run(make_run(results=(result(),)))
     path.chmod(0o444)
     if os.name != "posix" or os.geteuid() == 0:  # root ignores file modes: let SQLite open the file read-only
-        import opbench.results.store as store_module
 
         real_connect = sqlite3.connect
-        monkeypatch.setattr(store_module.sqlite3, "connect", lambda p, **kw: real_connect(
+        monkeypatch.setattr(sqlite3, "connect", lambda p, **kw: real_connect(
             f"file:{p}?mode=ro", uri=True, **kw))
     try:
         with Store(path) as s:

@@ -14,6 +14,13 @@ def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("ric
                         help="terminal rendering: rich tables or plain Markdown")
 
 
+def add_store(parser: argparse.ArgumentParser) -> None:
+    """--store PATH|URL: every command that reads or writes the result store takes it."""
+    parser.add_argument("--store", metavar="PATH|URL",
+                        help="result store: an SQLite file or a postgresql://user@host/db URL "
+                             "(default $OPBENCH_STORE, else opbench.sqlite in the user data directory)")
+
+
 def add_table_options(parser: argparse.ArgumentParser) -> None:
     """--pairs and --geomean: the seed tables' speedup columns and Average-table mean."""
     parser.add_argument("--pairs", help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")

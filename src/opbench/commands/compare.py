@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from opbench.commands import add_format, console
+from opbench.commands import add_format, add_store, console
 from opbench.compare import DEFAULT_NOISE_FLOOR, compare_runs, parse_backend_map
 from opbench.errors import UsageError
 from opbench.results.importers import load_run_or_table
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare run B against run A: ratios, significance, geometric means")
     p.add_argument("run_a", metavar="RUN_A", help="baseline: run id, run file/directory, or FILE.md#SECTION")
     p.add_argument("run_b", metavar="RUN_B", help="the run compared with the baseline (same forms)")
-    p.add_argument("--store", help="store path (default: $OPBENCH_STORE or the user data directory)")
+    add_store(p)
     p.add_argument("--map", action="append", metavar="A=B",
                    help="pair backend A of RUN_A with backend B of RUN_B, e.g. cuda=mlx_gpu (repeatable, or "
                         "comma-separated); other backends pair by name")

@@ -20,7 +20,7 @@ from pathlib import Path
 from opbench import machine
 from opbench.backends import get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
-from opbench.commands import add_format, console, progress
+from opbench.commands import add_format, add_store, console, progress
 from opbench.commands.run import available_backends
 from opbench.dtype_process import run_isolated
 from opbench.dtypes import (
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output directory (default opbench-out/dtypes-RUN_ID)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the study saved in DIR (its dtypes.json) "
                    "with its own settings: measure only the cells it lacks, then render everything again")
-    p.add_argument("--store", help="SQLite result store (default: $OPBENCH_STORE or the user data directory)")
+    add_store(p)
     p.add_argument("--no-store", action="store_true", help="do not save the study in the result store")
     add_format(p)
     p.set_defaults(func=run)
@@ -263,5 +263,5 @@ def _store(study: Study, path: str | None) -> str | None:
         if study.run_id in {r.run_id for r in store.list_runs()}:  # a resumed study replaces its stored self
             store.delete_run(study.run_id)
         store.save_run(to_run(study))
-        return str(store.path)
+        return store.location
 

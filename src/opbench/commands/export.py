@@ -13,7 +13,7 @@ import json
 import math
 from pathlib import Path
 
-from opbench.commands.runs import add_store
+from opbench.commands import add_store
 from opbench.commands.show import markdown_tables
 from opbench.errors import UsageError
 from opbench.results import Run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from opbench.commands import console, progress
+from opbench.commands import add_store, console, progress
 from opbench.errors import UsageError
 from opbench.results import Run
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log", action="store_true", help="logarithmic time axes")
     p.add_argument("--pairs", help="speedup pairs of the heatmap as A/B, e.g. cuda/cpu,mlx_gpu/mps")
     p.add_argument("--vs", metavar="RUN_B", help="also chart RUN_B against RUN (time ratios with significance)")
-    p.add_argument("--store", help="store path (default: $OPBENCH_STORE or the user data directory)")
+    add_store(p)
     p.set_defaults(func=run)
 
 

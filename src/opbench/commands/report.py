@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from opbench.commands import add_table_options, console, progress
+from opbench.commands import add_store, add_table_options, console, progress
 from opbench.commands.plot import load_pair, output_base
 from opbench.errors import UsageError
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="add the roofline section: %% of calibrated peak per case (see `opbench calibrate`)")
     p.add_argument("--calibration", type=Path,
                    help="calibration file for --roofline (default: the run's machine's stored one; implies --roofline)")
-    p.add_argument("--store", help="store path (default: $OPBENCH_STORE or the user data directory)")
+    add_store(p)
     p.set_defaults(func=run)
 
 

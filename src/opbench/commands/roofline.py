@@ -11,8 +11,7 @@ import json
 from pathlib import Path
 
 from opbench.calibrate import Calibration, load_calibration, read_calibration
-from opbench.commands import add_format, console
-from opbench.commands.runs import add_store
+from opbench.commands import add_format, add_store, console
 from opbench.report.roofline import LEGEND, roofline_table
 from opbench.report.tables import to_markdown, to_rich
 from opbench.results import Run

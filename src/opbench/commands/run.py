@@ -16,6 +16,7 @@ from opbench.commands import (
     DTYPES,
     add_catalog_option,
     add_format,
+    add_store,
     add_table_options,
     check_dtype,
     console,
@@ -28,7 +29,7 @@ from opbench.passes import single_process_hint
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown, to_rich
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
-from opbench.results.store import open_store
+from opbench.results.store import mask_url, open_store
 from opbench.resume import check_resumable, fill_options, measured_results
 from opbench.runner import Plan, run_plan
 from opbench.timing import TimingSettings
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", help=f"{' | '.join(PRESETS)} (default seed: the seed's shapes)")
     p.add_argument("--dtype", help=f"{' | '.join(DTYPES)} (default float32)")
     p.add_argument("--out", type=Path, help="output directory (default opbench-out/RUN_ID)")
-    p.add_argument("--store", help="SQLite result store (default $OPBENCH_STORE, else the user data directory)")
+    add_store(p)
     p.add_argument("--resume", metavar="RUN", help="measure only what stored run RUN (id, prefix or 'latest') is "
                    "missing, with its own options unless given")
     p.add_argument("--case-timeout", type=float, help="seconds before a case is recorded as timeout "
@@ -179,16 +180,17 @@ def run(args: argparse.Namespace) -> int:
     passes = f" ({args.processes} processes per backend)" if args.processes > 1 else ""
     err.print(f"opbench {run_id}{' (resumed)' if previous else ''}: {len(cases)} cases x {len(runnable)} "
               f"backends ({', '.join(runnable)}), {todo} to measure{passes}, on {machine.describe(here)}; "
-              f"store {db.path}", soft_wrap=True)
-    hint = f"opbench run --resume {run_id}" + (f" --store {args.store}" if args.store else "")
+              f"store {db.location}", soft_wrap=True)
+    hint = f"opbench run --resume {run_id}" + (f" --store {mask_url(args.store)}" if args.store else "")
     try:
         _measure_with_progress(plan, record, err, prior, not args.no_isolate, args.case_timeout, on_backend)
     except UsageError as exc:  # the store failed mid-run (locked too long, disk full): say how to go on
         store.write_tables(pairs, args.geomean)
-        raise UsageError(f"{exc}; {len(store.run.results)} results kept; resume with: {hint}") from None
+        raise UsageError(f"{exc}; {len(store.run.results)} results kept in {out_dir}/run.json; "
+                         f"resume with: {hint}") from None
     except KeyboardInterrupt:
         store.write_tables(pairs, args.geomean)
-        err.print(f"interrupted: {len(store.run.results)} results kept in {db.path} and {out_dir}/run.json; "
+        err.print(f"interrupted: {len(store.run.results)} results kept in {db.location} and {out_dir}/run.json; "
                   f"resume with: {hint}", soft_wrap=True)
         return 130
     store.write_tables(pairs, args.geomean)

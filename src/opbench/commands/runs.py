@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from opbench import machine
-from opbench.commands import add_format, console
+from opbench.commands import add_format, add_store, console
 from opbench.report.tables import Table, to_markdown, to_rich
 from opbench.results import Run
-from opbench.results.store import default_store_path, open_store
-
-
-def add_store(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", help="SQLite result store (default $OPBENCH_STORE, else the user data directory)")
+from opbench.results.store import MissingStore, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,16 +24,17 @@ def backends_of(r: Run, with_results: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = Path(args.store).expanduser() if args.store else default_store_path()
-    if not path.exists():
-        print(f"no runs stored yet ({path} does not exist)")
+    try:
+        store = open_store(args.store, create=False)
+    except MissingStore as missing:
+        print(f"no runs stored yet (no store at {missing.location})")
         return 0
-    with open_store(path, create=False) as store:
+    with store:
         runs, counts, backends = store.list_runs(), store.result_counts(), store.result_backends()
     rows = [[r.run_id, r.created, machine.describe(r.machine) if r.machine else r.label or r.source,
              r.preset, r.dtype, backends_of(r, backends.get(r.run_id, [])), str(counts.get(r.run_id, 0)),
              "yes" if r.imported else "", r.label] for r in runs]
-    table = Table(f"{len(runs)} runs in {path}", ["Run", "Created", "Machine", "Preset", "Dtype", "Backends",
+    table = Table(f"{len(runs)} runs in {store.location}", ["Run", "Created", "Machine", "Preset", "Dtype", "Backends",
                                                   "Results", "Imported", "Label"], rows)
     if args.format == "md":
         print(to_markdown(table, legend=False), end="")

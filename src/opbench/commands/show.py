@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from opbench import machine
-from opbench.commands import add_format, add_table_options, console
-from opbench.commands.runs import add_store
+from opbench.commands import add_format, add_store, add_table_options, console
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown, to_rich
 from opbench.results import Run
 from opbench.results.resolve import load_run

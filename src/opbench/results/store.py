@@ -1,19 +1,21 @@
-"""The SQLite result store: runs and their per-case results, written as they arrive, read back as `Run`s.
+"""The result store: runs and their per-case results, written as they arrive, read back as `Run`s.
 
-One file, no server (stdlib `sqlite3`). The default path is under the user's data directory
-(`$XDG_DATA_HOME/opbench/opbench.sqlite` on Linux, `~/Library/Application Support/opbench` on macOS,
-`%LOCALAPPDATA%\\opbench` on Windows); `$OPBENCH_STORE` or an explicit path overrides it.
+Two back ends share this one implementation (the SQL is written once; `opbench.results.dialects` holds the
+small seam where SQLite and PostgreSQL differ):
+- an SQLite file, the embedded default: no server, stdlib `sqlite3`. The default path is under the user's data
+  directory (`$XDG_DATA_HOME/opbench/opbench.sqlite` on Linux, `~/Library/Application Support/opbench` on
+  macOS, `%LOCALAPPDATA%\\opbench` on Windows);
+- a PostgreSQL database (`postgresql://user@host/db`, through psycopg 3): one history for a fleet of machines.
+`$OPBENCH_STORE` or an explicit `--store PATH|URL` overrides the default.
 
-Safety: every write is one transaction started with `BEGIN IMMEDIATE` (it takes the write lock up front, so
-a writer never fails half-way), so a crash or `kill -9` loses at most the transaction in flight and the file
-is never half-written. The file is identified by `PRAGMA application_id`; its schema version is
-`PRAGMA user_version`, upgraded in place by `MIGRATIONS` (both pragmas live in the database header and are
-transactional). A corrupt file, another application's database, a newer schema, a read-only file and a file
-locked by another process (after a short busy timeout) each become a one-line `UsageError`.
-
-Trade-off: the default rollback journal (not WAL) keeps a read-only store readable without any side file,
-at the cost of readers and the writer briefly blocking each other; writes are one small row each, so the
-busy timeout absorbs that.
+Safety: every write is one transaction (SQLite: `BEGIN IMMEDIATE`, which takes the write lock up front, so a
+writer never fails half-way), so a crash or `kill -9` (or a database server restarting) loses at most the
+transaction in flight and the store is never half-written. The store is identified by an application marker
+and carries its schema version (SQLite: `PRAGMA application_id` / `user_version`; PostgreSQL: the
+`opbench_store` table), upgraded in place by `MIGRATIONS` in one transaction. A corrupt file, another
+application's database, a newer schema, a read-only store, a store locked by another process (after a short
+busy timeout), an unreachable server or refused credentials each become a one-line `UsageError`, raised before
+anything is written.
 
 Schema versions (`SCHEMA_VERSION`):
   1 - runs (metadata as JSON columns) and results per (run, case, backend, dtype) with raw samples.
@@ -28,21 +30,28 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from opbench.errors import UsageError
+from opbench.results.dialects import (
+    APPLICATION_ID,
+    BUSY_TIMEOUT_S,
+    STORE_ENV_VAR,
+    MissingStore,
+    dialect_for,
+    is_url,
+    mask_url,
+)
 from opbench.results.model import CaseResult, Run
 
-APPLICATION_ID = 0x4F504231  # "OPB1": marks an SQLite file as an opbench store
+__all__ = ["BUSY_TIMEOUT_S", "MIGRATIONS", "SCHEMA_VERSION", "STORE_ENV_VAR", "MissingStore", "Store",
+           "default_store_location", "default_store_path", "is_url", "mask_url", "open_store"]
+
 SCHEMA_VERSION = 4
-BUSY_TIMEOUT_S = 10.0  # a writer waits this long for another process's transaction (a loaded machine is slow)
-STORE_ENV_VAR = "OPBENCH_STORE"
 STORE_FILE_NAME = "opbench.sqlite"
 
 # MIGRATIONS[i] upgrades a store from version i to version i + 1 (version 0 is an empty file).
@@ -112,10 +121,18 @@ _RUN_COLUMNS = ("id", "created", "preset", "dtype", "machine", "settings", "back
                 "label", "opbench_version")
 
 
-def default_store_path() -> Path:
-    """`$OPBENCH_STORE`, else `opbench.sqlite` in the platform's per-user data directory."""
+def default_store_location() -> str | Path:
+    """`$OPBENCH_STORE` (a path or a PostgreSQL URL), else the default SQLite file."""
     env = os.environ.get(STORE_ENV_VAR)
-    if env:
+    if env and is_url(env):
+        return env
+    return default_store_path()
+
+
+def default_store_path() -> Path:
+    """`$OPBENCH_STORE` (when it is a path), else `opbench.sqlite` in the platform's per-user data directory."""
+    env = os.environ.get(STORE_ENV_VAR)
+    if env and not is_url(env):
         return Path(env).expanduser()
     home = Path.home()
     if sys.platform == "darwin":
@@ -127,46 +144,31 @@ def default_store_path() -> Path:
     return base / "opbench" / STORE_FILE_NAME
 
 
-def _real_in(x: float | None) -> float | str | None:
-    """SQLite stores NaN as NULL; keep it (and the infinities) as text so it reads back as NaN."""
-    if x is None:
-        return None
-    x = float(x)
-    return repr(x) if not math.isfinite(x) else x
-
-
 def _real_out(x: Any) -> float | None:
     return None if x is None else float(x)
 
 
 class Store:
-    """Runs and results in one SQLite file. Methods raise `UsageError` (one line) for every store problem."""
+    """Runs and results in an SQLite file or a PostgreSQL database. Methods raise `UsageError` (one line) for
+    every store problem. `location` names the store for people (a path, or the URL with its password masked);
+    `path` is the SQLite file (None for PostgreSQL)."""
 
-    def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_store_path()
-        if not self.path.exists():
-            if not create:
-                raise UsageError(f"no opbench store at {self.path} (nothing stored yet; `opbench run` creates it, "
-                                 f"or pass --store PATH / set {STORE_ENV_VAR})")
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise UsageError(f"cannot create the store directory {self.path.parent}: {exc.strerror}") from None
-        if self.path.is_dir():
-            raise UsageError(f"store path {self.path} is a directory; pass a file path with --store")
+    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
+        self._dialect = dialect_for(path if path is not None else default_store_location())
+        self.path, self.location = self._dialect.path, self._dialect.location
+        self._dialect.prepare(create)
+        with self._errors():
+            self._db = self._dialect.connect()
         try:
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
-        try:
-            self._open()
+            self._open(create)
         except BaseException:
             self._db.close()
             raise
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     def close(self) -> None:
-        self._db.close()
+        with contextlib.suppress(Exception):
+            self._db.close()
 
     def __enter__(self) -> Store:
         return self
@@ -174,139 +176,132 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _error(self, exc: sqlite3.Error) -> UsageError:
-        text = str(exc)
-        low = text.lower()
-        if "locked" in low or "busy" in low:
-            return UsageError(f"store {self.path} is locked by another process (waited {BUSY_TIMEOUT_S:g} s); "
-                              "try again when it has finished")
-        if "readonly" in low or "read-only" in low:
-            return UsageError(f"store {self.path} is read-only; make it writable or pass another --store PATH")
-        if "not a database" in low or "malformed" in low or "corrupt" in low:
-            return UsageError(f"store {self.path} is not a valid SQLite database (corrupt?): {text}")
-        if "unable to open" in low:
-            return UsageError(f"cannot open store {self.path}: {text}")
-        return UsageError(f"store {self.path}: {text}")
-
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        except self._dialect.Error as exc:
+            raise self._dialect.error(exc) from None
+
+    def _execute(self, sql: str, params: tuple = ()) -> Any:
+        return self._db.execute(self._dialect.sql(sql), params)
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Store]:
         """One transaction: everything inside is committed together or not at all."""
         with self._errors():
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(self._dialect.begin_write)
             try:
-                yield self._db
+                yield self
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # a lost connection has rolled back already
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
-    def _open(self) -> None:
-        """Check the header and schema, migrating an older store. The three reads share one read transaction:
-        read one by one, a process creating the same new store in between made its fresh tables look like
-        another application's (application id read before its commit, tables after)."""
+    def _open(self, create: bool) -> None:
+        """Check the header and schema, migrating an older store. The reads share one read transaction: read
+        one by one, a process creating the same new store in between made its fresh tables look like another
+        application's (marker read before its commit, tables after)."""
         with self._errors():
-            self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("BEGIN")
             try:
-                app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
-                version = self._db.execute("PRAGMA user_version").fetchone()[0]
-                tables = [r[0] for r in self._db.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+                marked, version, tables = self._dialect.read_header(self._db)
             finally:
                 self._db.execute("COMMIT")
-        if app_id != APPLICATION_ID and (tables or version):
-            raise UsageError(f"{self.path} is not an opbench store (an SQLite database of another application"
-                             f"{' with tables ' + ', '.join(tables[:6]) if tables else ''}); "
-                             "pass another --store PATH")
+        if not marked and (tables or version):
+            raise UsageError(f"{self._dialect.foreign(tables)}; pass another --store")
         if version > SCHEMA_VERSION:
-            raise UsageError(f"store {self.path} has schema version {version}, newer than this opbench "
+            raise UsageError(f"store {self.location} has schema version {version}, newer than this opbench "
                              f"(reads up to {SCHEMA_VERSION}); upgrade opbench")
+        if version == 0 and not create:
+            raise MissingStore(self.location)
         if version < SCHEMA_VERSION:
-            self._migrate(version)
+            self._migrate()
 
-    def _migrate(self, version: int) -> None:
-        """Apply MIGRATIONS[version:] in one transaction (statement by statement: executescript would commit).
+    def _migrate(self) -> None:
+        """Apply MIGRATIONS[version:] in one transaction, statement by statement (executescript would commit).
 
-        The version is read again under the write lock: another process may have migrated the file meanwhile.
+        The version is read again under the write lock: another process may have migrated the store meanwhile.
         """
-        with self._write() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
+        with self._write():
+            self._dialect.lock_schema(self._db)
+            marked, version, tables = self._dialect.read_header(self._db)
+            if not marked and (tables or version):
+                raise UsageError(f"{self._dialect.foreign(tables)}; pass another --store")
             for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                for statement in self._dialect.schema(MIGRATIONS[step]):
+                    self._db.execute(statement)
+            self._dialect.write_version(self._db, SCHEMA_VERSION)
 
     # --- writing -----------------------------------------------------------------------------------------
     def create_run(self, run: Run) -> None:
         """Store a run's metadata (its results, if any, are not written: see `save_run`)."""
         with self._write() as db:
-            self._insert_run(db, run)
+            db._insert_run(run)
 
     def update_backends(self, run_id: str, backends: dict) -> None:
         """Replace a run's per-backend metadata (availability, versions, settings) in one transaction."""
         with self._write() as db:
-            self._require_run(db, run_id)
-            db.execute("UPDATE runs SET backends = ? WHERE id = ?", (_dumps(backends), run_id))
+            db._require_run(run_id)
+            db._execute("UPDATE runs SET backends = ? WHERE id = ?", (_dumps(backends), run_id))
 
     def add_result(self, run_id: str, result: CaseResult) -> None:
         """Store one result in its own transaction; a result for the same (case, backend, dtype) is replaced."""
         with self._write() as db:
-            self._require_run(db, run_id)
-            self._insert_result(db, run_id, result)
+            db._require_run(run_id)
+            db._insert_result(run_id, result)
 
     def save_run(self, run: Run) -> None:
         """Store a run and all its results in one transaction."""
         with self._write() as db:
-            self._insert_run(db, run)
+            db._insert_run(run)
             for result in run.results:
-                self._insert_result(db, run.run_id, result)
+                db._insert_result(run.run_id, result)
 
     def delete_run(self, run_id: str) -> None:
         run_id = self.resolve(run_id)
         with self._write() as db:
-            db.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
-            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            db._execute("DELETE FROM results WHERE run_id = ?", (run_id,))
+            db._execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
-    def _insert_run(self, db: sqlite3.Connection, run: Run) -> None:
+    def _insert_run(self, run: Run) -> None:
         from opbench import __version__
 
         if not run.run_id or run.run_id == "latest":
             raise UsageError(f"invalid run id {run.run_id!r}")
-        if db.execute("SELECT 1 FROM runs WHERE id = ?", (run.run_id,)).fetchone():
-            raise UsageError(f"run {run.run_id} is already in the store {self.path}")
+        if self._execute("SELECT 1 FROM runs WHERE id = ?", (run.run_id,)).fetchone():
+            raise UsageError(f"run {run.run_id} is already in the store {self.location}")
         version = "" if run.imported else str(run.machine.get("packages", {}).get("opbench", __version__))
         values = (run.run_id, run.created, run.preset, run.dtype, _dumps(run.machine), _dumps(run.settings),
                   _dumps(run.backends), int(run.imported), run.source, run.label, version)
-        db.execute(f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(values))})", values)
+        self._execute(f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(values))})",
+                      values)
 
-    def _require_run(self, db: sqlite3.Connection, run_id: str) -> None:
-        if not db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
-            raise UsageError(f"unknown run id {run_id!r} in store {self.path}; create_run first")
+    def _require_run(self, run_id: str) -> None:
+        if not self._execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+            raise UsageError(f"unknown run id {run_id!r} in store {self.location}; create_run first")
 
-    @staticmethod
-    def _insert_result(db: sqlite3.Connection, run_id: str, r: CaseResult) -> None:
+    def _insert_result(self, run_id: str, r: CaseResult) -> None:
+        """Insert, replacing a result of the same (case, backend, dtype): delete then insert, so the new row
+        takes the next `seq` on both back ends (SQLite's INSERT OR REPLACE does the same)."""
+        _real_in = self._dialect.real
         values = (run_id, r.case, r.family, r.backend, r.dtype, r.status, json.dumps(list(r.samples_ms)),
                   r.calls_per_sample, _real_in(r.first_call_ms), r.warmup_calls, r.stop_reason,
                   _real_in(r.rel_error), _real_in(r.tolerance), r.detail, r.error, r.flops, r.bytes,
                   _real_in(r.published_ms), _real_in(r.median_ms) if r.samples_ms else None,
                   _real_in(r.iqr_ms) if r.n >= 2 else None, r.n, json.dumps(list(r.process_medians_ms)),
                   json.dumps(list(r.unit_sizes)))
-        db.execute(f"INSERT OR REPLACE INTO results ({', '.join(_RESULT_COLUMNS)}) "
-                   f"VALUES ({', '.join('?' * len(values))})", values)
+        self._execute("DELETE FROM results WHERE run_id = ? AND case_name = ? AND backend = ? AND dtype = ?",
+                      (run_id, r.case, r.backend, r.dtype))
+        self._execute(f"INSERT INTO results ({', '.join(_RESULT_COLUMNS)}) "
+                      f"VALUES ({', '.join('?' * len(values))})", values)
 
     # --- reading -----------------------------------------------------------------------------------------
     def run_ids(self) -> list[str]:
         """Stored run ids, newest first."""
         with self._errors():
-            return [r[0] for r in self._db.execute("SELECT id FROM runs ORDER BY created DESC, rowid DESC")]
+            return [r[0] for r in self._execute("SELECT id FROM runs ORDER BY created DESC, rowid DESC")]
 
     def resolve(self, ref: str) -> str:
         """A full run id from an id, an unambiguous prefix of one, or `latest` (the newest run)."""
@@ -327,9 +322,9 @@ class Store:
         """A stored run with all its results, in the order they were stored. Accepts prefixes and `latest`."""
         run_id = self.resolve(run_id)
         with self._errors():
-            row = self._db.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?",
+            row = self._execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?",
                                    (run_id,)).fetchone()
-            rows = self._db.execute(f"SELECT {', '.join(_RESULT_COLUMNS)} FROM results WHERE run_id = ? "
+            rows = self._execute(f"SELECT {', '.join(_RESULT_COLUMNS)} FROM results WHERE run_id = ? "
                                     "ORDER BY seq", (run_id,)).fetchall()
         run = self._run_from_row(row)
         return Run(**{**run.__dict__, "results": tuple(self._result_from_row(r) for r in rows)})
@@ -337,20 +332,20 @@ class Store:
     def list_runs(self) -> list[Run]:
         """Every stored run, newest first, without results (`results == ()`)."""
         with self._errors():
-            rows = self._db.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs "
+            rows = self._execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs "
                                     "ORDER BY created DESC, rowid DESC").fetchall()
         return [self._run_from_row(r) for r in rows]
 
     def result_counts(self) -> dict[str, int]:
         """Number of stored results per run id."""
         with self._errors():
-            return dict(self._db.execute("SELECT run_id, COUNT(*) FROM results GROUP BY run_id").fetchall())
+            return dict(self._execute("SELECT run_id, COUNT(*) FROM results GROUP BY run_id").fetchall())
 
     def result_backends(self) -> dict[str, list[str]]:
         """The backends that have results, per run id, in the order they were first stored."""
         with self._errors():
-            rows = self._db.execute("SELECT run_id, backend, MIN(seq) AS first FROM results "
-                                    "GROUP BY run_id, backend ORDER BY run_id, first").fetchall()
+            rows = self._execute("SELECT run_id, backend, MIN(seq) AS first_seq FROM results "
+                                 "GROUP BY run_id, backend ORDER BY run_id, first_seq").fetchall()
         found: dict[str, list[str]] = {}
         for run_id, backend, _ in rows:
             found.setdefault(run_id, []).append(backend)
@@ -364,7 +359,7 @@ class Store:
                        backends=json.loads(d["backends"]),
                        imported=bool(d["imported"]), source=d["source"], label=d["label"])
         except (ValueError, TypeError) as exc:
-            raise UsageError(f"store {self.path}: run {d['id']} has corrupt metadata ({exc})") from None
+            raise UsageError(f"store {self.location}: run {d['id']} has corrupt metadata ({exc})") from None
 
     def _result_from_row(self, row: tuple) -> CaseResult:
         d = dict(zip(_RESULT_COLUMNS, row))
@@ -373,7 +368,7 @@ class Store:
             process_medians = tuple(float(x) for x in json.loads(d["process_medians_ms"]))
             unit_sizes = tuple(int(x) for x in json.loads(d["unit_sizes"]))
         except (ValueError, TypeError) as exc:
-            raise UsageError(f"store {self.path}: corrupt samples for {d['case_name']} ({exc})") from None
+            raise UsageError(f"store {self.location}: corrupt samples for {d['case_name']} ({exc})") from None
         return CaseResult(case=d["case_name"], family=d["family"], backend=d["backend"], dtype=d["dtype"],
                           status=d["status"], samples_ms=samples, calls_per_sample=d["calls_per_sample"],
                           first_call_ms=_real_out(d["first_call_ms"]), warmup_calls=d["warmup_calls"],
@@ -387,6 +382,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True)
 
 
-def open_store(path: str | Path | None = None, *, create: bool = True) -> Store:
-    """The store at `path`, else `$OPBENCH_STORE`, else the default path. `create=False`: it must exist."""
-    return Store(Path(path) if path is not None else None, create=create)
+def open_store(target: str | Path | None = None, *, create: bool = True) -> Store:
+    """The store at `target` (a path or a PostgreSQL URL), else `$OPBENCH_STORE`, else the default path.
+    `create=False`: it must exist (`MissingStore` otherwise)."""
+    return Store(target, create=create)
