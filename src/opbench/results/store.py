@@ -248,9 +248,16 @@ class Store:
 
     def add_result(self, run_id: str, result: CaseResult) -> None:
         """Store one result in its own transaction; a result for the same (case, backend, dtype) is replaced."""
+        self.add_results(run_id, [result])
+
+    def add_results(self, run_id: str, results: list[CaseResult], backends: dict | None = None) -> None:
+        """Store results (and, given, new per-backend metadata) of a stored run in one transaction."""
         with self._write() as db:
             db._require_run(run_id)
-            db._insert_result(run_id, result)
+            if backends is not None:
+                db._execute("UPDATE runs SET backends = ? WHERE id = ?", (_dumps(backends), run_id))
+            for result in results:
+                db._insert_result(run_id, result)
 
     def save_run(self, run: Run) -> None:
         """Store a run and all its results in one transaction."""

@@ -1,0 +1,1 @@
+"""`opbench site`: a static, self-contained web site of every run in a store, with step detection."""
