@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from opbench.errors import unknown
 
@@ -47,10 +49,31 @@ def check_dtype(dtype: str) -> str:
     return dtype
 
 
+PIPED_WIDTH = 1000  # columns of a console writing to a pipe or file: lines are never folded there
+
+
 def console(stderr: bool = False):  # -> rich.console.Console
+    """A rich console; one writing to a pipe or a file gets PIPED_WIDTH columns, so a table row stays on one
+    line (`opbench show latest | grep Softmax` finds whole rows) instead of being folded at rich's default 80."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, highlight=False, width=PIPED_WIDTH if piped else None)
+
+
+def print_tables(out, *tables, notes: bool = True) -> None:  # out: rich.console.Console; tables: report Tables
+    """Print report tables with rich, fitted to the terminal (see `report.tables.to_rich`), then the first
+    table's notes."""
+    from rich.markup import escape
+
+    from opbench.report.tables import to_rich
+
+    for table in tables:
+        out.print(to_rich(table, out.width))
+    if notes and tables:
+        for note in tables[0].notes:
+            out.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
 
 
 def progress(total: int, description: str, console_=None):  # -> (rich Progress context, advance callable)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 
 from opbench.catalog import PRESETS, preset_cases, select_cases
-from opbench.commands import add_catalog_option, add_format, console, load_catalog_option
-from opbench.report.tables import Table, to_markdown, to_rich
+from opbench.commands import add_catalog_option, add_format, console, load_catalog_option, print_tables
+from opbench.report.tables import Table, to_markdown
+
+PLAIN_HEADERS = ["case", "family", "tags", "MFLOP", "MB_float32"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list the catalog's cases")
+    p = sub.add_parser("list", help="list the catalog's cases",
+                       description="List the catalog's cases. In a terminal: a table (grouped by family when the "
+                                   "full names do not fit); piped or redirected: one tab-separated line per case "
+                                   "under a header line, e.g. `opbench list | grep Softmax`.")
     p.add_argument("--preset", default="seed", help=f"one of {', '.join(PRESETS)} (default seed)")
     p.add_argument("--ops", help="comma-separated families or case names")
     add_catalog_option(p)
@@ -24,9 +29,14 @@ def run(args: argparse.Namespace) -> int:
     cases = select_cases(preset_cases(args.preset), ops)
     rows = [[c.name, c.family, ",".join(sorted(c.tags)), f"{c.flops / 1e6:.1f}", f"{c.bytes_moved() / 1e6:.1f}"]
             for c in cases]
-    table = Table(f"{len(cases)} cases ({args.preset})", ["Case", "Family", "Tags", "MFLOP", "MB (float32)"], rows)
+    out = console()
     if args.format == "md":
-        print(to_markdown(table, legend=False), end="")
+        print(to_markdown(Table("", ["Case", "Family", "Tags", "MFLOP", "MB (float32)"], rows), legend=False),
+              end="")
+    elif not out.is_terminal:
+        print("\n".join("\t".join(r) for r in [PLAIN_HEADERS, *rows]))
     else:
-        console().print(to_rich(table))
+        table = Table(f"{len(cases)} cases ({args.preset}; MB moved in float32)", ["Case", "Tags", "MFLOP", "MB"],
+                      [[name, tags, mflop, mb] for name, _, tags, mflop, mb in rows])
+        print_tables(out, table)
     return 0

@@ -21,12 +21,13 @@ from opbench.commands import (
     check_dtype,
     console,
     load_catalog_option,
+    print_tables,
     progress,
 )
 from opbench.errors import UsageError, unknown
 from opbench.interrupts import deferred_interrupt
 from opbench.passes import single_process_hint
-from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown, to_rich
+from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
 from opbench.results.store import mask_url, open_store
@@ -206,11 +207,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "md":
         print("Detailed benchmark:\n" + to_markdown(detailed) + "\nAverage benchmark:\n" + to_markdown(average))
     else:
-        out = console()
-        out.print(to_rich(detailed))
-        out.print(to_rich(average))
-        for note in detailed.notes:
-            out.print(f"[dim]- {note}[/]")
+        print_tables(console(), detailed, average)
     if args.roofline:
         from opbench.commands.roofline import show_roofline
 

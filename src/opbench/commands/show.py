@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from opbench import machine
-from opbench.commands import add_format, add_store, add_table_options, console
-from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown, to_rich
+from opbench.commands import add_format, add_store, add_table_options, console, print_tables
+from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown
 from opbench.results import Run
 from opbench.results.resolve import load_run
 
@@ -45,11 +45,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = console()
     out.print(f"[bold]{heading(r)}[/]", soft_wrap=True)
-    detailed = detailed_table(r.results, pairs)
-    out.print(to_rich(detailed))
-    out.print(to_rich(average_table(r.results, pairs, args.geomean)))
-    for note in detailed.notes:
-        out.print(f"[dim]- {note}[/]")
+    print_tables(out, detailed_table(r.results, pairs), average_table(r.results, pairs, args.geomean))
     _roofline(r, args)
     return 0
 

@@ -49,6 +49,7 @@ class Table:
     headers: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
+    caption: str = ""  # printed under the rich table: what the marks and units mean
 
 
 def speedup(t_a: float, t_b: float) -> float:
@@ -154,7 +155,7 @@ def detailed_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str
         headers += [f"{b} % peak" for b in backends]
         for row, case in zip(rows, cases):
             row += [peak(index[(case, b)]) if (case, b) in index else "–" for b in backends]
-    return Table("Detailed benchmark", headers, rows, _notes(results))
+    return Table("Detailed benchmark (median ms per call)", headers, rows, _notes(results), LEGEND)
 
 
 def _mean(values: list[float], geometric: bool) -> float:
@@ -184,18 +185,19 @@ def average_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str]
                 marks += MARK_PARTIAL
             cells.append(Cell(_mean([m.value for m in timed], geometric), marks))
         rows.append(_row(fam, cells, backends, chosen))
-    title = "Average benchmark" + (" (geometric mean)" if geometric else "")
-    return Table(title, headers, rows, [])
+    title = "Average benchmark (ms, " + ("geometric" if geometric else "arithmetic") + " mean of a family's cases)"
+    return Table(title, headers, rows, [], LEGEND)
 
 
 def to_markdown(table: Table, legend: bool = True) -> str:
-    """The seed's Markdown layout (name column padded, dashes under each header)."""
-    width = max(len(r[0]) for r in [table.headers, *table.rows])
-    lines = ["| " + " | ".join([table.headers[0].ljust(width), *table.headers[1:]]) + " |",
-             "|" + "|".join(["-" * (width + 2), *("-" * max(6, len(h) + 2) for h in table.headers[1:])]) + "|"]
-    for row in table.rows:
-        lines.append("| " + " | ".join([row[0].ljust(width), *(c.rjust(6) for c in row[1:])]) + " |")
-    text = "\n".join(lines)
+    """A GitHub pipe table rendered by tabulate (every column padded to its widest cell, numbers
+    right-aligned with `---:`), then the legend and the notes."""
+    from tabulate import tabulate
+
+    numeric = [i > 0 and _numeric(table, i) for i in range(len(table.headers))]
+    text = tabulate([[c.replace("|", "\\|") for c in row] for row in table.rows], headers=table.headers,
+                    tablefmt="pipe", disable_numparse=True,
+                    colalign=["right" if n else "left" for n in numeric]) if table.headers else ""
     if legend:
         text += f"\n\n{LEGEND}"
     if table.notes:
@@ -203,19 +205,37 @@ def to_markdown(table: Table, legend: bool = True) -> str:
     return text + "\n"
 
 
-def to_rich(table: Table) -> object:
-    """A rich Table for the terminal (imported lazily: rendering only)."""
+def _numeric(table: Table, column: int) -> bool:
+    """Whether a column holds numbers, speedups or nan (right-aligned) rather than words."""
+    return all(re.match(r"^[+-]?(\d|nan|–|-$)", row[column]) for row in table.rows
+               if column < len(row) and row[column])
+
+
+def to_rich(table: Table, width: int | None = None) -> object:
+    """A rich Table for the terminal (imported lazily: rendering only), its caption (legend, units) underneath.
+
+    Case names (`Family / shape`) are never folded: when the table would be wider than `width` (the
+    terminal's columns), each family gets a heading row and its cases show only their shapes, which fit."""
+    from rich import box
     from rich.markup import escape
     from rich.table import Table as RichTable
 
-    def numeric(i: int) -> bool:  # numbers, speedups and nan are right-aligned; words are not
-        return all(re.match(r"^[+-]?(\d|nan)", row[i]) for row in table.rows if i < len(row) and row[i])
-
-    rt = RichTable(title=escape(table.title), show_lines=False, header_style="bold")
+    rows = [list(r) for r in table.rows]
+    grouped = width is not None and _too_wide(table, width) and all(" / " in r[0] for r in rows)
+    frame = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if grouped else {}
+    rt = RichTable(title=escape(table.title), show_lines=False, header_style="bold",
+                   caption=escape(table.caption) or None, caption_justify="left", **frame)
     for i, h in enumerate(table.headers):
-        rt.add_column(escape(h), justify="right" if i and numeric(i) else "left", overflow="fold",
-                      min_width=None if i == 0 else min(len(h), 8))
-    for row in table.rows:
+        rt.add_column(escape(h), justify="right" if i and _numeric(table, i) else "left",
+                      overflow="fold", no_wrap=i == 0, min_width=None if i == 0 else min(len(h), 8))
+    family = None
+    for row in rows:
+        if grouped:
+            head, _, shape = row[0].partition(" / ")
+            if head != family:
+                family = head
+                rt.add_row(f"[bold]{escape(head)}[/]", *([""] * (len(row) - 1)))
+            row[0] = "  " + shape
         styled = [escape(row[0])]
         for c in row[1:]:
             c = escape(c)
@@ -225,3 +245,10 @@ def to_rich(table: Table) -> object:
             styled.append(f"[{style}]{c}[/]" if style else c)
         rt.add_row(*styled)
     return rt
+
+
+def _too_wide(table: Table, width: int) -> bool:
+    """Whether the table, every cell on one line, is wider than `width` (rich's box: 3 columns per cell + 1)."""
+    widths = [max(len(h.split()[0]) if h else 0, *(len(r[i]) for r in table.rows if i < len(r)))
+              for i, h in enumerate(table.headers)]
+    return sum(widths) + 3 * len(widths) + 1 > width
