@@ -30,6 +30,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from opbench.contention import busiest
 from opbench.results import CaseResult
 
 # Timed verdicts, least to most severe.
@@ -95,6 +96,8 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
     return replace(worst, samples_ms=prior.samples_ms + new.samples_ms,
                    process_medians_ms=_medians(prior) + _medians(new),
                    unit_sizes=(*_unit_sizes(prior), len(new.samples_ms)),
+                   conditions=busiest(prior.conditions, new.conditions),
+                   warnings=tuple(dict.fromkeys(prior.warnings + new.warnings)),
                    warmup_calls=prior.warmup_calls + new.warmup_calls,
                    first_call_ms=prior.first_call_ms, detail=detail,
                    rel_error=max(errors) if errors else None,

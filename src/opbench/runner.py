@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import traceback
+import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from opbench import contention
 from opbench.backends import Backend, NotForcedError, get_backend
 from opbench.catalog import Case
 from opbench.catalog.user import unsupported_reason
@@ -64,12 +66,23 @@ def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int
     base = _base(case, backend, dtype)
     if not backend.supports(case.family):
         return CaseResult(status="unsupported", error=unsupported_reason(backend.name, case.family), **base)
+    with warnings.catch_warnings(record=True) as caught:  # into the result, not onto the progress bar
+        warnings.simplefilter("default")
+        result = _measure_verified(backend, case, dtype, seed, timing, base)
+    said = tuple(dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0][:300]}"
+                               for w in caught if str(w.message)))
+    return replace(result, warnings=said) if said else result
+
+
+def _measure_verified(backend: Backend, case: Case, dtype: str, seed: int, timing: TimingSettings,
+                      base: dict) -> CaseResult:
     try:
         inputs = case.make_inputs(dtype, seed)
         # bfloat16 inputs are float32 arrays of bfloat16 values (catalog._bfloat16): the adapter must convert them
         prepared = backend.prepare(case, inputs, dtype) if dtype == "bfloat16" else backend.prepare(case, inputs)
         op = backend.compile(prepared.op) if backend.compiled else prepared.op
-        result, out = measure(op, prepared.args, backend, timing)
+        with contention.watch() as conditions:
+            result, out = measure(op, prepared.args, backend, timing)
         canonical = prepared.canonical(out)
         out_dtype = backend.dtype_name(canonical)
         out_np = backend.to_numpy(canonical)
@@ -96,6 +109,7 @@ def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int
         rel_error=verdict.rel_error,
         tolerance=verdict.tolerance,
         detail=verdict.detail,
+        conditions=conditions,
         **base,
     )
 
@@ -103,7 +117,8 @@ def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int
 def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: None,
              prior: Mapping[tuple[str, str], CaseResult] | None = None, isolate: bool = True,
              case_timeout: float | None = None,
-             on_backend: Callable[[str, dict], None] = lambda name, info: None) -> list[CaseResult]:
+             on_backend: Callable[[str, dict], None] = lambda name, info: None,
+             on_start: Callable[[str, Case], None] = lambda name, case: None) -> list[CaseResult]:
     """Measure every (backend, case) pair in order, `plan.processes` passes each; `prior` holds results already
     measured, keyed by (backend, case name): a pair is measured only for the passes it lacks (see
     `passes.passes_done`), and new passes are combined with it (`passes.combine`).
@@ -115,7 +130,8 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
     pass only, since passes exist to sample independent processes). Backends run one after another, never side
     by side, so they do not disturb each other's timings. `on_result` gets each case's combined result after
     every pass, so a cut-off run keeps the passes already made; `on_backend(name, info)` gets the versions
-    and thread/precision settings as the measuring process reports them, after its setup. Returns the final
+    and thread/precision settings as the measuring process reports them, after its setup; `on_start(name, case)`
+    is called as each case's measurement begins (a progress bar's label). Returns the final
     result of every pair measured.
     """
     from opbench.worker import BackendWorker, default_case_timeout
@@ -139,10 +155,12 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
                 backend.setup()
                 on_backend(name, {"versions": backend.versions(), "settings": backend.settings()})
                 for case in todo:
+                    on_start(name, case)
                     keep(name, case, measure_case(backend, case, plan.dtype, plan.seed, plan.timing))
                 break
             with BackendWorker(name, timeout) as worker:  # one pass: every case still short of passes
                 for case in todo:
+                    on_start(name, case)
                     result = worker.measure(case, plan.dtype, plan.seed, plan.timing)
                     if not reported and worker.info:  # the worker starts on its first case
                         on_backend(name, worker.info)

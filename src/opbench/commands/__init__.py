@@ -63,37 +63,53 @@ def console(stderr: bool = False):  # -> rich.console.Console
 
 
 def print_tables(out, *tables, notes: bool = True) -> None:  # out: rich.console.Console; tables: report Tables
-    """Print report tables with rich, fitted to the terminal (see `report.tables.to_rich`), then the first
-    table's notes."""
+    """Print report tables with rich, fitted to the terminal (see `report.tables.to_rich`), then their captions
+    (the legend of their marks) once, then the first table's notes."""
     from rich.markup import escape
 
     from opbench.report.tables import to_rich
 
     for table in tables:
-        out.print(to_rich(table, out.width))
+        out.print(to_rich(table, out.width, caption=False))
+    for caption in dict.fromkeys(t.caption for t in tables if t.caption):
+        out.print(f"[dim]{escape(caption)}[/]", soft_wrap=True)
     if notes and tables:
         for note in tables[0].notes:
             out.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
 
 
-def progress(total: int, description: str, console_=None):  # -> (rich Progress context, advance callable)
-    """A transient rich progress bar with ETA on stderr; `advance(title)` counts one finished item and shows
-    its title. Every long command uses this one bar."""
+def progress(total: int, description: str, console_=None, estimate=None):  # -> (rich Progress, advance)
+    """A transient rich progress bar on stderr. `advance(title)` counts one finished item; `advance(title,
+    done=False)` only shows the item now being worked on. The label is never cut (it folds onto a second line
+    in a narrow terminal), so long case names stay distinguishable. The ETA is `estimate()` (seconds left, a
+    cost model's: `opbench.eta`) when given, else rich's count-based one. Every long command uses this bar."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.table import Column
+    from rich.text import Text
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("ETA"), TimeRemainingColumn(), console=console_ or console(stderr=True),
-                   transient=True)
+    class EstimateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            left = estimate()
+            if left is None or task.finished:
+                return Text("-:--:--", style="progress.remaining")
+            seconds = int(max(0.0, left))
+            return Text(f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}", style="progress.remaining")
+
+    eta = EstimateColumn() if estimate is not None else TimeRemainingColumn()
+    bar = Progress(BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), eta,
+                   TextColumn("{task.description}", table_column=Column(no_wrap=False, overflow="fold")),
+                   console=console_ or console(stderr=True), transient=True)
     task = bar.add_task(description, total=total)
 
-    def advance(title: str) -> None:
-        bar.update(task, advance=1, description=f"{description}: {title[:48]}")
+    def advance(title: str, done: bool = True) -> None:
+        bar.update(task, advance=1 if done else 0, description=f"{description}: {title}")
 
     return bar, advance

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from opbench import machine
 from opbench.backends import availability_table, get_backend, parse_backends
-from opbench.catalog import PRESETS, preset_cases, select_cases
+from opbench.catalog import PRESETS, Case, preset_cases, select_cases
 from opbench.commands import (
     DTYPES,
     add_catalog_option,
@@ -25,8 +26,9 @@ from opbench.commands import (
     progress,
 )
 from opbench.errors import UsageError, unknown
+from opbench.eta import CostModel
 from opbench.interrupts import deferred_interrupt
-from opbench.passes import single_process_hint
+from opbench.passes import passes_done, single_process_hint
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
@@ -223,11 +225,32 @@ def run(args: argparse.Namespace) -> int:
 def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err,
                            prior: dict[tuple[str, str], CaseResult], isolate: bool, case_timeout: float | None,
                            on_backend: Callable[[str, dict], None]) -> None:
-    bar, advance = progress(plan.passes_left(prior), "measuring", err)
+    """Run the plan under the progress bar: its label names the case being measured now, its ETA is the cost
+    model's (`opbench.eta`: each pending case's FLOPs and bytes at the rate this machine has shown)."""
+    work = {c.name: float(c.flops + c.bytes_moved(plan.dtype)) for c in plan.cases}
+    pending = [(b, work[c.name]) for b, c in plan.pairs()
+               for _ in range(int(max(0, plan.processes - passes_done(prior.get((b, c.name))))))]
+    model = CostModel(prior_fixed_s=plan.timing.budget_s + 0.5)
+    started: dict[str, float] = {}
+
+    def estimate() -> float:
+        running = time.monotonic() - started["at"] if started else 0.0
+        return max(model.remaining(pending) - running, model.remaining(pending[1:]))
+
+    bar, advance = progress(len(pending), "measuring", err, estimate)
     with bar:
+
+        def on_start(backend: str, case: Case) -> None:
+            started.update(at=time.monotonic())
+            advance(f"{backend}: {case.name}", done=False)
 
         def on_result(result: CaseResult) -> None:
             record(result)
-            advance(f"{result.backend}: {result.case}")
+            key = (result.backend, work.get(result.case, 0.0))
+            if started and key in pending:
+                pending.remove(key)
+                model.finished(result.backend, key[1], time.monotonic() - started.pop("at"))
+            advance(f"{result.backend}: {result.case} done")
 
-        run_plan(plan, on_result, prior=prior, isolate=isolate, case_timeout=case_timeout, on_backend=on_backend)
+        run_plan(plan, on_result, prior=prior, isolate=isolate, case_timeout=case_timeout, on_backend=on_backend,
+                 on_start=on_start)

@@ -7,8 +7,9 @@ The Average table is the arithmetic mean of a family's times per backend (the se
 on request; its speedups are computed from those means.
 
 Markers: `✗` wrong result, `†` reduced precision, `~` noisy (IQR/median > 10 %, or the medians of
-`run --processes N`'s worker processes more than 10 % apart), `*` an average over only
-some of the family's cases. A cell without a time reads `nan`, and a note under the table says why.
+`run --processes N`'s worker processes more than 10 % apart), `‡` measured on a busy machine
+(`opbench.contention`; a speedup from such a cell carries it too, so no busy number reads as clean), `*` an
+average over only some of the family's cases. A cell without a time reads `nan`, and a note under the table says why.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from opbench.contention import BUSY_OTHER_CORES, BUSY_SHARE, MARK_BUSY, busy_warning
 from opbench.results import CaseResult
 
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
@@ -30,6 +32,8 @@ DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
 MARK_WRONG, MARK_REDUCED, MARK_NOISY, MARK_PARTIAL = "✗", "†", "~", "*"
 LEGEND = (f"{MARK_WRONG} wrong result · {MARK_REDUCED} reduced precision (e.g. TF32 inside float32) · "
           f"{MARK_NOISY} noisy (IQR/median > 10%, or process medians > 10% apart) · "
+          f"{MARK_BUSY} measured on a busy machine (other processes took ≥ {BUSY_OTHER_CORES:g} core or "
+          f"{BUSY_SHARE:.0%} of the CPUs), a speedup from such a time is marked too · "
           f"{MARK_PARTIAL} average over part of the family · "
           "nan: not measured (see notes)")
 
@@ -103,6 +107,8 @@ def _cell(result: CaseResult | None) -> Cell:
         marks += MARK_REDUCED
     if result.noisy:
         marks += MARK_NOISY
+    if result.busy:
+        marks += MARK_BUSY
     return Cell(result.median_ms, marks)
 
 
@@ -117,7 +123,7 @@ def _index(results: Sequence[CaseResult]) -> tuple[list[str], list[str], dict[tu
 
 
 def _notes(results: Sequence[CaseResult]) -> list[str]:
-    """One note per (backend, status, reason), listing the cases it applies to."""
+    """The busy-machine warning, if any, then one note per (backend, status, reason), listing its cases."""
     groups: dict[tuple[str, str, str], list[str]] = {}
     for r in results:
         if not r.timed:
@@ -125,7 +131,8 @@ def _notes(results: Sequence[CaseResult]) -> list[str]:
         elif r.status != "ok":
             what = f"rel. error {r.rel_error:.2g} (tolerance {r.tolerance:.2g})" if r.rel_error is not None else ""
             groups.setdefault((r.backend, r.status, what), []).append(r.case)
-    notes = []
+    warning = busy_warning(results)
+    notes = [f"warning: {warning}"] if warning else []
     for (backend, status, reason), cases in groups.items():
         shown = ", ".join(cases[:4]) + (f" and {len(cases) - 4} more" if len(cases) > 4 else "")
         notes.append(f"{backend}: {status}: {reason} — {shown}")
@@ -137,8 +144,8 @@ def _row(name: str, cells: list[Cell], backends: list[str], pairs: list[tuple[st
     speedups = []
     for a, b in pairs:
         text = format_speedup(speedup(by_backend[a].value, by_backend[b].value))
-        if MARK_WRONG in by_backend[a].marks + by_backend[b].marks:
-            text += MARK_WRONG
+        both = by_backend[a].marks + by_backend[b].marks
+        text += "".join(mark for mark in (MARK_WRONG, MARK_BUSY) if mark in both)
         speedups.append(text)
     return [name, *(c.text() for c in cells), *speedups]
 
@@ -185,7 +192,7 @@ def average_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str]
                 marks += MARK_PARTIAL
             cells.append(Cell(_mean([m.value for m in timed], geometric), marks))
         rows.append(_row(fam, cells, backends, chosen))
-    title = "Average benchmark (ms, " + ("geometric" if geometric else "arithmetic") + " mean of a family's cases)"
+    title = "Average benchmark (ms, " + ("geometric" if geometric else "arithmetic") + " mean per family)"
     return Table(title, headers, rows, [], LEGEND)
 
 
@@ -211,7 +218,7 @@ def _numeric(table: Table, column: int) -> bool:
                if column < len(row) and row[column])
 
 
-def to_rich(table: Table, width: int | None = None) -> object:
+def to_rich(table: Table, width: int | None = None, caption: bool = True) -> object:
     """A rich Table for the terminal (imported lazily: rendering only), its caption (legend, units) underneath.
 
     Case names (`Family / shape`) are never folded: when the table would be wider than `width` (the
@@ -224,7 +231,8 @@ def to_rich(table: Table, width: int | None = None) -> object:
     grouped = width is not None and _too_wide(table, width) and all(" / " in r[0] for r in rows)
     frame = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if grouped else {}
     rt = RichTable(title=escape(table.title), show_lines=False, header_style="bold",
-                   caption=escape(table.caption) or None, caption_justify="left", **frame)
+                   caption=escape(table.caption) if caption and table.caption else None, caption_justify="left",
+                   **frame)
     for i, h in enumerate(table.headers):
         rt.add_column(escape(h), justify="right" if i and _numeric(table, i) else "left",
                       overflow="fold", no_wrap=i == 0, min_width=None if i == 0 else min(len(h), 8))
@@ -240,7 +248,7 @@ def to_rich(table: Table, width: int | None = None) -> object:
         for c in row[1:]:
             c = escape(c)
             style = "red" if MARK_WRONG in c else "yellow" if MARK_REDUCED in c else ""
-            if c.endswith("%") or c.endswith("%" + MARK_WRONG):
+            if re.search(f"%[{MARK_WRONG}{MARK_BUSY}]*$", c):
                 style = style or ("green" if c.startswith("+") else "magenta" if c.startswith("-") else "")
             styled.append(f"[{style}]{c}[/]" if style else c)
         rt.add_row(*styled)

@@ -64,7 +64,7 @@ _SEPARATOR = re.compile(r"^[\s|:\-]+$")
 _BACKEND_NAME = re.compile(r"^[A-Za-z][\w.+-]{0,39}$")
 _CASE_NAME = re.compile(r"^([A-Za-z][A-Za-z0-9_]{0,63}) / (\S.*)$")
 _MARKS = {"✗": "wrong", "†": "reduced-precision"}
-_IGNORED_MARKS = "~*"
+_IGNORED_MARKS = "~*‡"
 _TORCH_BACKENDS = ("cpu", "mps", "cuda", "cuda_compile")
 
 

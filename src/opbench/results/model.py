@@ -3,7 +3,9 @@
 JSON format versions (`SCHEMA_VERSION`):
   1 - first version: run metadata, per-result raw samples in ms, verdict, relative error, error text.
       Later optional fields (absent in older files, read as empty): `process_medians_ms`, `unit_sizes`
-      (how many of `samples_ms`, in order, each independent unit -- a worker process -- took).
+      (how many of `samples_ms`, in order, each independent unit -- a worker process -- took), `conditions`
+      (how busy the machine was while the case was timed: `opbench.contention`) and `warnings` (what the framework
+      warned while measuring the case).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class CaseResult:
     published_ms: float | None = None  # imported tables: a single published number, no samples
     process_medians_ms: tuple[float, ...] = ()  # one median per worker process (`run --processes N`)
     unit_sizes: tuple[int, ...] = ()  # samples per unit (process), in order; () for one unit or unknown
+    conditions: dict[str, Any] = field(default_factory=dict, hash=False)  # load while timed (`opbench.contention`)
+    warnings: tuple[str, ...] = ()  # the framework's warnings while the case ran, one line each
 
     @property
     def units_ms(self) -> tuple[tuple[float, ...], ...]:
@@ -114,6 +118,13 @@ class CaseResult:
         return max(m) / min(m) - 1 if len(m) >= 2 and min(m) > 0 else math.nan
 
     @property
+    def busy(self) -> bool:
+        """Timed while other processes took a share of the CPUs that can distort it (`opbench.contention`)."""
+        from opbench.contention import is_busy
+
+        return is_busy(self.conditions)
+
+    @property
     def noisy(self) -> bool:
         """IQR over 10 % of the median, or process medians more than 10 % apart."""
         return (self.n >= 2 and self.iqr_ms > NOISY_IQR_RATIO * self.median_ms) or \
@@ -124,6 +135,7 @@ class CaseResult:
         d["samples_ms"] = list(self.samples_ms)
         d["process_medians_ms"] = list(self.process_medians_ms)
         d["unit_sizes"] = list(self.unit_sizes)
+        d["warnings"] = list(self.warnings)
         if self.samples_ms:
             d["median_ms"], d["iqr_ms"], d["n"], d["noisy"] = self.median_ms, self.iqr_ms, self.n, self.noisy
             # achieved rates at the median (derived, for readers of the JSON; % of peak: `opbench roofline`)
@@ -138,6 +150,8 @@ class CaseResult:
         kw["samples_ms"] = tuple(float(x) for x in kw.get("samples_ms", ()))
         kw["process_medians_ms"] = tuple(float(x) for x in kw.get("process_medians_ms", ()))
         kw["unit_sizes"] = tuple(int(x) for x in kw.get("unit_sizes", ()))
+        kw["conditions"] = dict(kw.get("conditions") or {})
+        kw["warnings"] = tuple(str(x) for x in kw.get("warnings", ()))
         return cls(**kw)
 
 

@@ -24,6 +24,8 @@ Schema versions (`SCHEMA_VERSION`):
   3 - results gain `process_medians_ms` (JSON list: one median per worker process, `run --processes N`).
   4 - results gain `unit_sizes` (JSON list of ints: how many of `samples_ms`, in order, each independent unit
       -- a worker process -- took; '[]' for one unit or a result stored before units were recorded).
+  5 - results gain `conditions` (JSON object: other processes' CPU use, load average and CPU frequency while
+      the case was timed, `opbench.contention`) and `warnings` (JSON list of the framework's warnings).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from opbench.results.model import CaseResult, Run
 __all__ = ["BUSY_TIMEOUT_S", "MIGRATIONS", "SCHEMA_VERSION", "STORE_ENV_VAR", "MissingStore", "Store",
            "default_store_location", "default_store_path", "is_url", "mask_url", "open_store"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STORE_FILE_NAME = "opbench.sqlite"
 
 # MIGRATIONS[i] upgrades a store from version i to version i + 1 (version 0 is an empty file).
@@ -110,13 +112,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE results ADD COLUMN unit_sizes TEXT NOT NULL DEFAULT '[]';
     """,
+    # 4 -> 5
+    """
+    ALTER TABLE results ADD COLUMN conditions TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE results ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 _RESULT_COLUMNS = ("run_id", "case_name", "family", "backend", "dtype", "status", "samples_ms",
                    "calls_per_sample", "first_call_ms", "warmup_calls", "stop_reason", "rel_error", "tolerance",
                    "detail", "error", "flops", "bytes", "published_ms", "median_ms", "iqr_ms", "n",
-                   "process_medians_ms", "unit_sizes")
+                   "process_medians_ms", "unit_sizes", "conditions", "warnings")
 _RUN_COLUMNS = ("id", "created", "preset", "dtype", "machine", "settings", "backends", "imported", "source",
                 "label", "opbench_version")
 
@@ -298,7 +305,7 @@ class Store:
                   _real_in(r.rel_error), _real_in(r.tolerance), r.detail, r.error, r.flops, r.bytes,
                   _real_in(r.published_ms), _real_in(r.median_ms) if r.samples_ms else None,
                   _real_in(r.iqr_ms) if r.n >= 2 else None, r.n, json.dumps(list(r.process_medians_ms)),
-                  json.dumps(list(r.unit_sizes)))
+                  json.dumps(list(r.unit_sizes)), _dumps(r.conditions), json.dumps(list(r.warnings)))
         self._execute("DELETE FROM results WHERE run_id = ? AND case_name = ? AND backend = ? AND dtype = ?",
                       (run_id, r.case, r.backend, r.dtype))
         self._execute(f"INSERT INTO results ({', '.join(_RESULT_COLUMNS)}) "
@@ -374,6 +381,8 @@ class Store:
             samples = tuple(float(x) for x in json.loads(d["samples_ms"]))
             process_medians = tuple(float(x) for x in json.loads(d["process_medians_ms"]))
             unit_sizes = tuple(int(x) for x in json.loads(d["unit_sizes"]))
+            conditions = dict(json.loads(d["conditions"]))
+            warnings = tuple(str(x) for x in json.loads(d["warnings"]))
         except (ValueError, TypeError) as exc:
             raise UsageError(f"store {self.location}: corrupt samples for {d['case_name']} ({exc})") from None
         return CaseResult(case=d["case_name"], family=d["family"], backend=d["backend"], dtype=d["dtype"],
@@ -382,7 +391,8 @@ class Store:
                           stop_reason=d["stop_reason"], rel_error=_real_out(d["rel_error"]),
                           tolerance=_real_out(d["tolerance"]), detail=d["detail"], error=d["error"],
                           flops=d["flops"], bytes=d["bytes"], published_ms=_real_out(d["published_ms"]),
-                          process_medians_ms=process_medians, unit_sizes=unit_sizes)
+                          process_medians_ms=process_medians, unit_sizes=unit_sizes, conditions=conditions,
+                          warnings=warnings)
 
 
 def _dumps(value: Any) -> str:

@@ -12,6 +12,7 @@ import ctypes
 import os
 import signal
 import time
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -100,6 +101,15 @@ class BrokenSetupFake(NumpyFake):
         raise RuntimeError("planted: no device")
 
 
+class WarningFake(NumpyFake):
+    """Its framework warns (a UserWarning, as torch's beta `index_reduce` does) while preparing a Sum case."""
+
+    name = "fake_warning"
+
+    def fault(self) -> None:
+        warnings.warn("planted: this op is in beta", UserWarning, stacklevel=2)
+
+
 class SlowFake(NumpyFake):
     """Every case takes `OPBENCH_FAKE_DELAY_S` seconds (default 0.3) to prepare: time to interrupt a run."""
 
@@ -112,7 +122,7 @@ class SlowFake(NumpyFake):
 
 
 FAKES: dict[str, str] = {cls.name: f"{__name__}:{cls.__name__}" for cls in (
-    NumpyFake, CrashingFake, HangingFake, KilledFake, MemoryErrorFake, BrokenSetupFake, SlowFake)}
+    NumpyFake, CrashingFake, HangingFake, KilledFake, MemoryErrorFake, BrokenSetupFake, SlowFake, WarningFake)}
 
 
 def register_fakes() -> None:

@@ -1,0 +1,25 @@
+"""The progress ETA's cost model: fitted per backend from finished cases' work and wall time."""
+
+from __future__ import annotations
+
+import pytest
+
+from opbench.eta import CostModel
+
+
+def test_prior_until_cases_finish_then_the_fit_of_what_this_machine_showed() -> None:
+    model = CostModel(prior_fixed_s=1.0, prior_work_per_s=1e9)
+    assert model.seconds("cpu", 2e9) == pytest.approx(3.0)
+    for work in (1e6, 1e8, 1e9, 4e9):  # this machine: 0.2 s per case plus 1 s per 1e8 work
+        model.finished("cpu", work, 0.2 + work / 1e8)
+    assert model.seconds("cpu", 2e9) == pytest.approx(20.2, rel=1e-3)
+    assert model.remaining([("cpu", 1e6), ("cpu", 1e9)]) == pytest.approx(0.21 + 10.2, rel=1e-3)
+
+
+def test_a_backend_with_few_cases_borrows_the_fit_over_all_backends() -> None:
+    model = CostModel(prior_fixed_s=5.0)
+    for work in (1e6, 1e7, 1e8):
+        model.finished("cuda", work, 0.1)
+    model.finished("cpu", 1e6, 0.3)
+    assert model.seconds("cpu", 1e6) == pytest.approx(model.seconds("cuda", 1e6))
+    assert model.seconds("cuda", 1e8) == pytest.approx(0.1, abs=1e-6)  # fixed cost only: no hour-long jumps
