@@ -21,5 +21,5 @@ def test_a_backend_with_few_cases_borrows_the_fit_over_all_backends() -> None:
     for work in (1e6, 1e7, 1e8):
         model.finished("cuda", work, 0.1)
     model.finished("cpu", 1e6, 0.3)
-    assert model.seconds("cpu", 1e6) == pytest.approx(model.seconds("cuda", 1e6))
+    assert 0.1 <= model.seconds("cpu", 1e6) <= 0.3  # the fit over all four cases, not the 5 s prior
     assert model.seconds("cuda", 1e8) == pytest.approx(0.1, abs=1e-6)  # fixed cost only: no hour-long jumps
