@@ -298,3 +298,23 @@ def test_a_change_smaller_than_the_spread_between_processes_is_not_significant()
     assert "within the 30% spread between processes" in row.note
     doubled = _run("b", {"ReLU / dim=16x16": 2.0})  # beyond the spread: significant again
     assert _row(compare_runs(spread_a, doubled), "ReLU / dim=16x16").significant
+
+
+def test_ratios_never_in_e_notation_and_empty_columns_dropped() -> None:
+    from opbench.report.comparison import drop_empty_columns, ratio_text
+    from opbench.report.tables import Table
+
+    assert [ratio_text(x) for x in (0.8731, 8.933e-05, 11195.4, 1.0, None)] == \
+        ["0.8731", "0.00008933", "11,195", "1", "—"]
+    table = drop_empty_columns(Table("t", ["Case", "CI", "p"], [["a", "—", "0.1"], ["b", "—", "—"]]))
+    assert table.headers == ["Case", "p"] and table.rows == [["a", "0.1"], ["b", "—"]]
+
+
+def test_a_published_side_lacking_machine_keys_is_said_once_not_as_value_vs_none() -> None:
+    from opbench import machine
+
+    here = machine.collect()
+    published = {"published": True, "device": "M3 Max"}
+    lines = machine.differences(here, published)
+    assert not any("None" in line for line in lines)
+    assert any(line.startswith("B does not record cpu_model, logical_cores") for line in lines)

@@ -247,8 +247,14 @@ def merge_conflicts(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """What differs between the machine records of two runs being compared: the `MERGE_KEYS` and the opbench
-    build that measured them (`not recorded` for runs from before it was recorded)."""
-    lines = merge_conflicts(a, b)
+    build that measured them (`not recorded` for runs from before it was recorded). A key only one side
+    records (a published table names its device, not its CPU model or Python) is listed once as not recorded,
+    never as `value != None`."""
+    lines = [line for line in merge_conflicts(a, b) if line.split(":", 1)[0] not in _one_sided(a, b)]
+    for side, record, other in (("A", a, b), ("B", b, a)):
+        missing = [k for k in MERGE_KEYS if record.get(k) is None and other.get(k) is not None]
+        if missing:
+            lines.append(f"{side} does not record {', '.join(missing)}")
     build_a, build_b = a.get("opbench"), b.get("opbench")
     if build_a != build_b:
         def show(build: Any) -> str:
@@ -256,6 +262,11 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
                     else "not recorded")
         lines.append(f"opbench build: {show(build_a)} != {show(build_b)}")
     return lines
+
+
+def _one_sided(a: dict[str, Any], b: dict[str, Any]) -> set[str]:
+    """The `MERGE_KEYS` that exactly one of two machine records lacks (absent or None)."""
+    return {k for k in MERGE_KEYS if (a.get(k) is None) != (b.get(k) is None)}
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -1,7 +1,8 @@
 """A `Comparison` rendered as tables: one row per case and backend, then geometric means per family and overall.
 
-Only presentation: the numbers come from `opbench.compare`. Ratios are B/A with four significant digits (> 1: B
-is slower); `Change` reads `1.23x slower`, `1.23x faster`, `not significant`, or `... (untested)` where a side
+Only presentation: the numbers come from `opbench.compare`. Ratios are B/A with four significant digits, never
+in e-notation (> 1: B is slower); columns with nothing in any row (CI and p against a published table) are left
+out; `Change` reads `1.23x slower`, `1.23x faster`, `not significant`, or `... (untested)` where a side
 has no raw samples (an imported table: only the published number is known, nothing can be tested).
 """
 
@@ -30,6 +31,26 @@ def _num(x: float | None, fmt: str) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 
+def ratio_text(x: float | None) -> str:
+    """A ratio with four significant digits, never in e-notation: `0.8731`, `0.00008933`, `11,195`."""
+    if x is None or not math.isfinite(x):
+        return "—"
+    if x == 0 or 1e-3 <= abs(x) < 1e4:
+        return f"{x:.4g}"
+    if abs(x) >= 1e4:
+        return f"{x:,.0f}"
+    return f"{x:.{3 - math.floor(math.log10(abs(x)))}f}"
+
+
+def drop_empty_columns(table: Table, empty: str = "—") -> Table:
+    """`table` without the columns in which every row reads `empty` (a published side has no CI or p)."""
+    if not table.rows:
+        return table
+    keep = [i for i in range(len(table.headers)) if i == 0 or any(row[i] != empty for row in table.rows)]
+    return Table(table.title, [table.headers[i] for i in keep], [[row[i] for i in keep] for row in table.rows],
+                 table.notes, table.caption)
+
+
 def _p(p: float | None) -> str:
     if p is None:
         return "—"
@@ -41,12 +62,12 @@ def rows_table(comparison: Comparison) -> Table:
     headers = ["Case", "Backend", "A (ms)", "B (ms)", "B/A", f"{level}% CI", "p", "Change", "Note"]
     rows = []
     for r in comparison.rows:
-        ci = "—" if r.ci_low is None or r.ci_high is None else f"{r.ci_low:.4g}–{r.ci_high:.4g}"
-        rows.append([r.case, r.backend, _num(r.time_a_ms, ".3f"), _num(r.time_b_ms, ".3f"), f"{r.ratio:.4g}", ci,
+        ci = "—" if r.ci_low is None or r.ci_high is None else f"{ratio_text(r.ci_low)}–{ratio_text(r.ci_high)}"
+        rows.append([r.case, r.backend, _num(r.time_a_ms, ".3f"), _num(r.time_b_ms, ".3f"), ratio_text(r.ratio), ci,
                      _p(r.p_value), r.change, r.note])
     if not any(r.note for r in comparison.rows):  # no marked time: drop the empty column
         headers, rows = headers[:-1], [row[:-1] for row in rows]
-    return Table("B vs A per case", headers, rows, list(comparison.notes))
+    return drop_empty_columns(Table("B vs A per case", headers, rows, list(comparison.notes)))
 
 
 def summary_table(comparison: Comparison) -> Table:
@@ -60,11 +81,11 @@ def summary_table(comparison: Comparison) -> Table:
         c[key] += 1
     for family, gm in comparison.family_geomeans().items():
         c = counts[family]
-        rows.append([family, str(c["n"]), f"{gm:.4g}", _verbal(gm), str(c["slower"]), str(c["faster"]),
+        rows.append([family, str(c["n"]), ratio_text(gm), _verbal(gm), str(c["slower"]), str(c["faster"]),
                      str(c["same"]), str(c["untested"])])
     overall = comparison.overall_geomean()
     total = {k: sum(c[k] for c in counts.values()) for k in ("n", "slower", "faster", "same", "untested")}
-    rows.append(["Overall", str(total["n"]), _num(overall, ".4g"), _verbal(overall), str(total["slower"]),
+    rows.append(["Overall", str(total["n"]), ratio_text(overall), _verbal(overall), str(total["slower"]),
                  str(total["faster"]), str(total["same"]), str(total["untested"])])
     headers = ["Family", "Rows", "Geomean B/A", "Reads", "Slower", "Faster", "Not significant", "Untested"]
     return Table("Geometric mean of B/A per family", headers, rows, [])
@@ -84,10 +105,8 @@ def backend_table(comparison: Comparison) -> Table:
     (host-dispatch-bound) and the long (device-bound) cases."""
     split = comparison.backend_geomeans_by_duration()
 
-    def text(gm: float) -> str:
-        return f"{gm:.4g}"
-
-    rows = [[backend, text(gm), _verbal(gm), split_cell(split[backend][0], text), split_cell(split[backend][1], text)]
+    rows = [[backend, ratio_text(gm), _verbal(gm), split_cell(split[backend][0], ratio_text),
+             split_cell(split[backend][1], ratio_text)]
             for backend, gm in comparison.backend_geomeans().items()]
     return Table("Geometric mean of B/A per backend", ["Backend", "Geomean B/A", "Reads", *SPLIT_HEADERS], rows, [])
 
@@ -95,7 +114,7 @@ def backend_table(comparison: Comparison) -> Table:
 def _verbal(gm: float) -> str:
     if math.isnan(gm):
         return "—"
-    return f"B {gm:.2f}x slower" if gm >= 1 else f"B {1 / gm:.2f}x faster"
+    return f"B {ratio_text(gm)}x slower" if gm >= 1 else f"B {ratio_text(1 / gm)}x faster"
 
 
 def header_lines(comparison: Comparison) -> list[str]:

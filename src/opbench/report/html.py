@@ -319,13 +319,17 @@ def _comparison(comparison: ComparisonLike) -> str:
 
 
 def _ratio_text(value: float) -> str:
-    return "—" if value is None or math.isnan(value) else f"{value:.3f}"
+    from opbench.report.comparison import ratio_text
+
+    return ratio_text(value)
 
 
 def _verbal(gm: float, b: str) -> str:
+    """`B 1.23x slower`: the section's heading names B once; a Reads cell repeating a published table's
+    article title in every row says nothing more."""
     if gm is None or math.isnan(gm):
         return "—"
-    return f"{b} {gm:.2f}x slower" if gm >= 1 else f"{b} {1 / gm:.2f}x faster"
+    return f"B {_ratio_text(gm)}x slower" if gm >= 1 else f"B {_ratio_text(1 / gm)}x faster"
 
 
 def render_report(run: Run, comparison: ComparisonLike | None = None, figures: Sequence[Figure] = (), *,
