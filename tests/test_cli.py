@@ -79,3 +79,14 @@ def test_help_of_every_command_works() -> None:
         with pytest.raises(SystemExit) as sub:
             main([names.get(module, module), "--help"])
         assert sub.value.code == 0, module
+
+
+def test_run_help_has_a_description_examples_and_the_backend_names(capsys) -> None:
+    from opbench.backends import backend_names
+    from opbench.cli import main
+
+    with __import__("pytest").raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    assert "float64 reference" in text and "examples:" in text and "opbench run --resume RUN_ID" in text
+    assert all(name in text for name in backend_names())

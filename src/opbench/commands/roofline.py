@@ -21,7 +21,7 @@ from opbench.roofline import backend_settings, roofline_json
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("roofline", help="%% of calibrated peak (compute or memory bound) for every case of a run")
-    p.add_argument("run", help="stored run id, unique prefix or 'latest'; or a run.json / run dir")
+    p.add_argument("run", metavar="RUN", help="stored run id, unique prefix or 'latest'; or a run.json / run dir")
     add_store(p)
     p.add_argument("--calibration", type=Path, help="calibration file (default: the run's machine's stored one)")
     p.add_argument("--json", type=Path, help="also write the roofline as JSON to this file")

@@ -39,7 +39,20 @@ from opbench.timing import TimingSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="measure cases on backends and print the Detailed and Average tables")
+    from opbench.backends import backend_names
+
+    p = sub.add_parser(
+        "run", help="measure cases on backends and print the Detailed and Average tables",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Measure every selected case on every selected backend, each backend in its own worker "
+                    "process; verify each output against a float64 reference; store the results (SQLite) and "
+                    "write run.json, detailed.md and average.md; print the seed's Detailed and Average tables.",
+        epilog="backends: " + ", ".join(backend_names()) + " (`opbench backends` says which are available here)\n\n"
+               "examples:\n"
+               "  opbench run --backends cpu,mlx_cpu --preset quick      small shapes: a quick look\n"
+               "  opbench run --ops Softmax,MatMul --format md            two families, Markdown tables\n"
+               "  opbench run --backends cuda,cuda_compile --processes 3  3 worker processes per backend\n"
+               "  opbench run --resume RUN_ID                             measure what a cut-off run lacks")
     p.add_argument("--backends", help="comma-separated backends (default: every available one)")
     p.add_argument("--ops", help="comma-separated families or exact case names (default: all)")
     p.add_argument("--preset", help=f"{' | '.join(PRESETS)} (default seed: the seed's shapes)")
