@@ -5,7 +5,7 @@
 #
 # RUN is a run directory or run.json from `opbench run --preset seed ...` (the seed's shapes, so that case
 # names match the published tables), or a stored run id. OUT_DIR defaults to results/comparisons.
-# The published tables are read from ../shared (override with OPBENCH_SHARED=DIR); OPBENCH picks the
+# The published tables are the ones shipped in src/opbench/data/published (override with OPBENCH_PUBLISHED=DIR); OPBENCH picks the
 # opbench executable (default: opbench on PATH).
 #
 # Writes, each with B/A per case and backend, significance where both sides have raw samples (published
@@ -18,12 +18,12 @@ set -euo pipefail
 RUN=${1:?usage: benchmarks/make_comparisons.sh RUN [OUT_DIR]}
 OUT=${2:-results/comparisons}
 HERE=$(cd "$(dirname "$0")" && pwd)
-SHARED=${OPBENCH_SHARED:-$HERE/../../shared}
+PUBLISHED=${OPBENCH_PUBLISHED:-$HERE/../src/opbench/data/published}
 OPBENCH=${OPBENCH:-opbench}
-SEED="$SHARED/seed/mlx-pytorch-speed-analysis-m3-max.txt"
-REF="$SHARED/reference/mlx-benchmark-detailed_benchmark.md"
+SEED="$PUBLISHED/seed-m3-max-tables.md"
+REF="$PUBLISHED/mlx-benchmark-detailed_benchmark.md"
 for f in "$SEED" "$REF"; do
-    [ -f "$f" ] || { echo "make_comparisons: missing $f (set OPBENCH_SHARED)" >&2; exit 2; }
+    [ -f "$f" ] || { echo "make_comparisons: missing $f (set OPBENCH_PUBLISHED)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
 
@@ -54,9 +54,9 @@ compare vs-rtx4090-cuda.md "$REF#RTX4090" --map cpu=cuda
     echo "Regenerate with \`benchmarks/make_comparisons.sh RUN_DIR\`; it runs:"
     echo
     echo '```'
-    echo "opbench compare RUN ../shared/seed/mlx-pytorch-speed-analysis-m3-max.txt --format md"
-    echo "opbench compare RUN '../shared/reference/mlx-benchmark-detailed_benchmark.md#RTX4090' --format md"
-    echo "opbench compare RUN '../shared/reference/mlx-benchmark-detailed_benchmark.md#RTX4090' --map cpu=cuda --format md"
+    echo "opbench compare RUN src/opbench/data/published/seed-m3-max-tables.md --format md"
+    echo "opbench compare RUN 'src/opbench/data/published/mlx-benchmark-detailed_benchmark.md#RTX4090' --format md"
+    echo "opbench compare RUN 'src/opbench/data/published/mlx-benchmark-detailed_benchmark.md#RTX4090' --map cpu=cuda --format md"
     echo '```'
 } > "$OUT/README.md"
 echo "wrote $OUT/README.md" >&2

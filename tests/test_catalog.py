@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from opbench.catalog import FAMILIES, all_cases, parse_shape, preset_cases, select_cases
+from opbench.data import SEED_TABLES
 from opbench.errors import UsageError
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "mlx-pytorch-speed-analysis-m3-max.txt"
+SEED = SEED_TABLES
 SEED_ROW = re.compile(r"^\| ([A-Za-z0-9]+ / [^|]+?) \|")
 
 
@@ -20,7 +20,6 @@ def seed_names() -> list[str]:
     return [m.group(1).strip() for line in text.splitlines() if (m := SEED_ROW.match(line))]
 
 
-@pytest.mark.skipif(not SEED.exists(), reason="../shared/seed is not beside this checkout")
 def test_catalog_matches_the_seed_names_in_order() -> None:
     names = seed_names()
     assert len(names) == 85

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from opbench.data import REFERENCE_TABLES, SEED_TABLES
 from opbench.errors import UsageError
 from opbench.results import CaseResult, Run
 from opbench.results.importers import (
@@ -21,9 +22,7 @@ from opbench.results.importers import (
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "published_sample.md"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REFERENCE = SHARED / "reference" / "mlx-benchmark-detailed_benchmark.md"
-SEED = SHARED / "seed" / "mlx-pytorch-speed-analysis-m3-max.txt"
+REFERENCE, SEED = REFERENCE_TABLES, SEED_TABLES
 
 
 def _by_device(runs: list[Run]) -> dict[str, Run]:
@@ -215,7 +214,6 @@ def test_load_run_or_table_picks_sections(tmp_path: Path) -> None:
         load_run_or_table("no-such-run-id", store=store)
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="../shared/reference is not beside this checkout")
 def test_every_device_section_of_the_reference_file() -> None:
     runs = import_file(REFERENCE)
     devices = [r.machine["device"] for r in runs]
@@ -235,7 +233,6 @@ def test_every_device_section_of_the_reference_file() -> None:
     assert len({r.run_id for r in runs}) == len(runs)
 
 
-@pytest.mark.skipif(not SEED.exists(), reason="../shared/seed is not beside this checkout")
 def test_the_seed_article_detailed_table() -> None:
     (run,) = import_file(SEED)
     assert run.machine["device"] == "M3 Max" and run.imported

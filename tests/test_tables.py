@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
-import pytest
-
+from opbench.data import SEED_TABLES
 from opbench.report.tables import average_table, detailed_table, format_speedup, speedup, to_markdown
 from opbench.results import CaseResult
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "mlx-pytorch-speed-analysis-m3-max.txt"
+SEED = SEED_TABLES
 BACKENDS = ["mlx_gpu", "mlx_gpu_compile", "mlx_cpu", "mps", "cpu"]
 
 
@@ -33,7 +31,6 @@ def parse_seed() -> tuple[list[CaseResult], dict[str, list[str]]]:
     return results, averages
 
 
-@pytest.mark.skipif(not SEED.exists(), reason="../shared/seed is not beside this checkout")
 def test_seed_detailed_values_reproduce_its_average_table() -> None:
     results, published = parse_seed()
     table = average_table(results)
