@@ -264,3 +264,16 @@ def test_many_processes_create_and_write_one_store_at_once(tmp_path: Path) -> No
     with Store(path) as s:
         assert sorted(s.run_ids()) == [f"run-{i}" for i in range(4)]
         assert s.result_counts() == {f"run-{i}": 5 for i in range(4)}
+
+
+def test_latest_prefers_a_run_measured_on_this_host_over_newer_ones(tmp_path) -> None:
+    import platform
+
+    from opbench.results import Run
+    from opbench.results.store import Store
+
+    with Store(tmp_path / "s.sqlite") as s:
+        s.save_run(Run("mine", "2026-01-01T00:00:00", "quick", "float32", machine={"hostname": platform.node()}))
+        s.save_run(Run("theirs", "2026-01-02T00:00:00", "quick", "float32", machine={"hostname": "elsewhere"}))
+        s.save_run(Run("table", "2026-01-03T00:00:00", "published", "float32", imported=True))
+        assert s.resolve("latest") == "mine"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import platform
 
 from opbench import machine
 from opbench.commands import add_format, add_store, add_table_options, console, print_tables
@@ -25,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def heading(r: Run) -> str:
     """`run ID · created · machine` (imported runs: their label and source)."""
     where = machine.describe(r.machine) if r.machine and not r.imported else f"imported from {r.source or '?'}"
+    host = r.machine.get("hostname") if not r.imported else None
+    if host and host != platform.node():
+        where += f" · measured on host {host}, not this one"
     parts = [f"run {r.run_id}", r.label, r.created, f"{r.preset} preset, {r.dtype}", where]
     return " · ".join(p for p in parts if p)
 

@@ -318,10 +318,10 @@ class Store:
             return [r[0] for r in self._execute("SELECT id FROM runs ORDER BY created DESC, rowid DESC")]
 
     def resolve(self, ref: str) -> str:
-        """A full run id from an id, an unambiguous prefix of one, or `latest` (the newest run)."""
+        """A full run id from an id, an unambiguous prefix of one, or `latest` (see `latest`)."""
         ids = self.run_ids()
         if ref == "latest" and ids:
-            return ids[0]
+            return self.latest()
         if ref in ids:
             return ref
         matches = [i for i in ids if i.startswith(ref)] if ref else []
@@ -331,6 +331,20 @@ class Store:
             raise UsageError(f"run id prefix {ref!r} is ambiguous: {', '.join(matches[:8])}")
         known = ", ".join(ids[:10]) + (f", ... ({len(ids)} in all)" if len(ids) > 10 else "")
         raise UsageError(f"unknown run id {ref!r}; known: {known or 'none (the store is empty)'}")
+
+    def latest(self) -> str:
+        """What `latest` means in a store several processes and machines share: the newest run measured on
+        this host, else the newest measured run from any host, else the newest run (an imported table).
+        Commands that show a run say which host measured it (`commands.show.heading`)."""
+        import platform
+
+        runs = self.list_runs()
+        here = platform.node()
+        for wanted in (lambda r: not r.imported and r.machine.get("hostname") == here, lambda r: not r.imported):
+            found = next((r for r in runs if wanted(r)), None)
+            if found is not None:
+                return found.run_id
+        return runs[0].run_id
 
     def load_run(self, run_id: str) -> Run:
         """A stored run with all its results, in the order they were stored. Accepts prefixes and `latest`."""
