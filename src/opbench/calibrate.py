@@ -35,7 +35,6 @@ import gc
 import hashlib
 import json
 import os
-import platform
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -124,15 +123,14 @@ def machine_fingerprint(info: dict[str, Any]) -> str:
 
 
 def data_dir() -> Path:
-    """`$OPBENCH_DATA_DIR`, else the platform's user data directory + `/opbench`."""
+    """`$OPBENCH_DATA_DIR`, else opbench's per-user data directory as platformdirs defines it
+    (`$XDG_DATA_HOME/opbench` or `~/.local/share/opbench`, `~/Library/Application Support/opbench`,
+    `%LOCALAPPDATA%\\opbench`)."""
     if os.environ.get("OPBENCH_DATA_DIR"):
         return Path(os.environ["OPBENCH_DATA_DIR"])
-    home = Path.home()
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / "opbench"
-    if platform.system() == "Windows":
-        return Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / "opbench"
-    return Path(os.environ.get("XDG_DATA_HOME", home / ".local" / "share")) / "opbench"
+    from platformdirs import user_data_path
+
+    return user_data_path("opbench", appauthor=False)
 
 
 def calibration_path(info: dict[str, Any]) -> Path:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,18 +136,14 @@ def default_store_location() -> str | Path:
 
 
 def default_store_path() -> Path:
-    """`$OPBENCH_STORE` (when it is a path), else `opbench.sqlite` in the platform's per-user data directory."""
+    """`$OPBENCH_STORE` (when it is a path), else `opbench.sqlite` in opbench's per-user data directory
+    (platformdirs)."""
     env = os.environ.get(STORE_ENV_VAR)
     if env and not is_url(env):
         return Path(env).expanduser()
-    home = Path.home()
-    if sys.platform == "darwin":
-        base = home / "Library" / "Application Support"
-    elif sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
-    return base / "opbench" / STORE_FILE_NAME
+    from platformdirs import user_data_path
+
+    return user_data_path("opbench", appauthor=False) / STORE_FILE_NAME
 
 
 def _real_out(x: Any) -> float | None:
