@@ -1,8 +1,10 @@
 """Machine and software metadata, collected without root and without importing any framework.
 
-Works on Linux (/proc, cgroups), macOS (sysctl, system_profiler: Apple chip and GPU cores) and Windows
-(platform, GlobalMemoryStatusEx). NVIDIA GPUs (name, memory, driver) come from NVML through `pynvml` when it
-is importable, else from `nvidia-smi`. Package versions come from installed distributions' metadata, so no
+Cores and RAM come from psutil on every OS. The CPU's marketing name, which psutil does not give, is read
+per OS: Linux /proc/cpuinfo, macOS sysctl (with the E/P core layout and, from system_profiler, the Apple GPU's
+cores), Windows' registry. (py-cpuinfo would give the name everywhere, but it has had no release since 2022,
+spawns a subprocess taking about a second, and knows neither the E/P layout nor the GPU cores.) NVIDIA GPUs
+(name, memory, driver) come from NVML through `pynvml` when it is importable, else from `nvidia-smi`. Package versions come from installed distributions' metadata, so no
 framework is imported. Every probe is best-effort: a missing tool gives a missing key, never an exception.
 """
 
@@ -45,33 +47,30 @@ def _run(cmd: list[str], timeout: float = 5.0) -> str:
 
 
 def _linux_cpu() -> dict[str, Any]:
-    info: dict[str, Any] = {}
+    """The marketing name from /proc/cpuinfo (psutil has no CPU model name)."""
     try:
         with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        return info
-    cores = set()
-    phys, core = None, None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key == "model name" and "cpu_model" not in info:
-            info["cpu_model"] = value
-        elif key == "physical id":
-            phys = value
-        elif key == "core id":
-            core = value
-            cores.add((phys, core))
-    if cores:
-        info["physical_cores"] = len(cores)
-    try:
-        with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemTotal:"):
-                    info["ram_gb"] = round(int(line.split()[1]) / 1024**2, 1)
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    return {"cpu_model": value.strip()}
     except OSError:
         pass
+    return {}
+
+
+def _cores_and_memory() -> dict[str, Any]:
+    """Physical cores and RAM on every OS, from psutil (replaces /proc/meminfo, core-id counting, sysctl
+    hw.memsize and Windows' GlobalMemoryStatusEx)."""
+    import psutil
+
+    info: dict[str, Any] = {}
+    with contextlib.suppress(Exception):
+        physical = psutil.cpu_count(logical=False)
+        if physical:
+            info["physical_cores"] = physical
+    with contextlib.suppress(Exception):
+        info["ram_gb"] = round(psutil.virtual_memory().total / 1024**3, 1)
     return info
 
 
@@ -80,16 +79,10 @@ def _mac_cpu() -> dict[str, Any]:
     model = _run(["sysctl", "-n", "machdep.cpu.brand_string"])
     if model:
         info["cpu_model"] = model
-    phys = _run(["sysctl", "-n", "hw.physicalcpu"])
-    if phys.isdigit():
-        info["physical_cores"] = int(phys)
     perf = _run(["sysctl", "-n", "hw.perflevel0.physicalcpu"])
     eff = _run(["sysctl", "-n", "hw.perflevel1.physicalcpu"])
     if perf.isdigit() and eff.isdigit():
         info["core_layout"] = f"{eff}E+{perf}P"
-    mem = _run(["sysctl", "-n", "hw.memsize"])
-    if mem.isdigit():
-        info["ram_gb"] = round(int(mem) / 1024**3, 1)
     gpu_cores = _run(["system_profiler", "SPDisplaysDataType"], timeout=15)
     for line in gpu_cores.splitlines():
         if "Total Number of Cores" in line:
@@ -104,19 +97,6 @@ def _windows_cpu() -> dict[str, Any]:
 
         key = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"HARDWARE\DESCRIPTION\System\CentralProcessor\0")
         info["cpu_model"] = str(winreg.QueryValueEx(key, "ProcessorNameString")[0]).strip()
-    except Exception:
-        pass
-    try:
-        import ctypes
-
-        class MemStatus(ctypes.Structure):
-            _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong),
-                        ("ullTotalPhys", ctypes.c_ulonglong), ("rest", ctypes.c_ulonglong * 6)]
-
-        st = MemStatus()
-        st.dwLength = ctypes.sizeof(MemStatus)
-        ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(st))  # type: ignore[attr-defined]
-        info["ram_gb"] = round(st.ullTotalPhys / 1024**3, 1)
     except Exception:
         pass
     return info
@@ -228,6 +208,7 @@ def collect() -> dict[str, Any]:
     if gpus:
         info["gpus"] = gpus
     info.setdefault("gpus", [])
+    info.update(_cores_and_memory())
     info["packages"] = package_versions()
     info["opbench"] = opbench_build()
     threads = thread_settings()
