@@ -5,7 +5,8 @@ per OS: Linux /proc/cpuinfo, macOS sysctl (with the E/P core layout and, from sy
 cores), Windows' registry. (py-cpuinfo would give the name everywhere, but it has had no release since 2022,
 spawns a subprocess taking about a second, and knows neither the E/P layout nor the GPU cores.) NVIDIA GPUs
 (name, memory, driver) come from NVML through `pynvml` when it is importable, else from `nvidia-smi`.
-Package versions come from installed distributions' metadata, so no framework is imported. Every probe is best-effort: a missing tool gives a missing key, never an exception.
+Package versions come from installed distributions' metadata, so no framework is imported. Every probe is
+best-effort: a missing tool gives a missing key, never an exception.
 """
 
 from __future__ import annotations
