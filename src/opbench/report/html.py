@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from opbench import __version__
+from opbench.contention import MARK_BUSY
 from opbench.machine import differences
 from opbench.report.comparison import SPLIT_HEADERS, split_cell
 from opbench.report.plots import ComparisonRowLike, format_ms, marks
@@ -100,6 +101,9 @@ def _tooltip(result: CaseResult) -> str:
         lines.append("process medians " + ", ".join(f"{m:.4g}" for m in result.process_medians_ms) + " ms")
     lines.append(f"verdict {result.status}" + (" · noisy (IQR/median > 10 % or process medians > 10 % apart)"
                                                 if result.noisy else ""))
+    if result.busy:
+        lines.append(f"busy machine: other processes took {result.conditions['other_cpu_cores']:g} cores "
+                     f"of {result.conditions.get('cpus', '?')} while it was timed")
     return "\n".join(lines)
 
 
@@ -124,7 +128,8 @@ def _speedup_cell(a: CaseResult | None, b: CaseResult | None, pair: tuple[str, s
     tb = b.median_ms if b is not None and b.timed else math.nan
     value = speedup(ta, tb)
     wrong = any(r is not None and r.status == "wrong" for r in (a, b))
-    text = format_speedup(value) + (MARK_WRONG if wrong else "")
+    busy = any(r is not None and r.timed and r.busy for r in (a, b))
+    text = format_speedup(value) + (MARK_WRONG if wrong else "") + (MARK_BUSY if busy else "")
     sign = "na" if math.isnan(value) else "pos" if value > 0 else "neg" if value < 0 else "zero"
     title = f"{pair[0]}: {format_ms(ta)} ms, {pair[1]}: {format_ms(tb)} ms; (t_B/t_A − 1)·100 %"
     return (f'<td class="num sp-{sign}" data-col="{e(" ".join(pair))}" data-sort="{_num(value)}" '

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from opbench.contention import MARK_BUSY
 from opbench.report.rows import CaseRow, backend_order, case_rows, families
 from opbench.report.tables import MARK_NOISY, MARK_REDUCED, MARK_WRONG, choose_pairs, format_speedup, speedup
 from opbench.results import CaseResult, Run
@@ -83,8 +84,9 @@ def format_ms(value: float) -> str:
 
 
 def marks(result: CaseResult) -> str:
+    """The table marks of one time (`report.tables`): verdict, noisy, busy machine."""
     out = MARK_WRONG if result.status == "wrong" else MARK_REDUCED if result.status == "reduced-precision" else ""
-    return out + (MARK_NOISY if result.noisy else "")
+    return out + (MARK_NOISY if result.noisy else "") + (MARK_BUSY if result.busy else "")
 
 
 def _quartiles(result: CaseResult) -> tuple[float, float]:
