@@ -52,7 +52,7 @@ def test_same_distribution_is_not_significant() -> None:
     comparison = compare_runs(_run("a", seed=1), _run("b", seed=2))
     assert len(comparison.rows) == 3
     for row in comparison.rows:
-        assert row.significant is False and row.change == "not significant"
+        assert row.significant is False and row.change == "same"
         assert row.p_value is not None and row.ci_low is not None and row.ci_high is not None
         assert row.ci_low <= 1.0 <= row.ci_high or abs(row.ratio - 1) < 0.02
 
@@ -285,8 +285,8 @@ def test_backend_geomeans_split_short_and_long_cases() -> None:
 
 
 def test_a_change_smaller_than_the_spread_between_processes_is_not_significant() -> None:
-    """Tight samples in each run (the Mann-Whitney test and the interval both say 20 % slower), but A's three
-    worker processes already disagreed by 30 %: that 20 % is not evidence of a change."""
+    """Tight samples in each run (a per-sample test would say 20 % slower), but A's three worker processes
+    already disagreed by 30 %: the interval comes from that spread, so 20 % is too noisy to tell."""
     from dataclasses import replace
 
     a, b = _run("a"), _run("b", {"ReLU / dim=16x16": 1.2})
@@ -294,8 +294,8 @@ def test_a_change_smaller_than_the_spread_between_processes_is_not_significant()
     assert row.significant and row.ratio == pytest.approx(1.2, rel=0.02)
     spread_a = replace(a, results=tuple(replace(r, process_medians_ms=(1.0, 1.3, 1.1)) for r in a.results))
     row = _row(compare_runs(spread_a, b), "ReLU / dim=16x16")
-    assert row.significant is False and row.p_value < 0.001 and row.ci_low > 1.0
-    assert "within the 30% spread between processes" in row.note
+    assert row.significant is False and row.verdict == "ambiguous" and row.p_value > 0.05 and row.ci_low < 1.0
+    assert row.units == (3, 1) and "one process a side" not in row.note
     doubled = _run("b", {"ReLU / dim=16x16": 2.0})  # beyond the spread: significant again
     assert _row(compare_runs(spread_a, doubled), "ReLU / dim=16x16").significant
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from opbench.catalog import Case, preset_cases, select_cases
-from opbench.passes import combine, passes_done, single_process_hint
+from opbench.passes import combine, passes_done, process_spread_note
 from opbench.results import CaseResult
 from opbench.runner import Plan, run_plan
 from opbench.testing.fakes import register_fakes
@@ -96,8 +97,13 @@ def test_a_one_process_run_with_short_gpu_results_says_how_to_see_their_spread()
 
     results = [result("cuda", 0.02), result("cuda", 0.2), result("cpu", 0.01), result("mlx_gpu", 0.03, "wrong")]
     is_gpu = {"cuda": True, "mlx_gpu": True, "cpu": False}.__getitem__
-    hint = single_process_hint(results, 1, is_gpu)
+    hint = process_spread_note(results, 1, is_gpu)
     assert hint is not None and hint.startswith("2 GPU result(s) took under 50 µs per call")
-    assert "--processes 3" in hint
-    assert single_process_hint(results, 3, is_gpu) is None
-    assert single_process_hint([result("cuda", 0.2), result("cpu", 0.01)], 1, is_gpu) is None
+    assert "--processes 3" in hint and "H100" not in hint
+    assert process_spread_note(results, 3, is_gpu) is None  # no process medians recorded: nothing measured
+    assert process_spread_note([result("cuda", 0.2), result("cpu", 0.01)], 1, is_gpu) is None
+    spread = [replace(result("cuda", 0.02), process_medians_ms=(0.02, 0.03, 0.02)),
+              replace(result("cpu", 0.2), process_medians_ms=(0.2, 0.202, 0.2))]
+    note = process_spread_note(spread, 3, is_gpu)
+    assert note is not None and "median 50.0 % over 1 result(s) under 50 µs" in note
+    assert "median 1.0 % over 1 result(s) at or above 50 µs" in note and "1 result(s) over 10 %" in note

@@ -18,7 +18,7 @@ from opbench.errors import UsageError
 # Each module defines `register(subparsers)`, which adds its parser and sets `func` to a function
 # taking the parsed args and returning an exit code.
 COMMAND_MODULES = ("run", "catalog", "backends", "importing", "compare", "sweep", "calibrate", "roofline", "dtypes",
-                   "plot", "report", "runs", "show", "export", "push", "site")
+                   "noise", "plot", "report", "runs", "show", "export", "push", "site")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -5,28 +5,26 @@ paired with: the same name by default, or the one `backends_b` maps it to (`{"cp
 `cpu` with B's `mlx_gpu`; other backends of A still pair by name). This is what makes cross-machine
 comparisons work ("my CPU run vs the seed's M3 Max", "RTX 4090 cuda vs M3 Max mlx_gpu").
 
-Statistics, per row (pyperf style: noise is reported as "not significant", never as a speedup):
+Statistics, per row (the model and its trade-off: `opbench.significance`):
 - `time_a_ms`, `time_b_ms`: medians of the raw samples (or the published number of an imported table);
   `ratio = time_b / time_a` (> 1: B is slower).
-- `p_value`: two-sided Mann-Whitney U test of the two sets of raw samples (`scipy.stats.mannwhitneyu`).
-- `ci_low`, `ci_high`: percentile bootstrap (1 − alpha, i.e. 95 % by default) confidence interval of the
-  ratio of medians: both sides resampled with replacement `BOOTSTRAP_RESAMPLES` times (each resample's
-  median drawn directly from its order-statistic distribution, see `bootstrap_medians`), with a seed
-  derived from the case and backend so that the same runs always give the same interval.
-- `significant` is True only when all three hold: p < alpha, the interval excludes 1, and |ratio − 1| is at least the
-  noise floor (`noise_floor`, default 2 %), raised to the spread between worker processes (max / min − 1 of
-  `process_medians_ms`) where either run measured several (`run --processes N`): a difference smaller than the one
-  between two processes of the same run is not evidence of anything. The floor is deliberate: samples of one run come
-  from one process in one thermal and scheduling state, so their spread understates run-to-run variance, and with
-  hundreds of samples a 0.5 % shift gets a tiny p-value yet does not reproduce on the next run. Two percent is about
-  the run-to-run reproducibility of device-bound work: on an H100, cuda cases of 50 µs or more agreed within 1 %
-  (geometric mean) across five runs, two machine leases and two engine versions; host-bound work drifts further (cuda
-  cases under 50 µs 0.87-1.01, torch CPU cases 0.82-1.01 between runs of one lease;
-  `results/h100-rerun/REPRODUCIBILITY.md`). Raise `--noise-floor` for such cases.
-- Without raw samples on either side (imported published tables, or fewer than 2 samples) there is no test:
-  p, the interval and `significant` are None, and only the ratio is reported.
+- `ci_low`, `ci_high`, `p_value`: from the spread between independent units (worker processes, `run
+  --processes`, 3 by default): Student's interval of the log ratio with the variance of the log unit medians,
+  pooled over both runs and moderated by the other rows of the same backend and duration class.
+- `verdict`: slower / faster / same / ambiguous (too noisy to tell) / untested, against the noise floor:
+  `noise_floor` (default 2 %), raised per backend and duration class to what `opbench noise` measured on run
+  A's machine (`machine_floors`).
+- Runs measured in one process a side (older runs, `--processes 1`) have no between-unit spread: their
+  interval falls back to a percentile bootstrap of the ratio of medians over the samples (each resample's
+  median drawn from its order-statistic distribution, `bootstrap_medians`, seeded from the case and backend)
+  and p to the Mann-Whitney U test; such a row says so in its note, since samples of one process understate
+  run-to-run variance.
+- Without raw samples on either side (imported published tables) there is no test: p and the interval are
+  None and the verdict is "untested"; only the ratio is reported.
 
-Summaries: `family_geomeans()` is the geometric mean of the ratios of a family's rows (all backends pooled);
+Summaries: `family_geomeans()` is the geometric mean of the ratios of a family's rows (all backends pooled),
+`family_summaries()` / `backend_summaries()` / `overall_summary()` the same with an interval and a verdict
+(`significance.geomean_interval`);
 `backend_geomeans_by_duration()` splits each backend's rows at `SHORT_CASE_MS` of A's time (on a GPU the short
 ones are mostly bound by host dispatch, and drift between runs far more than the long ones);
 `overall_geomean()` is the geometric mean over all rows (every case weighs the same, so families with many
@@ -49,6 +47,7 @@ import numpy as np
 
 from opbench.errors import UsageError, unknown
 from opbench.results.model import CaseResult, Run
+from opbench.significance import geomean_interval, log_unit_spread, pooled_prior, ratio_interval, verdict
 
 BOOTSTRAP_RESAMPLES = 10_000
 DEFAULT_NOISE_FLOOR = 0.02
@@ -69,17 +68,57 @@ class ComparisonRow:
     ratio: float  # time_b / time_a  (> 1: B slower)
     ci_low: float | None  # bootstrap CI of the ratio of medians; None without samples
     ci_high: float | None
-    p_value: float | None  # Mann-Whitney U, two-sided; None without samples
-    significant: bool | None  # None when one side has no raw samples (imported tables)
+    p_value: float | None  # two-sided; None without samples
+    significant: bool | None  # verdict faster or slower; None when one side has no raw samples (imported tables)
     note: str = ""  # e.g. "A wrong", "B reduced-precision": a marked time
+    verdict: str = ""  # slower / faster / same / ambiguous / untested (derived from `significant` if not given)
+    log_se: float | None = None  # standard error of log(ratio); None when untested
+    units: tuple[int, int] = (0, 0)  # independent units (processes) of A and B
+
+    def __post_init__(self) -> None:
+        if not self.verdict:
+            derived = ("untested" if self.significant is None else "same" if not self.significant
+                       else "slower" if self.ratio > 1 else "faster")
+            object.__setattr__(self, "verdict", derived)
 
     @property
     def change(self) -> str:
-        """`1.23x slower`, `1.23x faster`, `not significant`, or `1.23x slower (untested)` without samples."""
-        if self.significant is False:
-            return "not significant"
+        """`1.23x slower`, `1.23x faster`, `same`, `ambiguous`, or `1.23x slower (untested)` without samples."""
+        if self.verdict in ("same", "ambiguous"):
+            return self.verdict
         text = f"{self.ratio:.2f}x slower" if self.ratio >= 1 else f"{1 / self.ratio:.2f}x faster"
-        return text if self.significant else f"{text} (untested)"
+        return text if self.verdict != "untested" else f"{text} (untested)"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A geometric mean of B/A over some rows, with its interval and verdict (`significance`)."""
+
+    geomean: float
+    ci_low: float | None
+    ci_high: float | None
+    rows: int
+    verdict: str
+
+    @property
+    def text(self) -> str:
+        """`0.987 (0.95–1.02)` or `0.987` without an interval."""
+        if math.isnan(self.geomean):
+            return "—"
+        if self.ci_low is None or self.ci_high is None:
+            return f"{self.geomean:.4g}"
+        return f"{self.geomean:.4g} ({self.ci_low:.3g}–{self.ci_high:.3g})"
+
+    def reads(self, b: str = "B") -> str:
+        """`B 1.22x slower`, `same`, `ambiguous (too noisy to tell)`, or `B 1.22x slower (untested)`."""
+        if math.isnan(self.geomean):
+            return "—"
+        if self.verdict == "same":
+            return "same"
+        if self.verdict == "ambiguous":
+            return "ambiguous (too noisy to tell)"
+        text = f"{b} {self.geomean:.2f}x slower" if self.geomean >= 1 else f"{b} {1 / self.geomean:.2f}x faster"
+        return text + (" (untested)" if self.verdict == "untested" else "")
 
 
 @dataclass(frozen=True)
@@ -122,10 +161,41 @@ class Comparison:
         """Geometric mean of B/A over every row; nan when nothing could be compared."""
         return geomean([row.ratio for row in self.rows])
 
+    def summarize(self, rows: Sequence[ComparisonRow]) -> Summary:
+        """The geometric mean of `rows` with its interval (`significance.geomean_interval`) and verdict."""
+        if not rows:
+            return Summary(math.nan, None, None, 0, "untested")
+        found = geomean_interval([math.log(r.ratio) for r in rows], [r.log_se for r in rows], self.alpha)
+        gm = geomean([r.ratio for r in rows])
+        if found is None:
+            return Summary(gm, None, None, len(rows), "untested")
+        _, low, high = found
+        return Summary(gm, low, high, len(rows), verdict(gm, low, high, self.noise_floor))
+
+    def family_summaries(self) -> dict[str, Summary]:
+        """`summarize` per family (all backends pooled), in the rows' order."""
+        by_family: dict[str, list[ComparisonRow]] = {}
+        for row in self.rows:
+            by_family.setdefault(row.family, []).append(row)
+        return {family: self.summarize(rows) for family, rows in by_family.items()}
+
+    def backend_summaries(self, threshold_ms: float = SHORT_CASE_MS) -> dict[str, tuple[Summary, Summary, Summary]]:
+        """Per backend (pair): `summarize` of all its rows, of those under `threshold_ms` (A's time), and of
+        the others."""
+        by_backend: dict[str, list[ComparisonRow]] = {}
+        for row in self.rows:
+            by_backend.setdefault(row.backend, []).append(row)
+        return {b: (self.summarize(rows), self.summarize([r for r in rows if r.time_a_ms < threshold_ms]),
+                    self.summarize([r for r in rows if r.time_a_ms >= threshold_ms]))
+                for b, rows in by_backend.items()}
+
+    def overall_summary(self) -> Summary:
+        return self.summarize(self.rows)
+
     def regressions(self, threshold_pct: float) -> list[ComparisonRow]:
-        """Rows where B is significantly slower than A by more than `threshold_pct` percent."""
+        """Rows that B is called slower on (`verdict`), by more than `threshold_pct` percent."""
         limit = 1 + threshold_pct / 100
-        return [row for row in self.rows if row.significant and row.ratio > limit]
+        return [row for row in self.rows if row.verdict == "slower" and row.ratio > limit]
 
 
 def geomean(values: Sequence[float]) -> float:
@@ -191,26 +261,29 @@ def _mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare_pair(case: str, family: str, backend: str, ra: CaseResult, rb: CaseResult, alpha: float = 0.05,
-                 noise_floor: float = DEFAULT_NOISE_FLOOR) -> ComparisonRow:
-    """One row: the ratio of medians and, when both sides have raw samples, its test and interval."""
+                 noise_floor: float = DEFAULT_NOISE_FLOOR, prior: tuple[float, int] | None = None) -> ComparisonRow:
+    """One row: the ratio of medians and, when both sides have raw samples, its interval, p and verdict
+    (`opbench.significance`; `prior` moderates the between-unit variance)."""
     time_a, time_b = ra.median_ms, rb.median_ms
     ratio = time_b / time_a
-    ci_low = ci_high = p_value = None
-    significant = None
-    if ra.n >= MIN_SAMPLES and rb.n >= MIN_SAMPLES:
-        a, b = np.asarray(ra.samples_ms, dtype=float), np.asarray(rb.samples_ms, dtype=float)
-        ci_low, ci_high = _bootstrap_ratio_ci(a, b, alpha, f"{case}|{backend}")
-        p_value = _mann_whitney_p(a, b)
-        spread = max((r.process_spread for r in (ra, rb) if not math.isnan(r.process_spread)), default=0.0)
-        tested = bool(p_value < alpha and not (ci_low <= 1.0 <= ci_high))
-        significant = tested and abs(ratio - 1.0) >= max(noise_floor, spread)
-        within_spread = tested and noise_floor <= abs(ratio - 1.0) < spread
+    ci_low = ci_high = p_value = log_se = None
+    units = (len(ra.unit_medians_ms), len(rb.unit_medians_ms))
     marks = [f"{side} {r.status}" for side, r in (("A", ra), ("B", rb)) if r.status != "ok"]
     marks += [f"{side} noisy" for side, r in (("A", ra), ("B", rb)) if r.noisy]
-    if significant is not None and within_spread:
-        marks.append(f"within the {100 * spread:.0f}% spread between processes")
+    if ra.n >= MIN_SAMPLES and rb.n >= MIN_SAMPLES:
+        found = ratio_interval(ratio, log_unit_spread(ra.unit_medians_ms, rb.unit_medians_ms), units, prior, alpha)
+        if found is not None:
+            ci_low, ci_high, p_value, log_se = found
+        else:  # one process a side: only the samples of each to go by
+            a, b = np.asarray(ra.samples_ms, dtype=float), np.asarray(rb.samples_ms, dtype=float)
+            ci_low, ci_high = _bootstrap_ratio_ci(a, b, alpha, f"{case}|{backend}")
+            p_value = _mann_whitney_p(a, b)
+            log_se = (math.log(ci_high) - math.log(ci_low)) / (2 * 1.96) if ci_low > 0 else None
+            marks.append("one process a side: spread between processes unknown")
+    call = verdict(ratio, ci_low, ci_high, noise_floor)
+    significant = None if call == "untested" else call in ("slower", "faster")
     return ComparisonRow(case, family, backend, time_a, time_b, ratio, ci_low, ci_high, p_value, significant,
-                         ", ".join(marks))
+                         ", ".join(marks), call, log_se, units)
 
 
 def _pairs(a: Run, b: Run, backends_b: dict[str, str] | None) -> list[tuple[str, str]]:
@@ -227,8 +300,11 @@ def _pairs(a: Run, b: Run, backends_b: dict[str, str] | None) -> list[tuple[str,
 
 
 def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha: float = 0.05,
-                 noise_floor: float = DEFAULT_NOISE_FLOOR) -> Comparison:
-    """Compare run B against run A (see the module doc for matching and statistics).
+                 noise_floor: float = DEFAULT_NOISE_FLOOR,
+                 machine_floors: dict[tuple[str, bool], float] | None = None) -> Comparison:
+    """Compare run B against run A (see the module doc for matching and statistics). `machine_floors` maps
+    (A's backend, A's time under `SHORT_CASE_MS`) to the noise floor `opbench noise` measured there; a row's
+    floor is the larger of it and `noise_floor`.
 
     Raises UsageError when a mapped backend is missing from its run, when alpha or the noise floor is out of
     range, or when the two runs have no backend in common (naming each run's backends).
@@ -244,7 +320,7 @@ def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha
     index_a = {(r.case, r.backend): r for r in a.results}
     index_b = {(r.case, r.backend): r for r in b.results}
     cases = list(dict.fromkeys(r.case for r in a.results))
-    rows: list[ComparisonRow] = []
+    matched: list[tuple[str, str, CaseResult, CaseResult]] = []
     skipped: dict[str, list[str]] = {}
     for name_a, name_b in pairs:
         label = name_a if name_a == name_b else f"{name_a} vs {name_b}"
@@ -257,14 +333,35 @@ def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha
                 skipped.setdefault(f"{label}: {reason}", []).append(case)
                 continue
             assert rb is not None
-            rows.append(compare_pair(case, ra.family, label, ra, rb, alpha, noise_floor))
+            matched.append((name_a, label, ra, rb))
         only_b = [c for (c, backend) in index_b if backend == name_b and (c, name_a) not in index_a]
         if only_b:
             skipped.setdefault(f"{label}: only in B", []).extend(dict.fromkeys(only_b))
+    rows = _rows(matched, alpha, noise_floor, machine_floors or {})
     notes = [_note(reason, names) for reason, names in skipped.items()]
     if a.dtype != b.dtype:
         notes.insert(0, f"the runs measured different dtypes: A {a.dtype}, B {b.dtype}")
     return Comparison(a, b, tuple(rows), tuple(notes), alpha, noise_floor)
+
+
+def _rows(matched: list[tuple[str, str, CaseResult, CaseResult]], alpha: float, noise_floor: float,
+          machine_floors: dict[tuple[str, bool], float]) -> list[ComparisonRow]:
+    """The rows of `matched` (A backend, label, A result, B result), each moderated by the prior of its
+    backend and duration class."""
+    def group(name_a: str, ra: CaseResult) -> tuple[str, bool]:
+        return name_a, ra.median_ms < SHORT_CASE_MS
+
+    spreads: dict[tuple[str, bool], list[tuple[float, int]]] = {}
+    for name_a, _, ra, rb in matched:
+        if ra.n >= MIN_SAMPLES and rb.n >= MIN_SAMPLES:
+            spreads.setdefault(group(name_a, ra), []).append(log_unit_spread(ra.unit_medians_ms, rb.unit_medians_ms))
+    priors = {key: pooled_prior(values) for key, values in spreads.items()}
+    rows = []
+    for name_a, label, ra, rb in matched:
+        key = group(name_a, ra)
+        floor = max(noise_floor, machine_floors.get(key, 0.0))
+        rows.append(compare_pair(ra.case, ra.family, label, ra, rb, alpha, floor, priors.get(key)))
+    return rows
 
 
 def _why_not_comparable(ra: CaseResult, rb: CaseResult | None) -> str:

@@ -1,11 +1,10 @@
 """Measuring a case in several independent processes, and what one result says about all of them.
 
-Within one process a case's samples agree closely (the engine stops when the 95 % CI of the median is within
-1 %), yet a second process can settle elsewhere: on an H100 host the same MLX Gather took 48 µs in one
-worker and 16 µs in the next, same engine, same machine lease (`results/h100-rerun/REPRODUCIBILITY.md`).
-Samples of one process understate run-to-run variance, so `opbench run --processes N` measures each backend
-in N passes, each pass in a fresh worker process, one after another (pyperf's design: several processes, not
-only several samples).
+Within one process a case's samples agree closely, yet a second process can settle elsewhere (an MLX Gather
+at 48 µs in one worker and 16 µs in the next, `results/h100-rerun/REPRODUCIBILITY.md`). Samples of one process
+understate run-to-run variance, so `opbench run` measures each backend in `timing.DEFAULT_UNITS` passes
+(`--processes N`), each pass in a fresh worker process, one after another (pyperf's design: several
+processes, not only several samples); each pass is one independent unit of `opbench.significance`.
 
 `combine` folds a new pass into what earlier passes gave:
 - both timed: the samples are pooled (the median over all passes is the reported time) and each pass's own
@@ -105,16 +104,32 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
                                                         if r)))
 
 
-def single_process_hint(results: Sequence[CaseResult], processes: int, is_gpu: Callable[[str], bool]) -> str | None:
-    """After a one-process run: how many GPU results took under `SHORT_CASE_MS` per call, the ones whose
-    times move most from one worker process to the next, and how to see by how much; None if there are none."""
+def process_spread_note(results: Sequence[CaseResult], processes: int,
+                        is_gpu: Callable[[str], bool]) -> str | None:
+    """What this run measured about the spread between its worker processes: per duration class (split at
+    `SHORT_CASE_MS`), the median over results of max / min - 1 of their process medians, and how many results
+    exceed `PROCESS_SPREAD_LIMIT` (marked ~). After a one-process run with GPU results under `SHORT_CASE_MS`
+    (the ones whose times move most between processes), it says that their spread was not measured. None when
+    there is nothing to say."""
     from opbench.compare import SHORT_CASE_MS
+    from opbench.results.model import PROCESS_SPREAD_LIMIT
 
-    if processes > 1:
+    split = f"{SHORT_CASE_MS * 1e3:g} µs"
+    if processes <= 1:
+        short = sum(r.timed and r.median_ms < SHORT_CASE_MS and is_gpu(r.backend) for r in results)
+        if not short:
+            return None
+        return (f"{short} GPU result(s) took under {split} per call: such times are bound by host dispatch and "
+                "move most between worker processes; this run used one process per backend, so their spread "
+                "was not measured and `compare` cannot test them against it (`--processes 3`, the default)")
+    spreads: dict[bool, list[float]] = {True: [], False: []}
+    for r in results:
+        if r.timed and not math.isnan(r.process_spread):
+            spreads[r.median_ms < SHORT_CASE_MS].append(r.process_spread)
+    if not spreads[True] and not spreads[False]:
         return None
-    short = sum(r.timed and r.median_ms < SHORT_CASE_MS and is_gpu(r.backend) for r in results)
-    if not short:
-        return None
-    return (f"{short} GPU result(s) took under {SHORT_CASE_MS * 1e3:g} µs per call: such times are bound by host "
-            "dispatch and, on an H100, differed by a median 20 % from one worker process to the next; "
-            "`--processes 3` measures their spread")
+    parts = [f"median {100 * float(np.median(v)):.1f} % over {len(v)} result(s) {label}"
+             for label, v in ((f"under {split}", spreads[True]), (f"at or above {split}", spreads[False])) if v]
+    over = sum(s > PROCESS_SPREAD_LIMIT for v in spreads.values() for s in v)
+    return (f"spread between the {processes} worker processes of this run (max / min - 1 of their medians): "
+            f"{'; '.join(parts)}; {over} result(s) over {100 * PROCESS_SPREAD_LIMIT:.0f} % (marked ~)")

@@ -14,6 +14,7 @@ from typing import Any
 from opbench import machine
 from opbench.errors import UsageError
 from opbench.results import CaseResult, Run
+from opbench.timing import DEFAULT_UNITS
 
 # run option -> (key in Run.settings or a Run attribute, default for a new run)
 RESUMABLE_OPTIONS: dict[str, tuple[str, Any]] = {
@@ -24,7 +25,7 @@ RESUMABLE_OPTIONS: dict[str, tuple[str, Any]] = {
     "budget": ("budget_s", 0.5),
     "min_samples": ("min_samples", 5),
     "seed": ("seed", 0),
-    "processes": ("processes", 1),
+    "processes": ("processes", DEFAULT_UNITS),
 }
 
 

@@ -37,7 +37,11 @@ class Plan:
     dtype: str = "float32"
     seed: int = 0
     timing: TimingSettings = DEFAULT_TIMING
-    processes: int = 1  # passes per backend, each in a fresh worker process (`opbench.passes`)
+    processes: int = 1  # passes per backend, each in a fresh worker process (`opbench.passes`): the units
+
+    def unit_timing(self) -> TimingSettings:
+        """The timing settings of one pass: the case budget split across the passes."""
+        return self.timing.per_unit(self.processes)
 
     def pairs(self) -> list[tuple[str, Case]]:
         return [(b, c) for b in self.backends for c in self.cases]
@@ -156,12 +160,12 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
                 on_backend(name, {"versions": backend.versions(), "settings": backend.settings()})
                 for case in todo:
                     on_start(name, case)
-                    keep(name, case, measure_case(backend, case, plan.dtype, plan.seed, plan.timing))
+                    keep(name, case, measure_case(backend, case, plan.dtype, plan.seed, plan.unit_timing()))
                 break
             with BackendWorker(name, timeout) as worker:  # one pass: every case still short of passes
                 for case in todo:
                     on_start(name, case)
-                    result = worker.measure(case, plan.dtype, plan.seed, plan.timing)
+                    result = worker.measure(case, plan.dtype, plan.seed, plan.unit_timing())
                     if not reported and worker.info:  # the worker starts on its first case
                         on_backend(name, worker.info)
                         reported = True

@@ -3,12 +3,12 @@
 A run is a stored run id (or prefix, or `latest`), a run.json / run directory, a JSON export, or a published
 Markdown table (`FILE#SECTION` for a multi-device file, e.g. `detailed_benchmark.md#RTX4090`).
 
-Exit codes: 0 compared (and no gate failed); 1 `--fail-above PCT` was given and either some case is
-significantly slower in B than in A by more than PCT %, or the overall geometric mean of B/A exceeds
-1 + PCT/100 (both are named on stderr); 2 bad input (unknown run, unreadable file, bad option).
-Rows without raw samples on a side (published tables) are never "significant", so with such a run only
-the overall geometric mean can trip the gate. A gated comparison with no comparable case also exits 1: a
-gate that checked nothing must not pass.
+Exit codes: 0 compared (and no gate failed); 1 `--fail-above PCT` was given and either some case is called
+slower in B than in A (its verdict, `opbench.significance`) by more than PCT %, or the overall geometric mean
+of B/A is called slower and exceeds 1 + PCT/100 (both are named on stderr); 2 bad input (unknown run,
+unreadable file, bad option). Rows without raw samples on a side (published tables) are "untested", never
+"slower", so with such a run only the bare overall geometric mean can trip the gate. A gated comparison
+with no comparable case also exits 1: a gate that checked nothing must not pass.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "comma-separated); other backends pair by name")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05: 95%% CI)")
     p.add_argument("--noise-floor", type=float, default=100 * DEFAULT_NOISE_FLOOR, metavar="PCT",
-                   help="changes below PCT %% are never significant (default 2)")
+                   help="changes below PCT %% are never called slower or faster (default 2; raised to what "
+                        "`opbench noise` measured on run A's machine)")
     p.add_argument("--fail-above", type=float, metavar="PCT",
-                   help="exit 1 if a case is significantly slower in B by more than PCT %%, or the overall "
-                        "geometric mean of B/A exceeds 1 + PCT/100")
+                   help="exit 1 if a case is called slower in B by more than PCT %%, or the overall "
+                        "geometric mean of B/A is called slower and exceeds 1 + PCT/100")
     p.add_argument("--out", type=Path, help="also write the Markdown report to this file")
     add_format(p)
     p.set_defaults(func=run)
@@ -50,7 +51,13 @@ def run(args: argparse.Namespace) -> int:
     mapping = parse_backend_map(args.map)
     run_a = load_run_or_table(args.run_a, store=args.store)
     run_b = load_run_or_table(args.run_b, store=args.store)
-    comparison = compare_runs(run_a, run_b, mapping, alpha=args.alpha, noise_floor=args.noise_floor / 100)
+    from opbench.noise import machine_floors
+
+    floors, floor_note = machine_floors(run_a)
+    comparison = compare_runs(run_a, run_b, mapping, alpha=args.alpha, noise_floor=args.noise_floor / 100,
+                              machine_floors=floors)
+    if floor_note:
+        console(stderr=True).print(f"note: {floor_note}", soft_wrap=True)
     report = to_markdown_report(comparison)
     if args.format == "md":
         print(report, end="")
@@ -76,15 +83,16 @@ def _gate(comparison, threshold: float | None) -> int:
         worst = sorted(regressions, key=lambda r: -r.ratio)
         shown = ", ".join(f"{r.case} [{r.backend}] {r.ratio:.2f}x" for r in worst[:5])
         more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
-        failures.append(f"{len(worst)} significant regression(s) above {threshold:g}%: {shown}{more}")
-    overall = comparison.overall_geomean()
+        failures.append(f"{len(worst)} regression(s) called slower above {threshold:g}%: {shown}{more}")
+    summary = comparison.overall_summary()
+    overall = summary.geomean
     if not comparison.rows:
         failures.append("no case could be compared, so nothing was checked (see the notes)")
-    elif overall > 1 + threshold / 100:
-        failures.append(f"overall geometric mean of B/A {overall:.3f} exceeds {1 + threshold / 100:.3f}")
+    elif overall > 1 + threshold / 100 and summary.verdict in ("slower", "untested"):
+        failures.append(f"overall geometric mean of B/A {summary.text} exceeds {1 + threshold / 100:.3f}")
     for failure in failures:
         print(f"opbench compare: FAIL: {failure}", file=sys.stderr)
     if not failures:
-        print(f"opbench compare: OK: no significant regression above {threshold:g}%, overall geometric mean "
-              f"{overall:.3f}", file=sys.stderr)
+        print(f"opbench compare: OK: no regression called slower above {threshold:g}%, overall geometric mean "
+              f"{summary.text} ({summary.verdict})", file=sys.stderr)
     return 1 if failures else 0

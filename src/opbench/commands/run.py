@@ -28,14 +28,14 @@ from opbench.commands import (
 from opbench.errors import UsageError, unknown
 from opbench.eta import CostModel
 from opbench.interrupts import deferred_interrupt
-from opbench.passes import passes_done, single_process_hint
+from opbench.passes import passes_done, process_spread_note
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
 from opbench.results.store import mask_url, open_store
 from opbench.resume import check_resumable, fill_options, measured_results
 from opbench.runner import Plan, run_plan
-from opbench.timing import TimingSettings
+from opbench.timing import DEFAULT_UNITS, TimingSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,13 +65,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default 300 + 20 x budget)")
     p.add_argument("--no-isolate", action="store_true",
                    help="measure in this process instead of one worker process per backend (debugging)")
-    p.add_argument("--budget", type=float, help="seconds of timed samples per case (default 0.5)")
+    p.add_argument("--budget", type=float, help="seconds of timed samples per case, split across the processes "
+                   "(default 0.5)")
     p.add_argument("--min-samples", type=int, help="minimum samples per case (default 5)")
     p.add_argument("--seed", type=int, help="input generator seed (default 0)")
     p.add_argument("--processes", type=int,
-                   help="measure each backend in N passes, each in a fresh worker process, and pool them "
-                        "(default 1; 3 or more on a shared or cloud machine: a second process can settle at "
-                        "another speed, and a case whose process medians differ by over 10%% is marked ~)")
+                   help="measure each backend in N passes, each in a fresh worker process (the independent "
+                        f"units `compare` tests), splitting the budget between them (default {DEFAULT_UNITS}; "
+                        "1 with --no-isolate)")
     add_catalog_option(p)
     add_table_options(p)
     p.add_argument("--roofline", action="store_true",
@@ -133,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         previous = db.load_run(args.resume)
         check_resumable(previous, here)
         catalogs = resumed_catalogs(args.catalog, previous)
+    if args.no_isolate and args.processes is None:
+        args.processes = 1  # in-process measurement has one process to give
     fill_options(args, previous)
     dtype = check_dtype(args.dtype)
     if args.preset not in PRESETS:
@@ -227,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         from opbench.commands.roofline import show_roofline
 
         show_roofline(store.run, calibration, args.format, out_dir)
-    spread_hint = single_process_hint(results, args.processes, lambda name: get_backend(name).device_kind == "gpu")
+    spread_hint = process_spread_note(results, args.processes, lambda name: get_backend(name).device_kind == "gpu")
     if spread_hint:
         err.print(f"note: {spread_hint}", soft_wrap=True)
     err.print(f"results: {out_dir}/run.json, {out_dir}/detailed.md, {out_dir}/average.md"

@@ -1,20 +1,20 @@
 """A `Comparison` rendered as tables: one row per case and backend, then geometric means per family and overall.
 
-Only presentation: the numbers come from `opbench.compare`. Ratios are B/A with four significant digits, never
-in e-notation (> 1: B is slower); columns with nothing in any row (CI and p against a published table) are left
-out; `Change` reads `1.23x slower`, `1.23x faster`, `not significant`, or `... (untested)` where a side
-has no raw samples (an imported table: only the published number is known, nothing can be tested).
+Only presentation: the numbers come from `opbench.compare`. Ratios are B/A with four significant digits (> 1: B
+is slower); `Change` reads `1.23x slower`, `1.23x faster`, `same`, `ambiguous` (too noisy to tell), or
+`... (untested)` where a side has no raw samples (an imported table: only the published number is known,
+nothing can be tested). Geometric means carry their interval and the same verdicts (`compare.Summary`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
-from opbench.compare import SHORT_CASE_MS, Comparison
+from opbench.compare import SHORT_CASE_MS, Comparison, Summary
 from opbench.report.tables import Table, to_markdown, to_rich
 from opbench.results.model import Run
+from opbench.significance import EQUIVALENCE
 
 
 def describe_run(run: Run) -> str:
@@ -70,59 +70,52 @@ def rows_table(comparison: Comparison) -> Table:
     return drop_empty_columns(Table("B vs A per case", headers, rows, list(comparison.notes)))
 
 
+VERDICT_COLUMNS = ("slower", "faster", "same", "ambiguous", "untested")
+
+
 def summary_table(comparison: Comparison) -> Table:
-    rows = []
+    level = round(100 * (1 - comparison.alpha))
     counts: dict[str, dict[str, int]] = {}
     for r in comparison.rows:
-        c = counts.setdefault(r.family, {"n": 0, "slower": 0, "faster": 0, "same": 0, "untested": 0})
-        c["n"] += 1
-        key = "untested" if r.significant is None else "same" if not r.significant else (
-            "slower" if r.ratio > 1 else "faster")
-        c[key] += 1
-    for family, gm in comparison.family_geomeans().items():
-        c = counts[family]
-        rows.append([family, str(c["n"]), ratio_text(gm), _verbal(gm), str(c["slower"]), str(c["faster"]),
-                     str(c["same"]), str(c["untested"])])
-    overall = comparison.overall_geomean()
-    total = {k: sum(c[k] for c in counts.values()) for k in ("n", "slower", "faster", "same", "untested")}
-    rows.append(["Overall", str(total["n"]), ratio_text(overall), _verbal(overall), str(total["slower"]),
-                 str(total["faster"]), str(total["same"]), str(total["untested"])])
-    headers = ["Family", "Rows", "Geomean B/A", "Reads", "Slower", "Faster", "Not significant", "Untested"]
+        c = counts.setdefault(r.family, dict.fromkeys(VERDICT_COLUMNS, 0))
+        c[r.verdict] += 1
+    rows = []
+    for family, summary in comparison.family_summaries().items():
+        rows.append([family, str(summary.rows), summary.text, summary.reads(),
+                     *(str(counts[family][k]) for k in VERDICT_COLUMNS)])
+    overall = comparison.overall_summary()
+    total = {k: sum(c[k] for c in counts.values()) for k in VERDICT_COLUMNS}
+    rows.append(["Overall", str(overall.rows), overall.text, overall.reads(),
+                 *(str(total[k]) for k in VERDICT_COLUMNS)])
+    headers = ["Family", "Rows", f"Geomean B/A ({level}% CI)", "Reads", "Slower", "Faster", "Same", "Ambiguous",
+               "Untested"]
     return Table("Geometric mean of B/A per family", headers, rows, [])
 
 
 SPLIT_HEADERS = (f"A < {SHORT_CASE_MS * 1000:g} µs (rows)", f"A ≥ {SHORT_CASE_MS * 1000:g} µs (rows)")
 
 
-def split_cell(part: tuple[float, int], ratio_text: Callable[[float], str]) -> str:
-    """One half of `Comparison.backend_geomeans_by_duration`: `0.873 (44)`, or `–` without rows."""
-    gm, n = part
-    return f"{ratio_text(gm)} ({n})" if n else "–"
+def split_cell(summary: Summary) -> str:
+    """One duration class of a backend: `0.873 (0.85–0.9) (44)`, or `–` without rows."""
+    return f"{summary.text} ({summary.rows})" if summary.rows else "–"
 
 
 def backend_table(comparison: Comparison) -> Table:
     """Per backend, the geomean of all rows and, split at `SHORT_CASE_MS` of A's time, of the short
-    (host-dispatch-bound) and the long (device-bound) cases."""
-    split = comparison.backend_geomeans_by_duration()
-
-    rows = [[backend, ratio_text(gm), _verbal(gm), split_cell(split[backend][0], ratio_text),
-             split_cell(split[backend][1], ratio_text)]
-            for backend, gm in comparison.backend_geomeans().items()]
+    (host-dispatch-bound) and the long (device-bound) cases, each with its interval."""
+    rows = [[backend, whole.text, whole.reads(), split_cell(short), split_cell(long)]
+            for backend, (whole, short, long) in comparison.backend_summaries().items()]
     return Table("Geometric mean of B/A per backend", ["Backend", "Geomean B/A", "Reads", *SPLIT_HEADERS], rows, [])
-
-
-def _verbal(gm: float) -> str:
-    if math.isnan(gm):
-        return "—"
-    return f"B {ratio_text(gm)}x slower" if gm >= 1 else f"B {ratio_text(1 / gm)}x faster"
 
 
 def header_lines(comparison: Comparison) -> list[str]:
     floor = f"{100 * comparison.noise_floor:g}%"
     return [f"A: {describe_run(comparison.run_a)}",
             f"B: {describe_run(comparison.run_b)}",
-            f"B/A > 1: B slower. Significant: Mann-Whitney p < {comparison.alpha:g}, bootstrap CI of the ratio "
-            f"of medians excludes 1, and |B/A − 1| ≥ {floor}. Untested: a side without raw samples "
+            f"B/A > 1: B slower. Slower/faster: the {round(100 * (1 - comparison.alpha))}% CI of the ratio "
+            "(from the spread between the runs' worker processes) excludes 1 and |B/A − 1| ≥ the noise floor "
+            f"({floor}, or what `opbench noise` measured on A's machine); same: the CI lies within ±max(floor, "
+            f"{100 * EQUIVALENCE:g}%); ambiguous: too noisy to tell. Untested: a side without raw samples "
             "(a published table).", *_differences(comparison)]
 
 

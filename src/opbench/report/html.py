@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from opbench import __version__
+from opbench.compare import Summary
 from opbench.contention import MARK_BUSY
 from opbench.machine import differences
 from opbench.report.comparison import SPLIT_HEADERS, split_cell
@@ -53,13 +54,11 @@ class ComparisonLike(Protocol):
     run_a: Run
     run_b: Run
 
-    def family_geomeans(self) -> Mapping[str, float]: ...
+    def family_summaries(self) -> Mapping[str, Summary]: ...
 
-    def backend_geomeans(self) -> Mapping[str, float]: ...
+    def backend_summaries(self) -> Mapping[str, tuple[Summary, Summary, Summary]]: ...
 
-    def backend_geomeans_by_duration(self) -> Mapping[str, tuple[tuple[float, int], tuple[float, int]]]: ...
-
-    def overall_geomean(self) -> float: ...
+    def overall_summary(self) -> Summary: ...
 
 
 @dataclass(frozen=True)
@@ -270,21 +269,19 @@ def _figures(figures: Sequence[Figure]) -> str:
 def _comparison(comparison: ComparisonLike) -> str:
     a, b = run_label(comparison.run_a), run_label(comparison.run_b)
     level = round(100 * (1 - comparison.alpha))
-    summary = "".join(f'<tr data-family="{e(f)}"><th scope="row">{e(f)}</th><td class="num" data-sort="{_num(g)}">'
-                      f"{_ratio_text(g)}</td><td>{e(_verbal(g, b))}</td></tr>"
-                      for f, g in comparison.family_geomeans().items())
-    overall = comparison.overall_geomean()
-    summary += (f'<tr class="overall"><th scope="row">Overall</th><td class="num">{_ratio_text(overall)}</td>'
-                f"<td>{e(_verbal(overall, b))}</td></tr>")
+    summary = "".join(f'<tr data-family="{e(f)}"><th scope="row">{e(f)}</th><td class="num" '
+                      f'data-sort="{_num(g.geomean)}">{e(g.text)}</td><td class="cmp-{g.verdict}">{e(g.reads())}</td>'
+                      "</tr>" for f, g in comparison.family_summaries().items())
+    overall = comparison.overall_summary()
+    summary += (f'<tr class="overall"><th scope="row">Overall</th><td class="num">{e(overall.text)}</td>'
+                f'<td class="cmp-{overall.verdict}">{e(overall.reads())}</td></tr>')
     head = [_header("Case", numeric=False), _header("Family", numeric=False), _header("Backend", numeric=False),
             _header(f"{a} (ms)"), _header(f"{b} (ms)"), _header(f"{b}/{a}"), _header(f"{level}% CI", numeric=False),
             _header("p"), _header("Verdict", numeric=False)]
     body = []
     for r in comparison.rows:
-        verdict = ("untested" if r.significant is None else "not significant" if not r.significant
-                   else f"{b} slower" if r.ratio > 1 else f"{b} faster")
-        cls = ("untested" if r.significant is None else "same" if not r.significant
-               else "slower" if r.ratio > 1 else "faster")
+        cls = r.verdict
+        verdict = {"slower": f"{b} slower", "faster": f"{b} faster", "ambiguous": "ambiguous (too noisy)"}.get(cls, cls)
         ci = "—" if r.ci_low is None or r.ci_high is None else f"{r.ci_low:.3f}–{r.ci_high:.3f}"
         p = "—" if r.p_value is None else "<0.001" if r.p_value < 0.001 else f"{r.p_value:.3f}"
         note = getattr(r, "note", "")
@@ -300,21 +297,22 @@ def _comparison(comparison: ComparisonLike) -> str:
                     f'{"".join(cells)}</tr>')
     notes = "".join(f"<li>{e(n)}</li>" for n in comparison.notes)
     differ = differences(comparison.run_a.machine, comparison.run_b.machine)
-    split = comparison.backend_geomeans_by_duration()
     by_backend = "".join(
-        f'<tr data-backend="{e(bk.split(" vs ")[0])}"><th scope="row">{e(bk)}</th><td class="num">{_ratio_text(g)}'
-        f"</td><td>{e(_verbal(g, b))}</td>"
-        + "".join(f'<td class="num">{split_cell(half, _ratio_text)}</td>' for half in split[bk]) + "</tr>"
-        for bk, g in comparison.backend_geomeans().items())
+        f'<tr data-backend="{e(bk.split(" vs ")[0])}"><th scope="row">{e(bk)}</th><td class="num">{e(g.text)}'
+        f'</td><td class="cmp-{g.verdict}">{e(g.reads())}</td>'
+        + "".join(f'<td class="num">{e(split_cell(half))}</td>' for half in halves) + "</tr>"
+        for bk, (g, *halves) in comparison.backend_summaries().items())
     split_heads = "".join(f"<th>{e(h)}</th>" for h in SPLIT_HEADERS)
     return (f'<section id="comparison"><h2>Comparison: {e(b)} (B) vs {e(a)} (A)</h2>'
-            f"<p>B/A &gt; 1: B is slower. Significant means the test rejects equal times at α = "
-            f"{comparison.alpha:g} and the {level} % CI of the ratio excludes 1. * a marked time "
-            "(hover for why).</p>"
+            f"<p>B/A &gt; 1: B is slower. Slower or faster: the {level} % CI of the ratio (from the spread between "
+            "the runs' worker processes) excludes 1 and the change exceeds the noise floor; same: the CI lies "
+            "within the equivalence margin; ambiguous: too noisy to tell. Geometric means carry their CI. "
+            "* a marked time (hover for why).</p>"
             + (f'<p class="differ">A and B differ in: {e("; ".join(differ))}</p>' if differ else "")
             +
             '<table class="results" id="comparison-summary"><caption>Geometric mean of B/A per family</caption>'
-            f"<thead><tr><th>Family</th><th>Geomean B/A</th><th>Reads</th></tr></thead><tbody>{summary}</tbody>"
+            f"<thead><tr><th>Family</th><th>Geomean B/A ({level} % CI)</th><th>Reads</th></tr></thead>"
+            f"<tbody>{summary}</tbody>"
             "</table>"
             '<table class="results" id="comparison-backends"><caption>Geometric mean of B/A per backend, and '
             "split by A's time (host-dispatch-bound on a GPU below the split)</caption><thead><tr><th>Backend</th>"
@@ -327,14 +325,6 @@ def _ratio_text(value: float) -> str:
     from opbench.report.comparison import ratio_text
 
     return ratio_text(value)
-
-
-def _verbal(gm: float, b: str) -> str:
-    """`B 1.23x slower`: the section's heading names B once; a Reads cell repeating a published table's
-    article title in every row says nothing more."""
-    if gm is None or math.isnan(gm):
-        return "—"
-    return f"B {_ratio_text(gm)}x slower" if gm >= 1 else f"B {_ratio_text(1 / gm)}x faster"
 
 
 def render_report(run: Run, comparison: ComparisonLike | None = None, figures: Sequence[Figure] = (), *,
@@ -404,7 +394,7 @@ table.results tbody th{text-align:left;font-weight:normal;white-space:nowrap}
 table.meta th{text-align:left;background:#fafafa;font-weight:600}
 .v-wrong{background:#fbdada;color:#900}.v-reduced-precision{background:#fff2c6}.na{color:#888}
 .noisy{text-decoration:underline dotted}.sp-pos{color:#1a7f37}.sp-neg{color:#a0197a}
-.cmp-slower{color:#b00}.cmp-faster{color:#1a7f37}.cmp-same{color:#666}.cmp-untested{color:#999}
+.cmp-slower{color:#b00}.cmp-faster{color:#1a7f37}.cmp-same{color:#666}.cmp-ambiguous{color:#a66f00}.cmp-untested{color:#999}
 .off{display:none}.count{font-weight:normal;color:#666;margin-left:.6em}
 #controls{background:#f7f7f7;padding:.5em;border:1px solid #e5e5e5;position:sticky;top:0;z-index:2}
 #controls label{margin-right:.8em}.legend{color:#555}

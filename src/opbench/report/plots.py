@@ -54,6 +54,7 @@ class ComparisonRowLike(Protocol):
     ci_high: float
     p_value: float
     significant: bool | None
+    verdict: str
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,7 @@ def _diverging_cmap():
 
 
 def comparison_chart(rows: Sequence[ComparisonRowLike], label_a: str, label_b: str) -> Figure:
-    """Per case and backend, the time ratio B/A on a log axis with its CI; colour says whether it is significant."""
+    """Per case and backend, the time ratio B/A on a log axis with its CI; colour says its verdict."""
     if not rows:
         raise ValueError("no comparison rows to plot")
     fig = _new_figure(10, 1.6 + 0.22 * len(rows))
@@ -329,12 +330,12 @@ def _finite(x: float | None) -> bool:
     return x is not None and not math.isnan(x) and not math.isinf(x) and x > 0
 
 
+VERDICT_STYLE = {"faster": ("#2ca02c", True), "slower": ("#d62728", True), "same": ("#666666", True),
+                 "ambiguous": ("#e6a100", False), "untested": ("#999999", False)}
+
+
 def _significance_style(row: ComparisonRowLike) -> tuple[str, bool]:
-    if row.significant is None:
-        return "#999999", False
-    if not row.significant:
-        return "#666666", True
-    return ("#2ca02c", True) if row.ratio < 1 else ("#d62728", True)
+    return VERDICT_STYLE.get(row.verdict, VERDICT_STYLE["untested"])
 
 
 def _significance_legend(label_b: str) -> list:
@@ -344,9 +345,9 @@ def _significance_legend(label_b: str) -> list:
         return Line2D([], [], marker="o", linestyle="", color=colour, markerfacecolor=colour if filled else "white",
                       label=label)
 
-    return [dot("#2ca02c", True, f"significant: {label_b} faster"),
-            dot("#d62728", True, f"significant: {label_b} slower"),
-            dot("#666666", True, "not significant"), dot("#999999", False, "untested (no raw samples)")]
+    labels = {"faster": f"{label_b} faster", "slower": f"{label_b} slower", "same": "same",
+              "ambiguous": "ambiguous (too noisy to tell)", "untested": "untested (no raw samples)"}
+    return [dot(*VERDICT_STYLE[k], label) for k, label in labels.items()]
 
 
 def save(fig: Figure, path: Path, dpi: int = 110) -> Path:

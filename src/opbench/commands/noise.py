@@ -1,0 +1,108 @@
+"""`opbench noise`: an A/A check of this machine: the same cases measured twice and compared.
+
+Prints per backend the false-positive rate (rows called different though nothing changed) and the smallest
+change that can be told from noise, under and at or above 50 µs; saves the result with the machine's metadata
+so that `opbench compare` uses it as the noise floor (`opbench.noise`). Both runs are stored (labels
+`noise A`, `noise B`), so nothing measured is lost. Exit 2 on bad input, before anything is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from dataclasses import replace
+
+from opbench import machine
+from opbench.catalog import PRESETS, preset_cases, select_cases
+from opbench.commands import add_format, console, progress
+from opbench.compare import SHORT_CASE_MS, compare_runs
+from opbench.errors import UsageError, unknown
+from opbench.interrupts import deferred_interrupt
+from opbench.results import Run
+from opbench.results.store import open_store
+from opbench.runner import Plan, run_plan
+from opbench.timing import DEFAULT_UNITS, TimingSettings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("noise", help="A/A check of this machine: false-positive rate and smallest detectable change")
+    p.add_argument("--backends", help="comma-separated backends (default: every available one)")
+    p.add_argument("--ops", help="comma-separated families or exact case names (default: all)")
+    p.add_argument("--preset", default="quick", help=f"{' | '.join(PRESETS)} (default quick)")
+    p.add_argument("--budget", type=float, default=TimingSettings().budget_s,
+                   help="seconds of timed samples per case and run, split across the processes (default 0.5)")
+    p.add_argument("--processes", type=int, default=DEFAULT_UNITS,
+                   help=f"worker processes (units) per backend and run (default {DEFAULT_UNITS}, as `opbench run`)")
+    p.add_argument("--store", help="SQLite result store for the two runs (default $OPBENCH_STORE, else the user "
+                                   "data directory)")
+    add_format(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from opbench.commands.run import new_run_id, resolve_backends
+    from opbench.noise import measure_noise, save_noise
+
+    if args.preset not in PRESETS:
+        raise unknown("preset", args.preset, PRESETS)
+    if not args.budget > 0 or args.processes < 1:
+        raise UsageError("--budget must be > 0 and --processes >= 1")
+    cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
+    cases = list({c.name: c for c in cases}.values())
+    backends, availability = resolve_backends(args.backends)
+    runnable = [b for b in backends if availability[b]["available"]]
+    if not runnable:
+        raise UsageError(f"none of the backends is available here ({', '.join(backends)}); see `opbench backends`")
+    db = open_store(args.store)
+    here = machine.collect()
+    plan = Plan(tuple(cases), tuple(runnable), timing=TimingSettings(budget_s=args.budget), processes=args.processes)
+    err = console(stderr=True)
+    err.print(f"opbench noise: {len(cases)} cases x {len(runnable)} backends ({', '.join(runnable)}), measured "
+              f"twice with {args.processes} processes each, on {machine.describe(here)}", soft_wrap=True)
+    runs = []
+    for side in ("A", "B"):
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        meta = Run(run_id=new_run_id(), created=now, preset=args.preset, dtype="float32", machine=here,
+                   settings={"budget_s": args.budget, "processes": args.processes, "backends": runnable,
+                             "ops": args.ops, "cases": len(cases), "seed": 0},
+                   backends=availability, label=f"noise {side}")
+        db.create_run(meta)
+        bar, advance = progress(plan.passes_left({}), f"noise run {side}", err)
+        with bar:
+
+            def record(result, run_id=meta.run_id, advance=advance) -> None:
+                with deferred_interrupt():
+                    db.add_result(run_id, result)
+                advance(f"{result.backend}: {result.case}")
+
+            results = run_plan(plan, record)
+        runs.append(replace(meta, results=tuple(results)))
+    comparison = compare_runs(runs[0], runs[1])
+    figures = measure_noise(comparison)
+    path = save_noise(figures, here, (runs[0].run_id, runs[1].run_id), runs[1].created)
+    split = f"{SHORT_CASE_MS * 1e3:g} µs"
+    headers = ["Backend", f"False positives (< {split})", f"False positives (≥ {split})",
+               f"Detectable (< {split})", f"Detectable (≥ {split})"]
+    rows = []
+    for backend, classes in figures.items():
+        cells = [backend]
+        for key in ("fpr", "detectable"):
+            for cls in ("short", "long"):
+                n = classes.get(cls)
+                if n is None:
+                    cells.append("–")
+                elif key == "fpr":
+                    cells.append(f"{n.different} of {n.rows} ({100 * n.false_positive_rate:.0f} %)")
+                else:
+                    cells.append(f"{100 * n.detectable:.1f} % (floor {100 * n.floor:.1f} %)")
+        rows.append(cells)
+    from opbench.report.tables import Table, to_markdown, to_rich
+
+    table = Table("A/A noise check", headers, rows, [])
+    if args.format == "md":
+        print(to_markdown(table, legend=False), end="")
+    else:
+        console().print(to_rich(table))
+    err.print(f"runs {runs[0].run_id} and {runs[1].run_id} stored in {db.path}; noise floors saved to {path} "
+              "(`opbench compare` uses them for runs of this machine)", soft_wrap=True)
+    return 0

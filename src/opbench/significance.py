@@ -1,0 +1,130 @@
+"""Is B different from A? Tests on independent units: the per-process medians of a case, not its samples.
+
+The samples of one worker process are not independent of each other (lag-1 autocorrelation around 0.5), and
+one process can settle at another speed than the next, so a test that treats every sample as independent
+calls two runs of the same code different on half of the rows. Here the unit of evidence is a *unit*: one
+worker process, summarized by the median of its samples (pyperf's many processes x few values;
+google/benchmark's repetitions). Per row, with k_A and k_B units:
+
+- the log of each unit median; their variance s² pooled over both sides (k_A + k_B - 2 degrees of freedom:
+  a run's spread between its own processes is the evidence for how far apart two runs can be);
+- moderated by a prior (`pooled_prior`): the typical s² of the other rows of the same backend and duration
+  class (split at 50 µs), with `PRIOR_DF` degrees of freedom (empirical-Bayes shrinkage as in limma's
+  moderated t): s²_mod = (d0·s0² + d·s²)/(d0 + d). With three units a side a row alone has 4 degrees of
+  freedom (t = 2.78); the prior gives it 8 (t = 2.31) and keeps one row whose three processes happened to
+  agree from looking precise;
+- the interval of the ratio: ratio · exp(±t · s_mod · sqrt(1/k_A + 1/k_B)) (Welch/Student on log times,
+  `ratio_interval`), and a two-sided p from the same t.
+
+Verdicts (`verdict`), with `floor` the smallest change worth reporting (the noise floor: `compare
+--noise-floor`, raised to what `opbench noise` measured on this machine) and `EQUIVALENCE` the margin for
+"same":
+- slower / faster: the interval excludes 1 and the ratio is beyond the floor;
+- same: the interval lies within 1 ± max(floor, EQUIVALENCE) (a difference, if any, too small to matter);
+- ambiguous: anything else: the interval is too wide to tell (too noisy, or too few units);
+- untested: a side has no raw samples (a published table).
+
+Trade-off: unit medians throw away the within-unit detail, and with few units the interval is wide (a real
+3 % change on a noisy host may read "ambiguous" rather than "slower"); in exchange two runs of the same code
+are called different at about the nominal rate (`benchmarks/significance.py aa`), which per-sample tests
+are not. The prior assumes rows of one backend and duration class share their process-to-process spread; a
+row noisier than its peers is shrunk towards them, which the noise floor guards against.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+PRIOR_DF = 4
+PRIOR_MIN_ROWS = 3
+EQUIVALENCE = 0.05
+VERDICTS = ("slower", "faster", "same", "ambiguous", "untested")
+
+
+def log_unit_spread(units_a: Sequence[float], units_b: Sequence[float]) -> tuple[float, int]:
+    """(s², degrees of freedom) of the log unit medians, pooled over both sides; (nan, 0) when neither side
+    has two units."""
+    ss, df = 0.0, 0
+    for units in (units_a, units_b):
+        if len(units) >= 2:
+            logs = np.log(np.asarray(units, dtype=float))
+            ss += float(((logs - logs.mean()) ** 2).sum())
+            df += len(units) - 1
+    return (ss / df if df else math.nan), df
+
+
+def pooled_prior(spreads: Sequence[tuple[float, int]]) -> tuple[float, int] | None:
+    """The prior (s0², PRIOR_DF) of a group of rows: the median of their s², divided by the median of
+    chi²(d)/d (so it estimates the mean variance, not a value biased low by the skewed chi²); None with fewer
+    than PRIOR_MIN_ROWS rows with units."""
+    from scipy.stats import chi2
+
+    usable = [(v, d) for v, d in spreads if d > 0 and math.isfinite(v)]
+    if len(usable) < PRIOR_MIN_ROWS:
+        return None
+    d = int(np.median([d for _, d in usable]))
+    s0 = float(np.median([v for v, _ in usable])) / (chi2.median(d) / d)
+    return s0, PRIOR_DF
+
+
+def ratio_interval(ratio: float, spread: tuple[float, int], units: tuple[int, int],
+                   prior: tuple[float, int] | None, alpha: float) -> tuple[float, float, float, float] | None:
+    """(low, high, p, standard error of log ratio) for `ratio`, from the between-unit spread moderated by
+    `prior`; None when there is no spread to go by (one unit a side and no prior)."""
+    from scipy.stats import t as student
+
+    var, df = spread
+    if prior is not None:
+        s0, d0 = prior
+        var = (d0 * s0 + (df * var if df else 0.0)) / (d0 + df)
+        df += d0
+    if not df:
+        return None
+    se = math.sqrt(max(var, 0.0) * (1 / units[0] + 1 / units[1]))
+    log_ratio = math.log(ratio)
+    if se == 0:
+        return ratio, ratio, (1.0 if log_ratio == 0 else 0.0), 0.0
+    q = float(student.ppf(1 - alpha / 2, df))
+    p = float(2 * student.sf(abs(log_ratio) / se, df))
+    return ratio * math.exp(-q * se), ratio * math.exp(q * se), p, se
+
+
+def verdict(ratio: float, low: float | None, high: float | None, floor: float) -> str:
+    """slower / faster / same / ambiguous / untested, by the rules in the module docstring."""
+    if low is None or high is None:
+        return "untested"
+    if low > 1 and ratio >= 1 + floor:
+        return "slower"
+    if high < 1 and ratio <= 1 / (1 + floor):
+        return "faster"
+    margin = 1 + max(floor, EQUIVALENCE)
+    if low >= 1 / margin and high <= margin:
+        return "same"
+    return "ambiguous"
+
+
+def geomean_interval(log_ratios: Sequence[float], log_ses: Sequence[float | None], alpha: float
+                     ) -> tuple[float, float, float] | None:
+    """(geomean, low, high) of ratios given as logs, with their standard errors (None: untested row).
+
+    The interval is Student's on the mean log ratio with the larger of two standard errors: the spread of
+    the rows' log ratios over sqrt(rows) (how much cases differ from each other: the question "is this
+    family slower?" is about cases), and the rows' own measurement errors combined (what remains with one row
+    or rows that agree). None when no row was tested."""
+    from scipy.stats import t as student
+
+    tested = [s for s in log_ses if s is not None]
+    if not tested or not log_ratios:
+        return None
+    x = np.asarray(log_ratios, dtype=float)
+    n = len(x)
+    measurement = math.sqrt(sum(s * s for s in tested)) / len(tested)
+    between = float(x.std(ddof=1)) / math.sqrt(n) if n >= 2 else 0.0
+    se = max(measurement, between)
+    df = max(n - 1, PRIOR_DF)
+    mean = float(x.mean())
+    q = float(student.ppf(1 - alpha / 2, df))
+    return math.exp(mean), math.exp(mean - q * se), math.exp(mean + q * se)
