@@ -132,7 +132,7 @@ def test_run_uses_the_cli_engine_and_compare_gives_a_dataframe(tmp_path: Path) -
     console.print(comparison)
     text = console.export_text()
     assert "Square / dim=8x16" in text and "B vs A per case" in text
-    with pytest.raises(opbench.UsageError, match="--budget must be > 0"):
+    with pytest.raises(opbench.UsageError, match="--budget: '-1' is out of range"):
         opbench.run("Square", "fake_numpy", catalog=catalog, budget=-1, store=store)
     with pytest.raises(opbench.UsageError, match="unknown backend 'nope'"):
         opbench.run("Square", "nope", store=store)

@@ -8,9 +8,11 @@ never another exception or a traceback. Together the tests below feed well over 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -250,3 +252,396 @@ def test_subprocess_compare_unknown_id_is_one_line(tmp_path: Path) -> None:
 def test_generated_sample_is_still_valid() -> None:
     """The unmutated sample parses: the mutations above start from a valid file."""
     assert len(parse_published_markdown(SAMPLE, "sample")) == 7
+
+
+# ------------------------------------------------------- every subcommand's arguments, table-driven
+#
+# One row per (command, argument): the command's sane base arguments, then the argument with each generated
+# bad value of its kind appended (argparse keeps the last value). Every case must end with exit 2, one line
+# on stderr, no traceback, nothing on stdout, and nothing written: the work directory (the output folders, the
+# store files, the data directory) is the same file for file before and after. Bases are tiny (one quick case on
+# cpu, 10 ms budgets) so that a value wrongly accepted costs seconds, not a full run.
+
+LONG = "x" * 300  # one path segment over the 255-byte file-name limit
+BAD_SECONDS = ["nan", "NaN", "-nan", "inf", "-inf", "Infinity", "-1", "0", "-0", "1e400", "1e309", "86401", "",
+               " ", "abc", "0x10", "1,5", "½"]
+BAD_COUNT = ["0", "-1", "1.5", "", "abc", "nan", "inf", "1" + "0" * 30, "0x5", "1e3"]
+BAD_SEED = ["-1", "1.5", "", "abc", "nan", str(2**64), "1e3"]
+BAD_BACKENDS = ["", ",", " , ", ",,,", "nope", "cpu,nope", "CPU", "cpu;mlx_cpu", LONG]
+BAD_NAMES = ["", ",", " , "]  # --ops / --dtypes naming nothing
+BAD_PAIRS = ["cpu/foo", "cpu//cpu", "cpu/cpu", "/", "//", ",", "cpu", "cpu/", "/cpu", "a/b/c", "", "cpu/mlx_cpu/x"]
+BAD_REFS = ["", " ", LONG, f"{LONG}/run.json", "../../escaped", "nope-1", "{DIR}", "{EMPTY}", "{FILE}/sub"]
+BAD_OUT_DIRS = ["{FILE}", "{FILE}/sub", LONG, f"{LONG}/sub", "{DIR}/" + LONG, ""]
+BAD_OUT_FILES = ["{DIR}", "{FILE}/sub", LONG, f"sub/{LONG}", "{DIR}/" + LONG, ""]
+BAD_STORES = ["{DIR}", LONG, f"{LONG}/s.sqlite", "{FILE}/sub", "{CORRUPT}", "{FOREIGN}", "{NOTABLES}", "{NEWER}", ""]
+BAD_INPUTS = ["", LONG, "{DIR}/" + LONG, "{FILE}/sub", "missing-dir"]
+
+RUN_BASE = ["run", "--ops", "ReLU", "--preset", "quick", "--backends", "cpu", "--budget", "0.01", "--min-samples",
+            "1", "--no-isolate", "--store", "{EMPTY}", "--format", "md"]
+DTYPES_BASE = ["dtypes", "--ops", "ReLU", "--backends", "cpu", "--dtypes", "float32", "--budget", "0.01",
+               "--matmul-size", "0", "--matmul-budget", "0.01", "--store", "{EMPTY}", "--format", "md"]
+SWEEP_BASE = ["sweep", "matmul", "--sizes", "16", "--backends", "cpu", "--budget", "0.01", "--min-samples", "1",
+              "--format", "md"]
+CALIBRATE_BASE = ["calibrate", "--backends", "cpu", "--budget", "0.01", "--max-n", "16", "--copy-mib", "1",
+                  "--target-ms", "1", "--format", "md"]
+COMPARE_BASE = ["compare", "{RUN}", "{RUN}", "--store", "{EMPTY}", "--format", "md"]
+
+NEW_STORE = ["--store", "new-store.sqlite"]  # a store that does not exist yet must not be created either
+
+ARGUMENT_TABLE: list[tuple[list[str], str | None, list[str]]] = [
+    # (base argv, option (None: the value is appended as a positional), bad values)
+    (RUN_BASE, "--budget", BAD_SECONDS),
+    (RUN_BASE, "--case-timeout", BAD_SECONDS),
+    (RUN_BASE, "--min-samples", BAD_COUNT),
+    (RUN_BASE, "--processes", [*BAD_COUNT, "101"]),
+    (RUN_BASE, "--seed", BAD_SEED),
+    (RUN_BASE, "--backends", BAD_BACKENDS),
+    (RUN_BASE, "--ops", [*BAD_NAMES, "NoSuchOp", "ReLU,NoSuchOp"]),
+    (RUN_BASE, "--preset", ["", "huge", "SEED"]),
+    (RUN_BASE, "--dtype", ["", "float8", "int32", "FLOAT32"]),
+    (RUN_BASE, "--pairs", [*BAD_PAIRS, "cpu/mlx_cpu"]),  # mlx_cpu is a backend, but not one of this run's
+    (RUN_BASE, "--out", BAD_OUT_DIRS),
+    (RUN_BASE, "--store", BAD_STORES),
+    (RUN_BASE, "--resume", BAD_REFS),
+    *((base + NEW_STORE, option, values) for base in (RUN_BASE, DTYPES_BASE) for option, values in (
+        ("--backends", BAD_BACKENDS[:5]), ("--preset", ["huge"]), ("--ops", ["NoSuchOp"]), ("--budget", ["nan", "0"]),
+        ("--out", ["{FILE}"]))),
+    (RUN_BASE + NEW_STORE, "--dtype", ["float8"]),
+    (CALIBRATE_BASE, "--budget", BAD_SECONDS),
+    (CALIBRATE_BASE, "--target-ms", ["nan", "inf", "-inf", "-1", "0", "1e400", "", "abc", "1e12"]),
+    (CALIBRATE_BASE, "--max-n", [*BAD_COUNT, "15", str(2**40)]),
+    (CALIBRATE_BASE, "--copy-mib", [*BAD_COUNT, str(2**40)]),
+    (CALIBRATE_BASE, "--backends", BAD_BACKENDS),
+    (CALIBRATE_BASE, "--out", BAD_OUT_FILES),
+    (DTYPES_BASE, "--budget", BAD_SECONDS),
+    (DTYPES_BASE, "--matmul-budget", BAD_SECONDS),
+    (DTYPES_BASE, "--matmul-size", ["-1", "1.5", "", "abc", "nan", "99999999", str(2**63)]),
+    (DTYPES_BASE, "--seed", BAD_SEED),
+    (DTYPES_BASE, "--backends", BAD_BACKENDS),
+    (DTYPES_BASE, "--ops", [*BAD_NAMES, "NoSuchOp"]),
+    (DTYPES_BASE, "--dtypes", [*BAD_NAMES, "float8", "float32,int4"]),
+    (DTYPES_BASE, "--preset", ["", "huge"]),
+    (DTYPES_BASE, "--out", BAD_OUT_DIRS),
+    (DTYPES_BASE, "--store", BAD_STORES),
+    (DTYPES_BASE, "--resume", BAD_INPUTS),
+    (SWEEP_BASE, "--sizes", ["", ",", "0", "-16", "16:8:1", "1:99999999999999:1", "1:1e9:1", "99999999999999",
+                             "1," + "9" * 5000, "16:32", "16:32:0", "a:b:c", "nan", "16;32", str(2**63)]),
+    (SWEEP_BASE, "--budget", BAD_SECONDS),
+    (SWEEP_BASE, "--min-samples", BAD_COUNT),
+    (SWEEP_BASE, "--seed", BAD_SEED),
+    (SWEEP_BASE, "--backends", BAD_BACKENDS),
+    (SWEEP_BASE, "--dtype", ["", "float8"]),
+    (SWEEP_BASE, "--baseline", ["", "nope", "mlx_cpu"]),
+    (SWEEP_BASE, "--case", ["", "nope"]),
+    (SWEEP_BASE, "--out", BAD_OUT_DIRS),
+    (SWEEP_BASE, "--calibration", BAD_INPUTS),
+    (SWEEP_BASE, "--resume", BAD_INPUTS),
+    (["sweep"], "--render", BAD_INPUTS),
+    (["sweep"], None, ["", "nope", LONG]),  # the family
+    (COMPARE_BASE, "--alpha", [*BAD_SECONDS[:-4], "1", "0.6"]),
+    (COMPARE_BASE, "--noise-floor", [*BAD_SECONDS[:7], "1e400", "abc"]),
+    (COMPARE_BASE, "--fail-above", ["nan", "inf", "-1", "abc", "1e400", ""]),
+    (COMPARE_BASE, "--out", BAD_OUT_FILES),
+    (COMPARE_BASE, "--map", ["", "=", "cpu=", "=cpu", "cpu"]),
+    (["compare", "{RUN}", "--store", "{EMPTY}"], None, BAD_REFS),
+    (["compare", "{RUN}", "nope"], "--store", BAD_STORES),
+    (["plot", "{RUN}"], "--out", BAD_OUT_DIRS),
+    (["plot", "{RUN}"], "--pairs", [*BAD_PAIRS, "cpu/mlx_cpu"]),
+    (["plot", "{RUN}"], "--vs", BAD_REFS),
+    (["plot", "--store", "{EMPTY}"], None, BAD_REFS),
+    (["plot", "nope"], "--store", BAD_STORES),
+    (["report", "{RUN}", "--no-plots"], "--out", BAD_OUT_FILES),
+    (["report", "{RUN}", "--no-plots"], "--pairs", [*BAD_PAIRS, "cpu/mlx_cpu"]),
+    (["report", "{RUN}", "--no-plots"], "--calibration", BAD_INPUTS),
+    (["report", "--store", "{EMPTY}"], None, BAD_REFS),
+    (["report", "{RUN}", "--store", "{EMPTY}", "--no-plots"], None, BAD_REFS),  # RUN_B
+    (["report", "nope"], "--store", BAD_STORES),
+    (["roofline", "{RUN}"], "--json", BAD_OUT_FILES),
+    (["roofline", "{RUN}"], "--calibration", BAD_INPUTS),
+    (["roofline", "--store", "{EMPTY}"], None, BAD_REFS),
+    (["roofline", "nope"], "--store", BAD_STORES),
+    (["show", "{RUN}"], "--pairs", [*BAD_PAIRS, "cpu/mlx_cpu"]),
+    (["show", "--store", "{EMPTY}"], None, BAD_REFS),
+    (["show", "nope"], "--store", BAD_STORES),
+    (["export", "{RUN}"], "--out", BAD_OUT_FILES),
+    (["export", "--store", "{EMPTY}"], None, BAD_REFS),
+    (["export", "nope"], "--store", BAD_STORES),
+    (["import", "--store", "{EMPTY}"], None, [*BAD_INPUTS, "{DIR}", "{EMPTY}", "{CORRUPT}"]),
+    (["import", "{RUN}"], "--store", BAD_STORES),
+    (["runs"], "--store", [s for s in BAD_STORES if s != ""]),
+    (["list"], "--preset", ["", "huge"]),
+    (["list"], "--ops", ["NoSuchOp", "ReLU,NoSuchOp"]),
+]
+
+FUZZ_ARGUMENT_CASES = [(base, option, value) for base, option, values in ARGUMENT_TABLE for value in values]
+
+
+def _argument_case_id(case: tuple[list[str], str | None, str]) -> str:
+    base, option, value = case
+    return f"{base[0]} {option or 'ARG'} {value[:24]!r}"
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and directory under `root` with its size and modification time."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st_ = p.lstat()
+        out[str(p.relative_to(root))] = (st_.st_size if p.is_file() else -1, st_.st_mtime_ns)
+    return out
+
+
+@pytest.fixture
+def fuzz_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A working directory with the files the placeholders name; the default store and data directory inside
+    it (and not yet created)."""
+    import sqlite3
+
+    work = tmp_path / "work"
+    (work / "adir").mkdir(parents=True)
+    (work / "afile").write_text("not a directory\n")
+    (work / "empty.sqlite").write_bytes(b"")
+    (work / "corrupt.sqlite").write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    with contextlib.closing(sqlite3.connect(work / "foreign.sqlite")) as db:
+        db.execute("CREATE TABLE accounts (id INTEGER)")
+        db.commit()
+    from opbench.results.store import APPLICATION_ID, SCHEMA_VERSION
+
+    for name, version in (("notables.sqlite", SCHEMA_VERSION), ("newer.sqlite", SCHEMA_VERSION + 1)):
+        with contextlib.closing(sqlite3.connect(work / name)) as db:
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {version}")
+            db.commit()
+    (work / "run.json").write_text(json.dumps(_valid_run_dict()))
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("OPBENCH_STORE", str(work / "default-store.sqlite"))
+    monkeypatch.setenv("OPBENCH_DATA_DIR", str(work / "data"))
+    return {"{DIR}": str(work / "adir"), "{FILE}": str(work / "afile"), "{EMPTY}": str(work / "empty.sqlite"),
+            "{CORRUPT}": str(work / "corrupt.sqlite"), "{FOREIGN}": str(work / "foreign.sqlite"),
+            "{NOTABLES}": str(work / "notables.sqlite"), "{NEWER}": str(work / "newer.sqlite"),
+            "{RUN}": str(work / "run.json"), "root": str(work)}
+
+
+def _fill(text: str, places: dict[str, str]) -> str:
+    for key, value in places.items():
+        if key.startswith("{"):
+            text = text.replace(key, value)
+    return text
+
+
+class _TookTooLong(Exception):
+    pass
+
+
+def _cli_within(args: list[str], seconds: int | None = None) -> tuple[int, str, str]:
+    """`main(args)` in this process: (exit code, stdout, stderr); a hang (a value that starts a study that never
+    ends) is cut off after `seconds` (default `$OPBENCH_FUZZ_CASE_S`, else 120) and fails the case."""
+    import signal
+
+    seconds = seconds or int(os.environ.get("OPBENCH_FUZZ_CASE_S", "120"))
+
+    def alarm(signum, frame):
+        raise _TookTooLong(f"still running after {seconds} s")
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except _TookTooLong:
+                code = -1
+            except Exception:  # what the terminal would show as a traceback
+                import traceback
+
+                traceback.print_exc(file=err)
+                code = -2
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("case", FUZZ_ARGUMENT_CASES, ids=[_argument_case_id(c) for c in FUZZ_ARGUMENT_CASES])
+def test_every_bad_argument_is_refused_before_anything_is_written(fuzz_workspace: dict[str, str], case) -> None:
+    _count("arguments")
+    base, option, value = case
+    argv = [_fill(a, fuzz_workspace) for a in base] + ([option] if option else []) + [_fill(value, fuzz_workspace)]
+    root = Path(fuzz_workspace["root"])
+    before = _snapshot(root)
+    code, out, err = _cli_within(argv)
+    assert "Traceback" not in err, err
+    assert code == 2, (code, err[-500:])
+    assert len(err.strip().splitlines()) == 1, err
+    assert out == "", out[:300]
+    assert _snapshot(root) == before, "something was written"
+
+
+def test_argument_table_is_large() -> None:
+    """The table above really covers every subcommand with numbers, paths or ids, with many values each."""
+    commands = {base[0] for base, _, _ in ARGUMENT_TABLE}
+    assert commands >= {"run", "calibrate", "dtypes", "sweep", "compare", "plot", "report", "roofline", "show",
+                        "export", "import", "runs", "list"}
+    assert len(FUZZ_ARGUMENT_CASES) >= 400
+
+
+# ------------------------------------------------------------------ the cases issue 19 found, one by one
+
+
+def _run_file(path: Path, **changes) -> Path:
+    data = _valid_run_dict()
+    results = changes.pop("results", None)
+    data.update(changes)
+    if results is not None:
+        data["results"] = [{**data["results"][0], **r} for r in results]
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("run_id", ["../../escaped-plot", "/tmp/escaped-abs", "a/b", "..", ".hidden", "latest",
+                                    "x" * 300, "", "a\nb", "run id"])
+def test_unsafe_run_ids_in_files_are_refused(fuzz_workspace: dict[str, str], run_id: str) -> None:
+    root = Path(fuzz_workspace["root"])
+    path = _run_file(root / "evil.json", run_id=run_id)
+    for args in (["import", str(path)], ["report", str(path), "--no-plots"], ["show", str(path)]):
+        before = _snapshot(root)
+        code, _, err = _cli_within(args)
+        assert code == 2 and "invalid run id" in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert _snapshot(root) == before
+
+
+def test_an_unsafe_id_already_in_a_store_stays_inside_opbench_out(fuzz_workspace: dict[str, str]) -> None:
+    """A store written before ids were checked: the default folders use a safe name derived from the id."""
+    import sqlite3
+
+    from opbench.commands.plot import output_base
+    from opbench.results import Run
+
+    root = Path(fuzz_workspace["root"])
+    code, _, err = _cli_within(["import", fuzz_workspace["{RUN}"]])
+    assert code == 0, err
+    with contextlib.closing(sqlite3.connect(os.environ["OPBENCH_STORE"])) as db:
+        db.execute("UPDATE runs SET id = '../../escaped-plot'")
+        db.execute("UPDATE results SET run_id = '../../escaped-plot'")
+        db.commit()
+    code, _, err = _cli_within(["report", "../../escaped-plot", "--no-plots"])
+    assert code == 0, err
+    written = [p for p in root.rglob("report.html")]
+    assert len(written) == 1 and (root / "opbench-out") in written[0].parents, written
+    assert not (root.parent.parent / "escaped-plot").exists()
+    base = output_base("../../escaped-plot", Run(run_id="/abs/evil", created="", preset="", dtype=""))
+    assert base.parent == Path("opbench-out") and "/" not in base.name and not base.name.startswith(".")
+
+
+@pytest.mark.parametrize("samples", [[True, False, True], [float("inf"), 1.0], [-1.0, 1.0], [float("nan")],
+                                     ["1.0"], [None]])
+def test_samples_that_would_break_later_commands_are_refused_at_import(fuzz_workspace: dict[str, str],
+                                                                        samples: list) -> None:
+    path = _run_file(Path(fuzz_workspace["root"]) / "bad-samples.json", results=[{"samples_ms": samples}])
+    code, _, err = _cli_within(["import", str(path)])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_dollar_in_a_case_name_is_drawn_literally(fuzz_workspace: dict[str, str]) -> None:
+    """matplotlib's mathtext would raise on `$x`; opbench draws text literally."""
+    from opbench.report.plots import family_chart, figure_bytes
+    from opbench.results import CaseResult
+
+    result = CaseResult(case="ReLU / dim=$x 16 $", family="ReLU", backend="cpu", dtype="float32", status="ok",
+                        samples_ms=(0.1, 0.2, 0.3), calls_per_sample=1)
+    assert figure_bytes(family_chart([result], "ReLU")).startswith(b"\x89PNG")
+    path = _run_file(Path(fuzz_workspace["root"]) / "dollar.json",
+                     results=[{"case": "ReLU / dim=$x 16 $", "samples_ms": [0.1, 0.2, 0.3]}])
+    code, _, err = _cli_within(["report", str(path), "--out", str(Path(fuzz_workspace["root"]) / "r.html")])
+    assert code == 0, err
+
+
+def test_torch_allocation_failure_is_oom() -> None:
+    torch = pytest.importorskip("torch")
+    from opbench.backends import get_backend
+
+    with pytest.raises(RuntimeError) as info:
+        torch.empty(1 << 50, dtype=torch.uint8)  # refused by the allocator at once, nothing is touched
+    backend = get_backend("cpu")
+    assert backend.is_oom(info.value), str(info.value)
+    for message in ("CUDA out of memory. Tried to allocate 2.00 GiB", "RESOURCE_EXHAUSTED: Out of memory while "
+                    "trying to allocate 17179869184 bytes", "[metal::malloc] Attempting to allocate 68719476736 "
+                    "bytes which is greater than the maximum allowed buffer size", "std::bad_alloc"):
+        assert backend.is_oom(RuntimeError(message)), message
+    assert not backend.is_oom(RuntimeError("shape mismatch"))
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device", "run.json")
+
+
+RUN_ARGS = ["run", "--ops", "ReLU", "--preset", "quick", "--backends", "cpu", "--budget", "0.01", "--min-samples",
+            "1", "--no-isolate", "--format", "md"]
+
+
+def _run_error_line(code: int, err: str) -> str:
+    """A run prints its plan on stderr first; then the failure must be one last line, exit 2."""
+    assert code == 2 and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    return errors[0]
+
+
+def test_run_with_a_full_output_disk_keeps_the_results_in_the_store(fuzz_workspace, monkeypatch) -> None:
+    pytest.importorskip("torch")
+    import opbench.results.files as files
+    from opbench.results.store import open_store
+
+    monkeypatch.setattr(files, "atomic_write", _disk_full)  # run.json and the tables: the handler writes too
+    code, _, err = _cli_within([*RUN_ARGS, "--out", "out"])
+    err = _run_error_line(code, err)
+    assert "No space left on device" in err and "results kept in the store" in err and "--resume" in err
+    with open_store(create=False) as store:
+        (run,) = store.list_runs()
+        assert len(store.load_run(run.run_id).results) == 1  # the first result, stored before run.json failed
+
+
+def test_run_with_a_full_store_and_output_disk_is_one_line(fuzz_workspace, monkeypatch) -> None:
+    pytest.importorskip("torch")
+    import opbench.results.files as files
+    from opbench.errors import UsageError
+    from opbench.results.store import Store
+
+    def store_full(self, run_id, result):
+        raise UsageError(f"store {self.path}: database or disk is full")
+
+    monkeypatch.setattr(files, "atomic_write", _disk_full)
+    monkeypatch.setattr(Store, "add_result", store_full)
+    code, _, err = _cli_within([*RUN_ARGS, "--out", "out"])
+    err = _run_error_line(code, err)
+    assert "disk is full" in err and "0 results kept" in err and "could not be written" in err
+
+
+def test_plot_to_a_full_disk_is_one_line(fuzz_workspace, monkeypatch) -> None:
+    import opbench.report.plots as plots
+
+    monkeypatch.setattr(plots, "save", _disk_full)
+    code, _, err = _cli_within(["plot", fuzz_workspace["{RUN}"], "--out", "plots"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "No space left on device" in err, err
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--budget", "nan"],
+    ["calibrate", "--target-ms", "nan"],
+    ["run", "--resume", ""],
+    ["run", "--backends", ","],
+    ["show", "x" * 300],
+    ["dtypes", "--matmul-size", "99999999"],
+    ["sweep", "matmul", "--sizes", "1:99999999999999:1"],
+    ["compare", "{RUN}", "{RUN}", "--out", "{DIR}"],
+])
+def test_subprocess_bad_arguments_never_show_a_traceback(fuzz_workspace: dict[str, str], args: list[str]) -> None:
+    root = Path(fuzz_workspace["root"])
+    before = _snapshot(root)
+    proc = subprocess.run([sys.executable, "-m", "opbench", *[_fill(a, fuzz_workspace) for a in args]],
+                          capture_output=True, text=True, timeout=120, cwd=root)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == "", proc.stderr
+    assert _snapshot(root) == before

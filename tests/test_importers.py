@@ -177,7 +177,7 @@ def test_json_round_trip() -> None:
     (lambda d: d["results"][0].update(case=3), "not text"),
     (lambda d: d["results"][0].update(flops="many"), "not an integer"),
     (lambda d: d.update(machine=[1]), "not an object"),
-    (lambda d: d.update(run_id=""), "empty run_id"),
+    (lambda d: d.update(run_id=""), "invalid run id"),
     (lambda d: d.pop("run_id"), "malformed"),
 ])
 def test_malformed_json_runs_are_one_line_errors(mutate, needle: str) -> None:

@@ -104,3 +104,35 @@ def test_backend_settings_come_from_the_measuring_worker() -> None:
     settings = infos["fake_numpy"]["settings"]
     assert settings["pid"] != os.getpid()  # reported by the worker, not guessed by the parent
     assert settings["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+
+
+def test_the_default_time_out_adapts_to_a_case_slower_than_the_floor(monkeypatch) -> None:
+    """A fixed time-out lost a 28 s/call case under load; the adaptive one extends once the first call is known."""
+    from opbench.worker import BackendWorker
+
+    monkeypatch.setenv("OPBENCH_FAKE_CALL_S", "0.4")
+    timing = TimingSettings(budget_s=0.01, min_samples=3, block_s=0.002)
+    case = cases()[0]  # ReLU: 1 first call + warm-up + 3 samples of 0.4 s each, over the 1 s floor
+    with BackendWorker("fake_slow_call", case_timeout=1.0) as fixed:
+        assert fixed.measure(case, "float32", 0, timing).status == "timeout"
+    with BackendWorker("fake_slow_call", case_timeout=1.0, adaptive=True) as adaptive:
+        result = adaptive.measure(case, "float32", 0, timing)
+        assert result.status == "ok", result.error
+        assert result.first_call_ms >= 400
+        # what it showed now predicts the next, larger case's first call from its FLOP/byte counts
+        assert adaptive.cost.s_per_byte > 0
+        bigger = case.scaled(lambda d: d * 4)
+        assert adaptive.cost.first_call_s(bigger, "float32") >= 4 * adaptive.cost.first_call_s(case, "float32")
+
+
+def test_case_cost_ignores_first_calls_that_are_mostly_overhead() -> None:
+    from opbench.results import CaseResult
+    from opbench.worker import CaseCost
+
+    cost = CaseCost()
+    cost.observe(CaseResult(case="a", family="ReLU", backend="x", dtype="float32", status="ok", samples_ms=(1.0,),
+                            first_call_ms=10.0, flops=10, bytes=10))  # 10 ms: overhead, ignored
+    assert cost.first_call_s(cases()[0], "float32") == 0.0
+    cost.observe(CaseResult(case="b", family="ReLU", backend="x", dtype="float32", status="ok", samples_ms=(1.0,),
+                            first_call_ms=2000.0, flops=2 * 10**9, bytes=10**9))
+    assert cost.s_per_flop == pytest.approx(1e-9) and cost.s_per_byte == pytest.approx(2e-9)

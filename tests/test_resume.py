@@ -171,6 +171,6 @@ def test_store_failing_mid_run_is_one_line_with_the_resume_command(tmp_path: Pat
                  str(tmp_path / "out"), *FAST])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert "locked by another process" in err[-1] and "1 results kept in " in err[-1]
-    assert "run.json; resume with: opbench run --resume" in err[-1]
+    assert "locked by another process" in err[-1] and "1 results kept in the store" in err[-1]
+    assert "resume with: opbench run --resume" in err[-1]
     assert len(stored_pairs(store)) == 1

@@ -120,7 +120,7 @@ def test_bad_store_and_ids_are_one_line_exit_2(store: Path, tmp_path: Path) -> N
         (["runs", "--store", str(foreign)], "not an opbench store"),
         (["show", "latest", "--store", str(tmp_path / "missing.sqlite")], "no opbench store"),
         (["export", "2026", "--store", str(store), "--format", "xml"], "invalid choice"),
-        (["export", "2026", "--store", str(store), "--out", str(tmp_path)], "cannot write"),  # a directory
+        (["export", "2026", "--store", str(store), "--out", str(tmp_path)], "is a directory"),
     ]
     for args, needle in cases:
         proc = opbench(*args)

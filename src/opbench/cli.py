@@ -52,7 +52,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("opbench: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `opbench ... | head`: the reader went away, which is not an error of ours
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+    except OSError as exc:  # a disk that filled up or a folder that went away after the up-front checks
+        if isinstance(exc, BrokenPipeError):
+            return _reader_gone()
+        from opbench.paths import os_error_text
+
+        print(f"opbench: error: {os_error_text(exc)}", file=sys.stderr)
+        return 2
+
+
+def _reader_gone() -> int:
+    """`opbench ... | head`: the reader went away, which is not an error of ours."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0

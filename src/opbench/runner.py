@@ -128,11 +128,13 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
     `passes.passes_done`), and new passes are combined with it (`passes.combine`).
 
     With `isolate` (the default) each pass of a backend runs in its own spawned worker process
-    (`opbench.worker`): a segfault, an OS kill or a case running past `case_timeout` seconds (default
-    `default_case_timeout`) becomes a `crashed`, `oom` or `timeout` result and the run goes on in a fresh
-    worker. Without it, everything runs in this process (for tests and debugging: a crash ends the run; one
-    pass only, since passes exist to sample independent processes). Backends run one after another, never side
-    by side, so they do not disturb each other's timings. `on_result` gets each case's combined result after
+    (`opbench.worker`): a segfault, an OS kill or a case running past its time-out becomes a `crashed`, `oom`
+    or `timeout` result and the run goes on in a fresh worker. The time-out is `case_timeout` seconds when
+    given; by default it adapts: at least `default_case_timeout`, more for a case whose FLOP/byte counts or
+    first call (as this backend has shown them) predict more (`worker.CaseCost`). Without `isolate`,
+    everything runs in this process (for tests and debugging: a crash ends the run; one pass only, since
+    passes exist to sample independent processes). Backends run one after another, never side by side, so
+    they do not disturb each other's timings. `on_result` gets each case's combined result after
     every pass, so a cut-off run keeps the passes already made; `on_backend(name, info)` gets the versions
     and thread/precision settings as the measuring process reports them, after its setup; `on_start(name, case)`
     is called as each case's measurement begins (a progress bar's label). Returns the final
@@ -162,7 +164,8 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
                     on_start(name, case)
                     keep(name, case, measure_case(backend, case, plan.dtype, plan.seed, plan.unit_timing()))
                 break
-            with BackendWorker(name, timeout) as worker:  # one pass: every case still short of passes
+            # one pass: every case still short of passes
+            with BackendWorker(name, timeout, adaptive=case_timeout is None) as worker:
                 for case in todo:
                     on_start(name, case)
                     result = worker.measure(case, plan.dtype, plan.seed, plan.unit_timing())

@@ -56,6 +56,10 @@ ENGINE_MIN_EXTRA_CALLS = 2  # the first call and at least one warm-up call, befo
 # ---------------------------------------------------------------------------------------------- what to run
 
 
+MAX_SWEEP_POINTS = 10_000
+MAX_SWEEP_SIZE = 1 << 24
+
+
 def parse_sizes(text: str) -> list[int]:
     """`512:8192:512` (start:stop:step, stop included) or `512,1024,4096` -> sorted distinct positive ints."""
     text = text.strip()
@@ -65,16 +69,19 @@ def parse_sizes(text: str) -> list[int]:
             if len(parts) != 3:
                 raise ValueError
             start, stop, step = parts
-            if start <= 0 or step <= 0 or stop < start:
+            if start <= 0 or step <= 0 or stop < start or (stop - start) // step >= MAX_SWEEP_POINTS:
                 raise ValueError
             sizes = list(range(start, stop + 1, step))
         else:
             sizes = [int(p) for p in text.split(",") if p.strip()]
-            if not sizes or min(sizes) <= 0:
+            if not sizes or min(sizes) <= 0 or len(sizes) > MAX_SWEEP_POINTS:
                 raise ValueError
+        if max(sizes) > MAX_SWEEP_SIZE:
+            raise ValueError
     except ValueError:
-        raise UsageError(f"malformed --sizes {text!r}; write START:STOP:STEP (e.g. 512:8192:512) or a comma list "
-                         "of positive integers (e.g. 512,1024,2048)") from None
+        raise UsageError(f"malformed --sizes {text[:80]!r}; write START:STOP:STEP (e.g. 512:8192:512) or a comma "
+                         f"list of positive integers (e.g. 512,1024,2048): at most {MAX_SWEEP_POINTS} sizes, each "
+                         f"at most {MAX_SWEEP_SIZE}") from None
     return sorted(set(sizes))
 
 

@@ -183,6 +183,8 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
         return elapsed, out
 
     first, out = timed_block(1)
+    if backend.on_first_call is not None:
+        backend.on_first_call(first)
     warm: list[float] = []
     warm_start = clock()
     while len(warm) < settings.max_warmup:

@@ -45,9 +45,45 @@ STOP_GRACE_S = 5.0
 MAX_START_FAILURES = 3
 
 
+# The adaptive time-out allows this many times the expected cost (a loaded machine runs slower than it did).
+COST_SAFETY = 3.0
+# First calls shorter than this are mostly fixed overhead and say little about a backend's speed per FLOP/byte.
+MIN_RATE_CALL_S = 0.05
+
+
 def default_case_timeout(timing: TimingSettings) -> float:
-    """Generous: 300 s for preparation, compilation and the reference, plus 20x the timing budget."""
+    """The floor of every case's time-out: 300 s for preparation, compilation and the reference, plus 20x the
+    timing budget. A case expected to cost more gets more (`CaseCost`)."""
     return 300.0 + 20.0 * timing.budget_s
+
+
+def expected_after_first_call(first_call_s: float, timing: TimingSettings) -> float:
+    """Seconds a case still needs once its first call took `first_call_s`: the engine makes at most one
+    warm-up call and `min_samples` samples past the budget when calls are slow (`opbench.timing`), or spends
+    about 1.5x the budget when they are fast; the float64 reference and the check cost a few calls more."""
+    return (timing.min_samples + 6) * first_call_s + 2.0 * timing.budget_s
+
+
+class CaseCost:
+    """What this backend has shown so far: the slowest first call per FLOP and per byte among the cases it
+    measured (first calls over `MIN_RATE_CALL_S` only). Predicts a new case's first call from its FLOP and
+    byte counts, so a case far larger than any before gets a time-out to match before it has even started."""
+
+    def __init__(self) -> None:
+        self.s_per_flop = 0.0
+        self.s_per_byte = 0.0
+
+    def observe(self, result: CaseResult) -> None:
+        first = (result.first_call_ms or 0.0) / 1e3
+        if first < MIN_RATE_CALL_S or not result.timed:
+            return
+        if result.flops:
+            self.s_per_flop = max(self.s_per_flop, first / result.flops)
+        if result.bytes:
+            self.s_per_byte = max(self.s_per_byte, first / result.bytes)
+
+    def first_call_s(self, case: Case, dtype: str) -> float:
+        return max(case.flops * self.s_per_flop, case.bytes_moved(dtype) * self.s_per_byte)
 
 
 def _apply_env(env: dict[str, str]) -> None:
@@ -104,6 +140,7 @@ def worker_main(conn: multiprocessing.connection.Connection, backend: str, regis
         for path, digest in catalogs or ():  # the parent's user catalogs, as it loaded them (`catalog.user`)
             load_catalog(path, digest)
         be = get_backend(backend)
+        be.on_first_call = lambda seconds: conn.send(("first-call", seconds))
         be.setup()
         info = {"pid": os.getpid(), "versions": be.versions(), "settings": be.settings()}
     except Exception as exc:
@@ -137,10 +174,15 @@ class BackendWorker:
     """The parent's handle on one backend's worker process; restarts it after a failure."""
 
     def __init__(self, backend: str, case_timeout: float, start_timeout: float | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, adaptive: bool = False) -> None:
+        """`case_timeout` is each call's time-out; with `adaptive` it is a floor, raised to the expected cost of
+        each case (`CaseCost`) and, once the worker reports the case's first call, to what that call implies
+        (`expected_after_first_call`), both times `COST_SAFETY`."""
         self.backend = backend
         self.env = dict(env or {})  # set in the worker before any import, over what it inherits
         self.case_timeout = case_timeout
+        self.adaptive = adaptive
+        self.cost = CaseCost()
         self.start_timeout = start_timeout if start_timeout is not None else max(case_timeout, 120.0)
         self.info: dict[str, Any] = {}
         self.setup_error = ""
@@ -206,22 +248,32 @@ class BackendWorker:
         self._proc = self._conn = None
 
     # --- messages ----------------------------------------------------------------------------------------
-    def _receive(self, timeout: float, doing: str) -> tuple[str, Any]:
+    def _receive(self, timeout: float, doing: str, timing: TimingSettings | None = None) -> tuple[str, Any]:
+        """The worker's next answer within `timeout` s; a ("first-call", seconds) report on the way extends the
+        deadline to what that call implies (with `timing`, in adaptive mode)."""
         assert self._proc is not None and self._conn is not None
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 self._kill()
                 self._discard()
-                raise WorkerFailure("timeout", f"no answer after {timeout:g} s while {doing} "
+                raise WorkerFailure("timeout", f"no answer after {deadline - start:.4g} s while {doing} "
                                                "(--case-timeout); worker killed and restarted")
             ready = multiprocessing.connection.wait([self._conn, self._proc.sentinel], timeout=left)
             if self._conn in ready:
                 try:
-                    return self._conn.recv()
+                    message = self._conn.recv()
                 except (EOFError, OSError):
-                    pass  # died after the pipe became readable: classify below
+                    message = None  # died after the pipe became readable: classify below
+                if message is not None and message[0] == "first-call":
+                    if self.adaptive and timing is not None:
+                        allowance = COST_SAFETY * expected_after_first_call(float(message[1]), timing)
+                        deadline = max(deadline, time.monotonic() + allowance)
+                    continue
+                if message is not None:
+                    return message
             if ready:
                 raise self._death(doing)
 
@@ -242,9 +294,11 @@ class BackendWorker:
         return WorkerFailure("crashed", f"worker exited with code {code} while {doing}; restarted")
 
     # --- the public operations ---------------------------------------------------------------------------
-    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], doing: str) -> Any:
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], doing: str, timeout: float | None = None,
+             timing: TimingSettings | None = None) -> Any:
         """`fn(backend, *args)` in the worker (started on first use), or WorkerFailure with status
-        `setup-error`, `error` (fn raised), `crashed`, `oom` or `timeout`; `doing` names the task in messages."""
+        `setup-error`, `error` (fn raised), `crashed`, `oom` or `timeout`; `doing` names the task in messages.
+        `timeout` overrides `case_timeout` for this call; `timing` lets a first-call report extend it."""
         if self.setup_error:
             raise WorkerFailure("setup-error", self.setup_error)
         if self.start_failures >= MAX_START_FAILURES:
@@ -258,7 +312,7 @@ class BackendWorker:
             self._conn.send((fn, args))
         except OSError:
             raise self._death(doing) from None
-        kind, payload = self._receive(self.case_timeout, doing)
+        kind, payload = self._receive(self.case_timeout if timeout is None else timeout, doing, timing)
         if kind == "error":
             raise WorkerFailure("error", str(payload))
         assert kind == "result", kind
@@ -269,8 +323,14 @@ class BackendWorker:
         from opbench.runner import measure_case
 
         base = {"case": case.name, "family": case.family, "backend": self.backend, "dtype": dtype}
+        timeout = self.case_timeout
+        if self.adaptive:
+            predicted = self.cost.first_call_s(case, dtype)
+            timeout = max(timeout, COST_SAFETY * (predicted + expected_after_first_call(predicted, timing)))
         try:
-            return self.call(measure_case, (case, dtype, seed, timing), f"measuring {case.name}")
+            result = self.call(measure_case, (case, dtype, seed, timing), f"measuring {case.name}", timeout, timing)
+            self.cost.observe(result)
+            return result
         except WorkerFailure as failure:
             if failure.status == "setup-error":
                 return CaseResult(status="error", error=f"backend setup failed: {failure}", **base)

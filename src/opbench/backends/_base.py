@@ -17,6 +17,11 @@ import numpy as np
 
 from opbench.catalog import Case
 
+# Lower-case fragments of the allocation-failure messages of the frameworks (and of the C library).
+OOM_MARKERS = ("out of memory", "failed to allocate", "can't allocate memory", "cannot allocate memory",
+               "resource_exhausted", "resource exhausted", "bad_alloc", "attempting to allocate",
+               "not enough memory", "memory allocation failed", "enomem")
+
 
 @dataclass(frozen=True)
 class Availability:
@@ -72,6 +77,9 @@ class Backend:
     compiled: ClassVar[bool] = False
     lazy: ClassVar[bool] = False
     builders: ClassVar[dict[str, Builder]] = {}
+    # Set by a worker process: told each case's first-call time as soon as it is known (`opbench.worker`
+    # then extends that case's time-out to its expected cost).
+    on_first_call: Callable[[float], None] | None = None
 
     # --- discovery -------------------------------------------------------------------------------------
     def availability(self) -> Availability:
@@ -135,8 +143,11 @@ class Backend:
         """Free cached device memory between cases."""
 
     def is_oom(self, exc: BaseException) -> bool:
+        """Whether `exc` is an allocation failure: Python's MemoryError, or a framework's own message (torch's
+        `DefaultCPUAllocator: can't allocate memory`, `CUDA out of memory`, XLA's `RESOURCE_EXHAUSTED`, MLX's
+        `[metal::malloc] Attempting to allocate ...`, a C++ `std::bad_alloc`)."""
         text = str(exc).lower()
-        return isinstance(exc, MemoryError) or "out of memory" in text or "failed to allocate" in text
+        return isinstance(exc, MemoryError) or any(marker in text for marker in OOM_MARKERS)
 
     # --- cases -------------------------------------------------------------------------------------------
     def builder(self, family: str) -> Builder | None:

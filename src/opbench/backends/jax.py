@@ -292,9 +292,6 @@ class JAXBackend(Backend):
     def release(self) -> None:
         self._last, self._pending = None, []
 
-    def is_oom(self, exc: BaseException) -> bool:
-        return "resource_exhausted" in str(exc).lower() or super().is_oom(exc)
-
 
 class JAXCPU(JAXBackend):
     name = "jax_cpu"

@@ -18,14 +18,18 @@ def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("ric
 
 def add_store(parser: argparse.ArgumentParser) -> None:
     """--store PATH|URL: every command that reads or writes the result store takes it."""
-    parser.add_argument("--store", metavar="PATH|URL",
+    from opbench.commands.options import store_location
+
+    parser.add_argument("--store", metavar="PATH|URL", type=store_location,
                         help="result store: an SQLite file or a postgresql://user@host/db URL "
                              "(default $OPBENCH_STORE, else opbench.sqlite in the user data directory)")
 
 
 def add_table_options(parser: argparse.ArgumentParser) -> None:
     """--pairs and --geomean: the seed tables' speedup columns and Average-table mean."""
-    parser.add_argument("--pairs", help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")
+    from opbench.commands.options import speedup_pairs
+
+    parser.add_argument("--pairs", type=speedup_pairs, help="speedup columns as A/B pairs, e.g. cuda/cpu,mlx_gpu/mps")
     parser.add_argument("--geomean", action="store_true",
                         help="Average table with geometric instead of arithmetic means")
 

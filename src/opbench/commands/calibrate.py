@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from opbench import machine
 from opbench.backends import get_backend, parse_backends
@@ -16,29 +15,34 @@ from opbench.calibrate import (
     load_calibration,
     save_calibration,
 )
-from opbench.commands import add_format, console
+from opbench.commands import add_format, console, options
 from opbench.commands.run import available_backends
 from opbench.errors import UsageError
 from opbench.report.tables import Table, to_markdown, to_rich
 from opbench.results.files import atomic_write
 
+MAX_COPY_MIB = 1 << 20  # 1 TiB
+MAX_MATMUL_N = 1 << 17  # n x n float32 matrices of 64 GiB each
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="measure each device's memory bandwidth and matmul peak (stored per machine)")
-    p.add_argument("--backends", help="comma-separated backends (default: every available one but the *_compile twins)")
-    p.add_argument("--budget", type=float, default=1.0, help="timing budget per measurement in seconds (default 1)")
-    p.add_argument("--copy-mib", type=int, help="copy size in MiB (default 1024 on a GPU, 256 on a CPU)")
-    p.add_argument("--max-n", type=int, default=16384, help="largest matmul size tried (default 16384)")
-    p.add_argument("--target-ms", type=float, default=50.0,
+    p.add_argument("--backends", type=options.backend_list,
+                   help="comma-separated backends (default: every available one but the *_compile twins)")
+    p.add_argument("--budget", type=options.seconds, default=1.0,
+                   help="timing budget per measurement in seconds (default 1)")
+    p.add_argument("--copy-mib", type=options.bounded_int(1, MAX_COPY_MIB),
+                   help="copy size in MiB (default 1024 on a GPU, 256 on a CPU)")
+    p.add_argument("--max-n", type=options.bounded_int(16, MAX_MATMUL_N), default=16384,
+                   help="largest matmul size tried (default 16384)")
+    p.add_argument("--target-ms", type=options.finite_float(0.0, 1000 * options.MAX_SECONDS), default=50.0,
                    help="grow the matmul until one call takes this long (default 50 ms)")
-    p.add_argument("--out", type=Path, help="also write this machine's calibration file here")
+    p.add_argument("--out", type=options.output_file, help="also write this machine's calibration file here")
     add_format(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.budget <= 0 or args.max_n < 16 or args.target_ms <= 0 or (args.copy_mib is not None and args.copy_mib <= 0):
-        raise UsageError("--budget, --copy-mib and --target-ms must be > 0, --max-n >= 16")
     names, availability = available_backends(parse_backends(args.backends))
     if not args.backends:
         names = [n for n in names if not n.endswith("_compile")]  # same device and kernels as the eager twin

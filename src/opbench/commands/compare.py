@@ -15,30 +15,34 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from opbench.commands import add_format, add_store, console
+from opbench.commands import add_format, add_store, console, options
 from opbench.compare import DEFAULT_NOISE_FLOOR, compare_runs, parse_backend_map
 from opbench.errors import UsageError
+from opbench.results.files import atomic_write
 from opbench.results.importers import load_run_or_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare run B against run A: ratios, significance, geometric means")
-    p.add_argument("run_a", metavar="RUN_A", help="baseline: run id, run file/directory, or FILE.md#SECTION")
-    p.add_argument("run_b", metavar="RUN_B", help="the run compared with the baseline (same forms)")
+    p.add_argument("run_a", metavar="RUN_A", type=options.run_ref,
+                   help="baseline: run id, run file/directory, or FILE.md#SECTION")
+    p.add_argument("run_b", metavar="RUN_B", type=options.run_ref,
+                   help="the run compared with the baseline (same forms)")
     add_store(p)
     p.add_argument("--map", action="append", metavar="A=B",
                    help="pair backend A of RUN_A with backend B of RUN_B, e.g. cuda=mlx_gpu (repeatable, or "
                         "comma-separated); other backends pair by name")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05: 95%% CI)")
-    p.add_argument("--noise-floor", type=float, default=100 * DEFAULT_NOISE_FLOOR, metavar="PCT",
+    p.add_argument("--alpha", type=options.finite_float(0.0, 0.5), default=0.05,
+                   help="significance level (default 0.05: 95%% CI)")
+    p.add_argument("--noise-floor", type=options.finite_float(0.0, 1000.0, low_inclusive=True),
+                   default=100 * DEFAULT_NOISE_FLOOR, metavar="PCT",
                    help="changes below PCT %% are never called slower or faster (default 2; raised to what "
                         "`opbench noise` measured on run A's machine)")
-    p.add_argument("--fail-above", type=float, metavar="PCT",
+    p.add_argument("--fail-above", type=options.finite_float(0.0, 1e6, low_inclusive=True), metavar="PCT",
                    help="exit 1 if a case is called slower in B by more than PCT %%, or the overall "
                         "geometric mean of B/A is called slower and exceeds 1 + PCT/100")
-    p.add_argument("--out", type=Path, help="also write the Markdown report to this file")
+    p.add_argument("--out", type=options.output_file, help="also write the Markdown report to this file")
     add_format(p)
     p.set_defaults(func=run)
 
@@ -46,8 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from opbench.report.comparison import to_markdown_report, to_rich_renderables
 
-    if args.fail_above is not None and not args.fail_above >= 0:
-        raise UsageError(f"--fail-above must be a percentage >= 0, got {args.fail_above}")
     mapping = parse_backend_map(args.map)
     run_a = load_run_or_table(args.run_a, store=args.store)
     run_b = load_run_or_table(args.run_b, store=args.store)
@@ -67,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
             out.print(item)
     if args.out:
         try:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(report)
+            atomic_write(args.out, report)
         except OSError as exc:
             raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     return _gate(comparison, args.fail_above)

@@ -20,7 +20,7 @@ from pathlib import Path
 from opbench import machine
 from opbench.backends import get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
-from opbench.commands import add_format, add_store, console, progress
+from opbench.commands import add_format, add_store, console, options, progress
 from opbench.commands.run import available_backends
 from opbench.dtype_process import run_isolated
 from opbench.dtypes import (
@@ -39,26 +39,32 @@ from opbench.errors import UsageError, unknown
 from opbench.report.dtypes import LEGEND, error_table, matrix_table, precision_table, speed_precision_table
 from opbench.report.tables import Table, to_markdown, to_rich
 from opbench.results.files import atomic_write
+from opbench.results.store import check_store
 from opbench.timing import TimingSettings
+
+MAX_MATMUL_SIZE = 1 << 16  # n x n float64 reference matrices of 32 GiB each
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dtypes", help="dtype support and precision matrix of every backend (+ matmul precision)")
-    p.add_argument("--backends", help="comma-separated backends (default: every available one)")
-    p.add_argument("--ops", help="comma-separated families or exact case names (default: every family)")
+    p.add_argument("--backends", type=options.backend_list,
+                   help="comma-separated backends (default: every available one)")
+    p.add_argument("--ops", type=options.name_list("op"),
+                   help="comma-separated families or exact case names (default: every family)")
     p.add_argument("--dtypes", default=",".join(STUDY_DTYPES),
                    help=f"comma-separated dtypes (default {','.join(STUDY_DTYPES)})")
     p.add_argument("--all", action="store_true", help="every case of each family, not one representative")
     p.add_argument("--preset", default="quick", help=f"{' | '.join(PRESETS)}: case shapes (default quick)")
-    p.add_argument("--budget", type=float, default=MATRIX_TIMING.budget_s,
+    p.add_argument("--budget", type=options.seconds, default=MATRIX_TIMING.budget_s,
                    help=f"seconds of timed samples per matrix cell (default {MATRIX_TIMING.budget_s})")
-    p.add_argument("--matmul-size", type=int, default=512,
+    p.add_argument("--matmul-size", type=options.bounded_int(0, MAX_MATMUL_SIZE), default=512,
                    help="n of the n x n matmul of the precision study; 0 skips it (default 512)")
-    p.add_argument("--matmul-budget", type=float, default=PRECISION_TIMING.budget_s,
+    p.add_argument("--matmul-budget", type=options.seconds, default=PRECISION_TIMING.budget_s,
                    help=f"seconds of timed samples per matmul cell (default {PRECISION_TIMING.budget_s})")
-    p.add_argument("--seed", type=int, default=0, help="input generator seed (default 0)")
-    p.add_argument("--out", type=Path, help="output directory (default opbench-out/dtypes-RUN_ID)")
-    p.add_argument("--resume", type=Path, metavar="DIR", help="continue the study saved in DIR (its dtypes.json) "
+    p.add_argument("--seed", type=options.seed, default=0, help="input generator seed (default 0)")
+    p.add_argument("--out", type=options.output_dir, help="output directory (default opbench-out/dtypes-RUN_ID)")
+    p.add_argument("--resume", type=options.input_path, metavar="DIR",
+                   help="continue the study saved in DIR (its dtypes.json) "
                    "with its own settings: measure only the cells it lacks, then render everything again")
     add_store(p)
     p.add_argument("--no-store", action="store_true", help="do not save the study in the result store")
@@ -84,9 +90,13 @@ def load_study(path: Path) -> Study:
     file, data = read_document(path, "dtypes.json", "dtype study", FORMAT_NAME, SCHEMA_VERSION,
                                "give the --out directory of an `opbench dtypes` run")
     try:
-        return Study.from_dict(data)
+        study = Study.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"malformed dtype study {file}: {first_line(exc)}") from None
+    from opbench.results.ids import check_run_id
+
+    check_run_id(study.run_id, f"malformed dtype study {file}")  # it becomes a stored run
+    return study
 
 
 def resume_options(args: argparse.Namespace, study: Study) -> list:
@@ -117,8 +127,10 @@ def run(args: argparse.Namespace) -> int:
     dtypes = parse_dtypes(args.dtypes)
     if args.preset not in PRESETS:
         raise unknown("preset", args.preset, PRESETS)
-    if args.budget <= 0 or args.matmul_budget <= 0 or args.matmul_size < 0:
-        raise UsageError("--budget and --matmul-budget must be > 0, --matmul-size >= 0")
+    if not (0 < args.budget <= options.MAX_SECONDS and 0 < args.matmul_budget <= options.MAX_SECONDS
+            and 0 <= args.matmul_size <= MAX_MATMUL_SIZE):
+        raise UsageError(f"dtype study {args.resume} has unusable settings (budget {args.budget!r} s, matmul "
+                         f"budget {args.matmul_budget!r} s, matmul size {args.matmul_size!r})")
     if resumed_cases is not None:
         cases = resumed_cases
     else:
@@ -139,6 +151,10 @@ def run(args: argparse.Namespace) -> int:
                             "backends": backends, "cases": [c.name for c in cases],
                             "matrix_budget_s": args.budget, "matmul_size": args.matmul_size,
                             "matmul_budget_s": args.matmul_budget})
+
+    options.check_output_dir(out_dir)
+    if not args.no_store:
+        check_store(args.store)
 
     def save() -> None:
         atomic_write(out_dir / "dtypes.json", json.dumps(study.to_dict(), indent=1, default=str) + "\n")

@@ -11,9 +11,8 @@ import csv
 import io
 import json
 import math
-from pathlib import Path
 
-from opbench.commands import add_store
+from opbench.commands import add_store, options
 from opbench.commands.show import markdown_tables
 from opbench.errors import UsageError
 from opbench.results import Run
@@ -27,9 +26,10 @@ CSV_COLUMNS = ("run_id", "case", "family", "backend", "dtype", "status", "median
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write a stored run as JSON (re-importable), CSV or Markdown")
-    p.add_argument("run", metavar="RUN", help="stored run id, unique prefix or 'latest'; or a run.json / run dir")
+    p.add_argument("run", metavar="RUN", type=options.run_ref,
+                   help="stored run id, unique prefix or 'latest'; or a run.json / run dir")
     p.add_argument("--format", choices=("json", "csv", "md"), default="json", help="output format (default json)")
-    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--out", type=options.output_file, help="file to write (default: standard output)")
     add_store(p)
     p.set_defaults(func=run)
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-from opbench.commands import add_store
+from opbench.commands import add_store, options
 from opbench.results.importers import import_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="store a JSON run file or a published Markdown benchmark table as runs")
-    p.add_argument("file", metavar="FILE", help="run.json / `opbench export --format json` output, or a Markdown "
+    p.add_argument("file", metavar="FILE", type=options.input_path,
+                   help="run.json / `opbench export --format json` output, or a Markdown "
                    "file with published tables (e.g. mlx-benchmark's detailed_benchmark.md)")
     add_store(p)
     p.add_argument("--label", help="label of the run (a prefix of each section's heading for multi-device files)")

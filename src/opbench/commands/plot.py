@@ -5,22 +5,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from opbench.commands import add_store, console, progress
+from opbench.commands import add_store, console, options, progress
 from opbench.errors import UsageError
 from opbench.results import Run
+from opbench.results.ids import folder_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from opbench.report.plots import FORMATS
 
     p = sub.add_parser("plot", help="draw a run's charts: a panel per case, one chart per family, speedup heatmap")
-    p.add_argument("run", metavar="RUN", help="run id (prefix, latest), run.json or its directory, or FILE.md#SECTION")
-    p.add_argument("--out", type=Path, help="output directory (default: RUN's directory/plots, or "
+    p.add_argument("run", metavar="RUN", type=options.run_ref,
+                   help="run id (prefix, latest), run.json or its directory, or FILE.md#SECTION")
+    p.add_argument("--out", type=options.output_dir, help="output directory (default: RUN's directory/plots, or "
                                             "opbench-out/RUN_ID/plots for a stored run)")
     p.add_argument("--format", choices=FORMATS, default="png", help="image format (default png)")
     p.add_argument("--log", action="store_true", help="logarithmic time axes")
-    p.add_argument("--pairs", help="speedup pairs of the heatmap as A/B, e.g. cuda/cpu,mlx_gpu/mps")
-    p.add_argument("--vs", metavar="RUN_B", help="also chart RUN_B against RUN (time ratios with significance)")
+    p.add_argument("--pairs", type=options.speedup_pairs,
+                   help="speedup pairs of the heatmap as A/B, e.g. cuda/cpu,mlx_gpu/mps")
+    p.add_argument("--vs", metavar="RUN_B", type=options.run_ref,
+                   help="also chart RUN_B against RUN (time ratios with significance)")
     add_store(p)
     p.set_defaults(func=run)
 
@@ -32,7 +36,7 @@ def output_base(ref: str, run: Run) -> Path:
         return path
     if path.is_file():
         return path.parent
-    return Path("opbench-out") / run.run_id
+    return Path("opbench-out") / folder_name(run.run_id)
 
 
 def load(ref: str, store: str | None) -> Run:
@@ -61,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     pairs = parse_pairs(args.pairs)
     run_a, comparison = load_pair(args.run, args.vs, args.store)
+    options.check_pairs_present(pairs, run_a.backend_names(), f"run {run_a.run_id}")
     out_dir = args.out or output_base(args.run, run_a) / "plots"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

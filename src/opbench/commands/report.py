@@ -4,24 +4,24 @@ given a second run, the comparison of RUN_B against RUN."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from opbench.commands import add_store, add_table_options, console, progress
+from opbench.commands import add_store, add_table_options, console, options, progress
 from opbench.commands.plot import load_pair, output_base
 from opbench.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write one self-contained HTML report of a run (and its comparison)")
-    p.add_argument("run", metavar="RUN", help="run id (prefix, latest), run.json or its directory, or FILE.md#SECTION")
-    p.add_argument("run_b", metavar="RUN_B", nargs="?", help="a second run, compared against RUN")
-    p.add_argument("--out", type=Path, help="HTML file (default: RUN's directory/report.html)")
+    p.add_argument("run", metavar="RUN", type=options.run_ref,
+                   help="run id (prefix, latest), run.json or its directory, or FILE.md#SECTION")
+    p.add_argument("run_b", metavar="RUN_B", nargs="?", type=options.run_ref, help="a second run, compared against RUN")
+    p.add_argument("--out", type=options.output_file, help="HTML file (default: RUN's directory/report.html)")
     p.add_argument("--log", action="store_true", help="logarithmic time axes in the charts")
     p.add_argument("--no-plots", action="store_true", help="tables only (faster, smaller)")
     add_table_options(p)
     p.add_argument("--roofline", action="store_true",
                    help="add the roofline section: %% of calibrated peak per case (see `opbench calibrate`)")
-    p.add_argument("--calibration", type=Path,
+    p.add_argument("--calibration", type=options.input_path,
                    help="calibration file for --roofline (default: the run's machine's stored one; implies --roofline)")
     add_store(p)
     p.set_defaults(func=run)
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     pairs = parse_pairs(args.pairs)
     run_a, comparison = load_pair(args.run, args.run_b, args.store)
+    options.check_pairs_present(pairs, run_a.backend_names(), f"run {run_a.run_id}")
     out = args.out or output_base(args.run, run_a) / "report.html"
     figures = []
     if not args.no_plots:

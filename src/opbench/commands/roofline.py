@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from opbench.calibrate import Calibration, load_calibration, read_calibration
-from opbench.commands import add_format, add_store, console
+from opbench.commands import add_format, add_store, console, options
 from opbench.report.roofline import LEGEND, roofline_table
 from opbench.report.tables import to_markdown, to_rich
 from opbench.results import Run
@@ -21,10 +21,12 @@ from opbench.roofline import backend_settings, roofline_json
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("roofline", help="%% of calibrated peak (compute or memory bound) for every case of a run")
-    p.add_argument("run", metavar="RUN", help="stored run id, unique prefix or 'latest'; or a run.json / run dir")
+    p.add_argument("run", metavar="RUN", type=options.run_ref,
+                   help="stored run id, unique prefix or 'latest'; or a run.json / run dir")
     add_store(p)
-    p.add_argument("--calibration", type=Path, help="calibration file (default: the run's machine's stored one)")
-    p.add_argument("--json", type=Path, help="also write the roofline as JSON to this file")
+    p.add_argument("--calibration", type=options.input_path,
+                   help="calibration file (default: the run's machine's stored one)")
+    p.add_argument("--json", type=options.output_file, help="also write the roofline as JSON to this file")
     add_format(p)
     p.set_defaults(func=run)
 

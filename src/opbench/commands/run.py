@@ -22,17 +22,21 @@ from opbench.commands import (
     check_dtype,
     console,
     load_catalog_option,
+    options,
     print_tables,
     progress,
 )
+from opbench.commands.options import check_pairs_present
 from opbench.errors import UsageError, unknown
 from opbench.eta import CostModel
 from opbench.interrupts import deferred_interrupt
 from opbench.passes import passes_done, process_spread_note
+from opbench.paths import os_error_text
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
-from opbench.results.store import mask_url, open_store
+from opbench.results.ids import folder_name
+from opbench.results.store import check_store, mask_url, open_store
 from opbench.resume import check_resumable, fill_options, measured_results
 from opbench.runner import Plan, run_plan
 from opbench.timing import DEFAULT_UNITS, TimingSettings
@@ -53,23 +57,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  opbench run --ops Softmax,MatMul --format md            two families, Markdown tables\n"
                "  opbench run --backends cuda,cuda_compile --processes 3  3 worker processes per backend\n"
                "  opbench run --resume RUN_ID                             measure what a cut-off run lacks")
-    p.add_argument("--backends", help="comma-separated backends (default: every available one)")
-    p.add_argument("--ops", help="comma-separated families or exact case names (default: all)")
+    p.add_argument("--backends", type=options.backend_list,
+                   help="comma-separated backends (default: every available one)")
+    p.add_argument("--ops", type=options.name_list("op"),
+                   help="comma-separated families or exact case names (default: all)")
     p.add_argument("--preset", help=f"{' | '.join(PRESETS)} (default seed: the seed's shapes)")
     p.add_argument("--dtype", help=f"{' | '.join(DTYPES)} (default float32)")
-    p.add_argument("--out", type=Path, help="output directory (default opbench-out/RUN_ID)")
+    p.add_argument("--out", type=options.output_dir, help="output directory (default opbench-out/RUN_ID)")
     add_store(p)
-    p.add_argument("--resume", metavar="RUN", help="measure only what stored run RUN (id, prefix or 'latest') is "
+    p.add_argument("--resume", metavar="RUN", type=options.run_ref,
+                   help="measure only what stored run RUN (id, prefix or 'latest') is "
                    "missing, with its own options unless given")
-    p.add_argument("--case-timeout", type=float, help="seconds before a case is recorded as timeout "
-                   "(default 300 + 20 x budget)")
+    p.add_argument("--case-timeout", type=options.seconds, help="seconds before a case is recorded as timeout "
+                   "(default: adaptive, at least 300 + 20 x budget and more for a case whose FLOP/byte counts "
+                   "or first call predict more on this machine)")
     p.add_argument("--no-isolate", action="store_true",
                    help="measure in this process instead of one worker process per backend (debugging)")
-    p.add_argument("--budget", type=float, help="seconds of timed samples per case, split across the processes "
+    p.add_argument("--budget", type=options.seconds,
+                   help="seconds of timed samples per case, split across the processes "
                    "(default 0.5)")
-    p.add_argument("--min-samples", type=int, help="minimum samples per case (default 5)")
-    p.add_argument("--seed", type=int, help="input generator seed (default 0)")
-    p.add_argument("--processes", type=int,
+    p.add_argument("--min-samples", type=options.bounded_int(1, options.MAX_SAMPLES),
+                   help="minimum samples per case (default 5)")
+    p.add_argument("--seed", type=options.seed, help="input generator seed (default 0)")
+    p.add_argument("--processes", type=options.bounded_int(1, options.MAX_PROCESSES),
                    help="measure each backend in N passes, each in a fresh worker process (the independent "
                         f"units `compare` tests), splitting the budget between them (default {DEFAULT_UNITS}; "
                         "1 with --no-isolate)")
@@ -124,40 +134,45 @@ def resumed_catalogs(given: list[str] | None, previous: Run) -> list:  # -> list
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check everything (options, store, output directory) first; the store is written from `create_run` on."""
     catalogs = [] if args.resume else load_catalog_option(args.catalog)  # a bad file: before the store is touched
     if catalogs and args.ops is None:  # --catalog alone: its own families
         args.ops = ",".join(f for c in catalogs for f in c.families)
-    db = open_store(args.store)
     here = machine.collect()
     previous = None
     if args.resume:
-        previous = db.load_run(args.resume)
+        with open_store(args.store, create=False) as found:
+            previous = found.load_run(args.resume)
         check_resumable(previous, here)
         catalogs = resumed_catalogs(args.catalog, previous)
+    else:
+        check_store(args.store)
     if args.no_isolate and args.processes is None:
         args.processes = 1  # in-process measurement has one process to give
     fill_options(args, previous)
     dtype = check_dtype(args.dtype)
     if args.preset not in PRESETS:
         raise unknown("preset", args.preset, PRESETS)
-    if args.budget <= 0 or args.min_samples < 1:
-        raise UsageError("--budget must be > 0 and --min-samples >= 1")
-    if args.case_timeout is not None and args.case_timeout <= 0:
-        raise UsageError("--case-timeout must be > 0 seconds")
-    if args.processes < 1 or (args.processes > 1 and args.no_isolate):
-        raise UsageError("--processes must be >= 1, and more than 1 needs worker processes (drop --no-isolate)")
+    if not (0 < args.budget <= options.MAX_SECONDS and args.min_samples >= 1 and args.processes >= 1):
+        raise UsageError(f"run {args.resume} has unusable settings (budget {args.budget!r} s, min_samples "
+                         f"{args.min_samples!r}, processes {args.processes!r}); start a new run")
+    if args.processes > 1 and args.no_isolate:
+        raise UsageError("--processes more than 1 needs worker processes (drop --no-isolate)")
     pairs = parse_pairs(args.pairs)
     cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
     cases = list({c.name: c for c in cases}.values())  # a preset may shrink two cases to one: measure it once
     backends, availability = resolve_backends(args.backends)
+    check_pairs_present(pairs, backends, "the backends of this run")
+    run_id = previous.run_id if previous else new_run_id()
+    out_dir = options.check_output_dir(args.out or Path("opbench-out") / folder_name(run_id))
     runnable = [b for b in backends if availability[b]["available"]]
     for name in runnable:  # versions and thread/precision settings in force, recorded with the run
         backend = get_backend(name)
         availability[name].update(versions=backend.versions(), settings=backend.settings())
 
     settings = TimingSettings(budget_s=args.budget, min_samples=args.min_samples)
+    db = open_store(args.store)
     if previous is None:
-        run_id = new_run_id()
         meta = Run(run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    preset=args.preset, dtype=dtype, machine=here,
                    settings={"budget_s": settings.budget_s, "min_samples": settings.min_samples,
@@ -168,8 +183,7 @@ def run(args: argparse.Namespace) -> int:
                    backends=availability)
         db.create_run(meta)
     else:
-        run_id, meta = previous.run_id, previous
-    out_dir = args.out or Path("opbench-out") / run_id
+        meta = previous
     store = RunDirectory(out_dir, meta)
     prior = measured_results(meta, dtype)
 
@@ -182,9 +196,12 @@ def run(args: argparse.Namespace) -> int:
             db.update_backends(run_id, backends_meta)
             store.run = replace(store.run, backends=backends_meta)
 
+    stored: set[tuple[str, str, str]] = {(r.case, r.backend, r.dtype) for r in meta.results}
+
     def record(result: CaseResult) -> None:  # the store first (one transaction per result), then run.json
         with deferred_interrupt():
             db.add_result(run_id, result)
+            stored.add((result.case, result.backend, result.dtype))
             store.add(result)
 
     for name in backends:
@@ -203,16 +220,21 @@ def run(args: argparse.Namespace) -> int:
     hint = f"opbench run --resume {run_id}" + (f" --store {mask_url(args.store)}" if args.store else "")
     try:
         _measure_with_progress(plan, record, err, prior, not args.no_isolate, args.case_timeout, on_backend)
-    except UsageError as exc:  # the store failed mid-run (locked too long, disk full): say how to go on
-        store.write_tables(pairs, args.geomean)
-        raise UsageError(f"{exc}; {len(store.run.results)} results kept in {out_dir}/run.json; "
-                         f"resume with: {hint}") from None
+    except (UsageError, OSError) as exc:  # the store or the output folder failed mid-run (locked, disk full)
+        reason = str(exc) if isinstance(exc, UsageError) else os_error_text(exc, out_dir)
+        tables = _write_tables_if_possible(store, pairs, args.geomean)
+        raise UsageError(f"{reason}; {len(stored)} results kept in the store {db.location}{tables}; resume with: "
+                         f"{hint}") from None
     except KeyboardInterrupt:
-        store.write_tables(pairs, args.geomean)
-        err.print(f"interrupted: {len(store.run.results)} results kept in {db.location} and {out_dir}/run.json; "
+        tables = _write_tables_if_possible(store, pairs, args.geomean)
+        err.print(f"interrupted: {len(stored)} results kept in {db.location} and {out_dir}/run.json{tables}; "
                   f"resume with: {hint}", soft_wrap=True)
         return 130
-    store.write_tables(pairs, args.geomean)
+    try:
+        store.write_tables(pairs, args.geomean)
+    except OSError as exc:
+        raise UsageError(f"cannot write the tables to {out_dir}: {exc.strerror or exc}; all {len(stored)} results "
+                         f"are in the store {db.location} (`opbench show {run_id}`)") from None
     results = store.run.results
     detailed, average = detailed_table(results, pairs), average_table(results, pairs, args.geomean)
     if args.roofline:  # optional % peak columns; the seed's layout is unchanged without the flag
@@ -236,6 +258,16 @@ def run(args: argparse.Namespace) -> int:
     err.print(f"results: {out_dir}/run.json, {out_dir}/detailed.md, {out_dir}/average.md"
               + (f", {out_dir}/roofline.json, {out_dir}/roofline.md" if args.roofline else ""))
     return 0
+
+
+def _write_tables_if_possible(store: RunDirectory, pairs: list[tuple[str, str]] | None, geomean: bool) -> str:
+    """Write detailed.md and average.md after a failure; never raises (the disk may be what failed): returns
+    '' or a note of why the tables are missing, for the error message."""
+    try:
+        store.write_tables(pairs, geomean)
+    except OSError as exc:
+        return f" (the tables in {store.out_dir} could not be written: {exc.strerror or exc})"
+    return ""
 
 
 def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err,

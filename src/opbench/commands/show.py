@@ -6,7 +6,7 @@ import argparse
 import platform
 
 from opbench import machine
-from opbench.commands import add_format, add_store, add_table_options, console, print_tables
+from opbench.commands import add_format, add_store, add_table_options, console, options, print_tables
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown
 from opbench.results import Run
 from opbench.results.resolve import load_run
@@ -14,7 +14,8 @@ from opbench.results.resolve import load_run
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="print the Detailed and Average tables of a stored run")
-    p.add_argument("run", metavar="RUN", help="stored run id, unique prefix or 'latest'; or a run.json / run dir")
+    p.add_argument("run", metavar="RUN", type=options.run_ref,
+                   help="stored run id, unique prefix or 'latest'; or a run.json / run dir")
     add_store(p)
     add_table_options(p)
     p.add_argument("--roofline", action="store_true",
@@ -43,6 +44,7 @@ def markdown_tables(r: Run, pairs: list[tuple[str, str]] | None = None, geometri
 def run(args: argparse.Namespace) -> int:
     pairs = parse_pairs(args.pairs)
     r = load_run(args.run, store=args.store)
+    options.check_pairs_present(pairs, r.backend_names(), f"run {r.run_id}")
     if args.format == "md":
         print(markdown_tables(r, pairs, args.geomean), end="")
         _roofline(r, args)

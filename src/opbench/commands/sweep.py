@@ -17,7 +17,7 @@ from typing import Any
 from opbench import machine
 from opbench.backends import get_backend, parse_backends
 from opbench.calibrate import load_calibration, read_calibration
-from opbench.commands import DTYPES, add_format, check_dtype, console
+from opbench.commands import DTYPES, add_format, check_dtype, console, options
 from opbench.commands.run import available_backends, new_run_id
 from opbench.errors import UsageError
 from opbench.report.tables import to_markdown, to_rich
@@ -44,22 +44,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="one family over a range of sizes on several backends (time, GFLOP/s, plots)")
     p.add_argument("family", nargs="?",
                    help="operation family, e.g. matmul (square N x N @ N x N), softmax, relu, sum")
-    p.add_argument("--resume", type=Path, metavar="DIR", help="continue the sweep saved in DIR with its own "
+    p.add_argument("--resume", type=options.input_path, metavar="DIR",
+                   help="continue the sweep saved in DIR with its own "
                    "settings: measure only the (size, backend) points it lacks, then draw it again")
-    p.add_argument("--render", type=Path, metavar="DIR", help="draw the table and plots of the sweep saved in DIR "
+    p.add_argument("--render", type=options.input_path, metavar="DIR",
+                   help="draw the table and plots of the sweep saved in DIR "
                    "(its sweep.json) again, measuring nothing; --calibration and --out apply")
     p.add_argument("--sizes", default="512:8192:512", help="START:STOP:STEP or a comma list (default 512:8192:512)")
-    p.add_argument("--backends", help="comma-separated backends (default: every available one)")
+    p.add_argument("--backends", type=options.backend_list,
+                   help="comma-separated backends (default: every available one)")
     p.add_argument("--dtype", default="float32", help=f"{' | '.join(DTYPES)} (default float32)")
-    p.add_argument("--baseline", help="backend the ratios are taken against (default cpu, else the first)")
-    p.add_argument("--budget", type=float, default=2.0,
+    p.add_argument("--baseline", type=options.backend_name,
+                   help="backend the ratios are taken against (default cpu, else the first)")
+    p.add_argument("--budget", type=options.seconds, default=2.0,
                    help="seconds per size and backend: timing budget, and larger sizes predicted to need more "
                         "are skipped (default 2)")
-    p.add_argument("--min-samples", type=int, default=5, help="minimum samples per point (default 5)")
+    p.add_argument("--min-samples", type=options.bounded_int(1, options.MAX_SAMPLES), default=5,
+                   help="minimum samples per point (default 5)")
     p.add_argument("--case", help="exact catalog case to scale (non-matmul families; default the family's first)")
-    p.add_argument("--calibration", type=Path, help="calibration file (default: this machine's stored one)")
-    p.add_argument("--out", type=Path, help="output directory (default opbench-out/sweep-ID)")
-    p.add_argument("--seed", type=int, default=0, help="input generator seed (default 0)")
+    p.add_argument("--calibration", type=options.input_path,
+                   help="calibration file (default: this machine's stored one)")
+    p.add_argument("--out", type=options.output_dir, help="output directory (default opbench-out/sweep-ID)")
+    p.add_argument("--seed", type=options.seed, default=0, help="input generator seed (default 0)")
     add_format(p)
     p.set_defaults(func=run)
 
@@ -99,9 +105,11 @@ def run(args: argparse.Namespace) -> int:
     family = resolve_family(args.family)
     sizes = parse_sizes(args.sizes)
     dtype = check_dtype(args.dtype)
-    if args.budget <= 0 or args.min_samples < 1:
-        raise UsageError("--budget must be > 0 and --min-samples >= 1")
+    if not (0 < args.budget <= options.MAX_SECONDS and args.min_samples >= 1):
+        raise UsageError(f"sweep {args.resume} has unusable settings (budget {args.budget!r} s, min_samples "
+                         f"{args.min_samples!r})")
     template = template_case(family, args.case)
+    check_sizes(family, sizes, template, dtype)
     wanted = parse_backends(args.backends)  # names are checked before any framework is imported
     if args.baseline and wanted is not None and args.baseline not in wanted:
         raise UsageError(f"--baseline {args.baseline!r} is not among the swept backends: {', '.join(wanted)}")
@@ -126,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir = args.out or (args.resume if args.resume.is_dir() else args.resume.parent)
     else:
         out_dir = args.out or Path("opbench-out") / sweep_id
+    options.check_output_dir(out_dir)
     xlabel, subject = describe_axis(family, args.case)
     settings = SweepSettings(budget_s=args.budget, min_samples=args.min_samples, dtype=dtype, seed=args.seed)
     record: dict[str, Any] = previous[0] if previous else {
@@ -165,6 +174,14 @@ def run(args: argparse.Namespace) -> int:
     atomic_write(out_dir / "sweep.json", json.dumps(record, indent=1, default=str) + "\n")
     return render(points, baseline, calibration, settings_by_backend, dtype, subject, xlabel, out_dir, args.format,
                   show_shape=family != "MatMul" or template is not None)
+
+
+def check_sizes(family: str, sizes: list[int], template: Any, dtype: str) -> None:
+    """Refuse sizes whose case could not even be described: FLOP and byte counts past 64-bit integers."""
+    largest = sweep_case(family, max(sizes), template)
+    if max(largest.flops, largest.bytes_moved(dtype)) >= 2**62:
+        raise UsageError(f"--sizes up to {max(sizes)} is too large for {family}: {largest.name} would need "
+                         f"{largest.bytes_moved(dtype):.3g} bytes and {largest.flops:.3g} FLOPs")
 
 
 def point_roofline(point: SweepPoint, calibration: Any, settings: dict[str, dict[str, Any]]) -> dict[str, Any]:

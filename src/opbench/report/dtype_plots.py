@@ -26,12 +26,9 @@ BACKEND_MARKERS = "osD^v<>Ph*"
 
 
 def _pyplot():
-    import matplotlib
+    from opbench.report.mpl import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def heatmap(cells: Sequence[Cell], path: Path, title: str = "dtype support") -> Path:

@@ -98,6 +98,9 @@ def _quartiles(result: CaseResult) -> tuple[float, float]:
 
 
 def _new_figure(width: float, height: float) -> Figure:
+    from opbench.report.mpl import matplotlib_for_files
+
+    matplotlib_for_files()
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
@@ -358,8 +361,9 @@ def save(fig: Figure, path: Path, dpi: int = 110) -> Path:
 
 
 def slug(text: str) -> str:
-    keep = "".join(ch if ch.isalnum() else "-" for ch in text.lower())
-    return "-".join(p for p in keep.split("-") if p) or "plot"
+    """A file-name-safe form of `text`: ASCII letters and digits joined by `-`, at most 80 characters."""
+    keep = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in text.lower())
+    return "-".join(p for p in keep.split("-") if p)[:80].strip("-") or "plot"
 
 
 def plan_run_figures(run: Run, *, log: bool = False, pairs: Sequence[tuple[str, str]] | None = None

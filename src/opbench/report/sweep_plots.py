@@ -17,12 +17,9 @@ from opbench.sweep import SweepPoint, ratios
 
 
 def _plt():  # -> matplotlib.pyplot, with the file-only backend
-    import matplotlib
+    from opbench.report.mpl import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _series(points: Sequence[SweepPoint], value) -> dict[str, tuple[list[int], list[float]]]:

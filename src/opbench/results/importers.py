@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from opbench.errors import UsageError
+from opbench.results.ids import check_run_id
 from opbench.results.model import TIMED_STATUSES, UNTIMED_STATUSES, CaseResult, Run
 
 IMPORTED_DETAIL = "imported: not verified"
@@ -273,6 +274,29 @@ def _check_result(r: CaseResult) -> None:
         value = getattr(r, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise UsageError(f"malformed opbench run file: result field {name!r} is not a number")
+        if name == "published_ms" and value is not None and not (math.isfinite(value) and value >= 0):
+            raise UsageError(f"malformed opbench run file: result field {name!r} is {value!r}; expected a finite "
+                             "time >= 0 in ms")
+    for name in ("flops", "bytes", "calls_per_sample", "warmup_calls"):
+        if not 0 <= getattr(r, name) < 2**63:
+            raise UsageError(f"malformed opbench run file: result field {name!r} is out of range")
+
+
+def _check_sample_lists(data: Any) -> None:
+    """Raw samples must be lists of finite times >= 0 given as numbers (`Run.from_dict` would turn `true` into
+    1.0 and keep `Infinity`, which later breaks every table and chart)."""
+    results = data.get("results") if isinstance(data, dict) else None
+    for r in results if isinstance(results, list) else ():
+        if not isinstance(r, dict):
+            continue
+        for name in ("samples_ms", "process_medians_ms"):
+            values = r.get(name, [])
+            if not isinstance(values, list):
+                raise UsageError(f"malformed opbench run file: result field {name!r} is not a list")
+            for x in values:
+                if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+                    raise UsageError(f"malformed opbench run file: {name} of {str(r.get('case'))[:60]!r} holds "
+                                     f"{json.dumps(x)[:40]}; expected finite times >= 0 in ms")
 
 
 def run_from_json_text(text: str, source: str = "") -> Run:
@@ -285,6 +309,7 @@ def run_from_json_text(text: str, source: str = "") -> Run:
         data = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise UsageError(f"{source or 'input'} is not valid JSON: {str(exc).splitlines()[0]}") from None
+    _check_sample_lists(data)
     try:
         run = Run.from_dict(data)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -292,8 +317,7 @@ def run_from_json_text(text: str, source: str = "") -> Run:
     for name in ("run_id", "created", "preset", "dtype", "source", "label"):
         if not isinstance(getattr(run, name), str):
             raise UsageError(f"malformed opbench run file: field {name!r} is not text")
-    if not run.run_id.strip():
-        raise UsageError("malformed opbench run file: empty run_id")
+    check_run_id(run.run_id, f"malformed opbench run file {source}".rstrip())
     for name in ("machine", "settings", "backends"):
         if not isinstance(getattr(run, name), dict):
             raise UsageError(f"malformed opbench run file: field {name!r} is not an object")
@@ -326,6 +350,15 @@ def read_text(path: str | Path) -> str:
     if "\x00" in text:
         raise UsageError(f"{path} is not a text file (contains NUL bytes)")
     return text
+
+
+def path_is(path: Path, test: str) -> bool:
+    """`path.exists()` / `is_file()` / `is_dir()`, False (not an error) for a name the OS cannot even look up
+    (a segment over 255 bytes, a NUL byte): such a reference is then tried as a stored run id."""
+    try:
+        return bool(getattr(path, test)())
+    except (OSError, ValueError):
+        return False
 
 
 def looks_like_json(text: str) -> bool:
@@ -370,9 +403,9 @@ def load_run_or_table(ref: str, store: Any = None) -> Run:
     e.g. `detailed_benchmark.md#RTX4090`), a JSON run file or run directory, or a stored run id."""
     from opbench.results.resolve import load_run
 
-    path_text, sep, selector = ref.rpartition("#") if "#" in ref and not Path(ref).exists() else (ref, "", "")
+    path_text, sep, selector = ref.rpartition("#") if "#" in ref and not path_is(Path(ref), "exists") else (ref, "", "")
     path = Path(path_text)
-    if path.is_file():
+    if path_is(path, "is_file"):
         text = read_text(path)
         if looks_like_json(text):
             if sep:

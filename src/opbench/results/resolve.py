@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opbench.errors import UsageError
-from opbench.results.importers import read_text, run_from_json_text
+from opbench.results.importers import path_is, read_text, run_from_json_text
 from opbench.results.model import Run
 from opbench.results.store import Store, open_store
 
@@ -17,11 +17,11 @@ def load_run(ref: str, store: Store | str | Path | None = None) -> Run:
     looked up in `store` (a `Store`, a store path, or None for `$OPBENCH_STORE` / the default store).
     """
     path = Path(ref)
-    if path.is_dir():
+    if path_is(path, "is_dir"):
         path = path / "run.json"
-        if not path.is_file():
+        if not path_is(path, "is_file"):
             raise UsageError(f"{ref} is a directory without a run.json")
-    if path.is_file():  # validated: a hand-edited or foreign file is a one-line error, not a later traceback
+    if path_is(path, "is_file"):  # validated: a hand-edited or foreign file is a one-line error, not a later traceback
         return run_from_json_text(read_text(path), str(path))
     if isinstance(store, Store):
         return store.load_run(ref)

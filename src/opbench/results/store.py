@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from opbench.results.dialects import (
     is_url,
     mask_url,
 )
+from opbench.results.ids import check_run_id
 from opbench.results.model import CaseResult, Run
 
 __all__ = ["BUSY_TIMEOUT_S", "MIGRATIONS", "SCHEMA_VERSION", "STORE_ENV_VAR", "MissingStore", "Store",
@@ -218,6 +220,10 @@ class Store:
                              f"(reads up to {SCHEMA_VERSION}); upgrade opbench")
         if version == 0 and not create:
             raise MissingStore(self.location)
+        missing = [t for t in ("runs", "results") if t not in tables]
+        if marked and version and missing:
+            raise UsageError(f"store {self.location} is damaged: it lacks its table(s) {', '.join(missing)}; pass "
+                             "another --store")
         if version < SCHEMA_VERSION:
             self._migrate()
 
@@ -277,8 +283,7 @@ class Store:
     def _insert_run(self, run: Run) -> None:
         from opbench import __version__
 
-        if not run.run_id or run.run_id == "latest":
-            raise UsageError(f"invalid run id {run.run_id!r}")
+        check_run_id(run.run_id)
         if self._execute("SELECT 1 FROM runs WHERE id = ?", (run.run_id,)).fetchone():
             raise UsageError(f"run {run.run_id} is already in the store {self.location}")
         version = "" if run.imported else str(run.machine.get("packages", {}).get("opbench", __version__))
@@ -402,6 +407,64 @@ class Store:
                           flops=d["flops"], bytes=d["bytes"], published_ms=_real_out(d["published_ms"]),
                           process_medians_ms=process_medians, unit_sizes=unit_sizes, conditions=conditions,
                           warnings=warnings)
+
+
+def _check_header(db: sqlite3.Connection, path: Path) -> int:
+    """The schema version of the database `db`, or a UsageError for another application's database, a newer
+    schema, or an opbench store that lost its tables. The reads share one read transaction: read one by one,
+    a process creating the same new store in between made its fresh tables look like another application's."""
+    db.execute("BEGIN")
+    try:
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    finally:
+        db.execute("COMMIT")
+    if app_id != APPLICATION_ID and (tables or version):
+        raise UsageError(f"{path} is not an opbench store (an SQLite database of another application"
+                         f"{' with tables ' + ', '.join(tables[:6]) if tables else ''}); pass another --store PATH")
+    if version > SCHEMA_VERSION:
+        raise UsageError(f"store {path} has schema version {version}, newer than this opbench "
+                         f"(reads up to {SCHEMA_VERSION}); upgrade opbench")
+    missing = [t for t in ("runs", "results") if t not in tables]
+    if app_id == APPLICATION_ID and version and missing:
+        raise UsageError(f"store {path} is damaged: it lacks its table(s) {', '.join(missing)}; pass another "
+                         "--store PATH")
+    return version
+
+
+def check_store(path: str | Path | None = None) -> Path:
+    """Check, without creating or changing anything, that the store at `path` (default: `$OPBENCH_STORE`, else
+    the default path) can be opened for writing: an opbench store (or an empty file) that is writable, or a
+    file that can be created. Commands call this before they measure, so a bad store is refused up front."""
+    from urllib.parse import quote
+
+    from opbench.paths import check_output_file, check_path_text, exists
+    from opbench.results.dialects import SQLiteDialect
+
+    target = path if path is not None else default_store_location()
+    if is_url(target):  # a server store is checked when it is opened, before anything is measured
+        return target  # type: ignore[return-value]
+    resolved = Path(target).expanduser()
+    check_path_text(str(resolved), "store path", UsageError)
+    if not exists(resolved):
+        check_output_file(resolved, "store")
+        return resolved
+    if resolved.is_dir():
+        raise UsageError(f"store path {resolved} is a directory; pass a file path with --store")
+    if not os.access(resolved, os.R_OK | os.W_OK):
+        raise UsageError(f"store {resolved} is read-only; make it writable or pass another --store PATH")
+    try:
+        db = sqlite3.connect(f"file:{quote(str(resolved.absolute()))}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                             isolation_level=None)
+        try:
+            _check_header(db, resolved)
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise SQLiteDialect(resolved).error(exc) from None
+    return resolved
 
 
 def _dumps(value: Any) -> str:

@@ -121,8 +121,27 @@ class SlowFake(NumpyFake):
         return super().prepare(case, inputs)
 
 
+class SlowCallFake(NumpyFake):
+    """Every call of every case takes `OPBENCH_FAKE_CALL_S` seconds (default 0.5): a case whose cost a fixed
+    time-out would not allow for."""
+
+    name = "fake_slow_call"
+    fault_family = ""
+
+    def prepare(self, case: Case, inputs: tuple[np.ndarray, ...], dtype: str | None = None) -> Prepared:
+        prepared = super().prepare(case, inputs, dtype)
+        delay = float(os.environ.get("OPBENCH_FAKE_CALL_S", "0.5"))
+
+        def slow(*args: Any) -> Any:
+            time.sleep(delay)
+            return prepared.op(*args)
+
+        return Prepared(slow, prepared.args)
+
+
 FAKES: dict[str, str] = {cls.name: f"{__name__}:{cls.__name__}" for cls in (
-    NumpyFake, CrashingFake, HangingFake, KilledFake, MemoryErrorFake, BrokenSetupFake, SlowFake, WarningFake)}
+    NumpyFake, CrashingFake, HangingFake, KilledFake, MemoryErrorFake, BrokenSetupFake, SlowFake, WarningFake,
+    SlowCallFake)}
 
 
 def register_fakes() -> None:
