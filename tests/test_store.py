@@ -242,15 +242,16 @@ def test_resolve_load_run_from_file_or_store(tmp_path: Path) -> None:
         load_run("zzz", store=tmp_path / "none.sqlite")
 
 
-def test_many_processes_create_and_write_one_store_at_once(tmp_path: Path) -> None:
-    path = tmp_path / "shared.sqlite"
+def test_many_processes_create_and_write_one_store_at_once(store_location: str) -> None:
+    """Several processes open a store that does not exist yet at the same moment, then each writes its run."""
+    writers = 4
     code = textwrap.dedent(f"""
         import sys, time
         from opbench.results import CaseResult, Run
         from opbench.results.store import Store
         i, start = int(sys.argv[1]), float(sys.argv[2])
-        time.sleep(max(0.0, start - time.time()))  # all open the new file at the same moment
-        with Store({str(path)!r}) as s:
+        time.sleep(max(0.0, start - time.time()))  # all open the new store at the same moment
+        with Store({store_location!r}) as s:
             s.create_run(Run(run_id=f"run-{{i}}", created="2026-01-01", preset="quick", dtype="float32"))
             for k in range(5):
                 s.add_result(f"run-{{i}}", CaseResult(case=f"Sum / dim={{k + 1}}", family="Sum", backend="cpu",
@@ -258,12 +259,12 @@ def test_many_processes_create_and_write_one_store_at_once(tmp_path: Path) -> No
         """)
     start = str(time.time() + 2.0)
     procs = [subprocess.Popen([sys.executable, "-c", code, str(i), start], stderr=subprocess.PIPE, text=True)
-             for i in range(4)]
+             for i in range(writers)]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errors
-    with Store(path) as s:
-        assert sorted(s.run_ids()) == [f"run-{i}" for i in range(4)]
-        assert s.result_counts() == {f"run-{i}": 5 for i in range(4)}
+    with Store(store_location) as s:
+        assert sorted(s.run_ids()) == [f"run-{i}" for i in range(writers)]
+        assert s.result_counts() == {f"run-{i}": 5 for i in range(writers)}
 
 
 def test_latest_prefers_a_run_measured_on_this_host_over_newer_ones(tmp_path) -> None:

@@ -1,17 +1,14 @@
 """The PostgreSQL store on a real server: schema and migration, bad connection input (unreachable host, wrong
 password, missing database, another application's database, a newer schema), credentials never shown, the CLI's
---store URL, concurrent writers, and a server restart in the middle of a run.
+--store URL, and a server restart in the middle of a run.
 
-The shared round-trip tests run on both back ends in test_store.py (`store_location` fixture)."""
+The shared tests (round trips, concurrent writers creating one store) run on both back ends in test_store.py
+(`store_location` fixture)."""
 
 from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -142,29 +139,6 @@ def test_cli_run_into_postgres_keeps_credentials_out_of_files(postgres_url: str,
     assert run.run_id == stored["run_id"] and len(run.results) == len(stored["results"]) > 0
     assert main(["runs", "--format", "md"]) == 0
     assert run.run_id in capsys.readouterr().out
-
-
-def test_many_processes_create_and_write_one_database_at_once(postgres_url: str) -> None:
-    code = textwrap.dedent(f"""
-        import sys, time
-        from opbench.results import CaseResult, Run
-        from opbench.results.store import Store
-        i, start = int(sys.argv[1]), float(sys.argv[2])
-        time.sleep(max(0.0, start - time.time()))  # all open the new database at the same moment
-        with Store({postgres_url!r}) as s:
-            s.create_run(Run(run_id=f"run-{{i}}", created="2026-01-01", preset="quick", dtype="float32"))
-            for k in range(5):
-                s.add_result(f"run-{{i}}", CaseResult(case=f"Sum / dim={{k + 1}}", family="Sum", backend="cpu",
-                                                      dtype="float32", status="ok", samples_ms=(1.0,)))
-        """)
-    start = str(time.time() + 2.0)
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(i), start], stderr=subprocess.PIPE, text=True)
-             for i in range(6)]
-    errors = [p.communicate(timeout=120)[1] for p in procs]
-    assert all(p.returncode == 0 for p in procs), errors
-    with Store(postgres_url) as s:
-        assert sorted(s.run_ids()) == [f"run-{i}" for i in range(6)]
-        assert s.result_counts() == {f"run-{i}": 5 for i in range(6)}
 
 
 def test_server_restart_is_a_one_line_error_and_a_fresh_store_works(postgres_server, postgres_url: str) -> None:

@@ -14,6 +14,7 @@ import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from opbench.errors import UsageError
 from opbench.paths import check_creatable, check_output_dir, check_output_file, check_path_text, exists, is_dir
@@ -22,9 +23,27 @@ MAX_SECONDS = 86_400.0  # a day: a longer budget or timeout is a typo, not a pla
 MAX_SEED = 2**63 - 1
 MAX_SAMPLES = 1_000_000
 MAX_PROCESSES = 100
+T = TypeVar("T")
 
 
 # ------------------------------------------------------------------------------------------------ numbers
+
+
+def _checked(convert: Callable[[str], T], name: str, in_range: Callable[[T], bool],
+             expected: str) -> Callable[[str], T]:
+    """A `type=` that converts with `convert` and keeps values `in_range`; both refusals say `expected`."""
+
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {name}: {text[:60]!r}; expected {expected}") from None
+        if not in_range(value):
+            raise argparse.ArgumentTypeError(f"{text[:60]!r} is out of range; expected {expected}")
+        return value
+
+    parse.__name__ = name.split()[-1]  # argparse names the type in its own messages
+    return parse
 
 
 def finite_float(low: float, high: float = math.inf, *, low_inclusive: bool = False,
@@ -34,37 +53,15 @@ def finite_float(low: float, high: float = math.inf, *, low_inclusive: bool = Fa
     where = f"{bracket}{low:g}, {high:g}]" if math.isfinite(high) else (">= " if low_inclusive else "> ") + f"{low:g}"
     suffix = f" {unit}" if unit else ""
 
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text[:60]!r}; expected a finite number "
-                                             f"{where}{suffix}") from None
-        if not math.isfinite(value) or value > high or value < low or (value == low and not low_inclusive):
-            raise argparse.ArgumentTypeError(f"{text[:60]!r} is out of range; expected a finite number "
-                                             f"{where}{suffix}")
-        return value
+    def in_range(value: float) -> bool:
+        return math.isfinite(value) and (low <= value if low_inclusive else low < value) and value <= high
 
-    parse.__name__ = "number"  # argparse names the type in its own messages
-    return parse
+    return _checked(float, "a number", in_range, f"a finite number {where}{suffix}")
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:
     """A `type=` for an integer in [low, high]."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text[:60]!r}; expected an integer from {low} "
-                                             f"to {high}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text[:60]!r} is out of range; expected an integer from {low} "
-                                             f"to {high}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
+    return _checked(int, "an integer", lambda v: low <= v <= high, f"an integer from {low} to {high}")
 
 
 seconds = finite_float(0.0, MAX_SECONDS, unit="seconds")
