@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from opbench.compare import BOOTSTRAP_RESAMPLES, bootstrap_medians, compare_runs
+from opbench.analysis.compare import BOOTSTRAP_RESAMPLES, bootstrap_medians, compare_runs
 from opbench.results import CaseResult, Run
 
 CASES, BACKENDS = 91, ("cpu", "mlx_cpu", "jax_cpu")

@@ -36,8 +36,8 @@ import numpy as np
 
 from opbench.backends import get_backend
 from opbench.catalog import preset_cases, select_cases
-from opbench.runner import measure_case
-from opbench.timing import TimingSettings
+from opbench.engine.runner import measure_case
+from opbench.engine.timing import TimingSettings
 
 FLUSH_BYTES = 256 << 20
 TARGET = 0.05

@@ -61,7 +61,7 @@ case "${1:-}" in
     mkdir -p "$OPBENCH_DATA_DIR"
     # a carried calibration becomes this machine's stored one, so new backends merge into it
     [ -f "$CAL_FILE" ] && python3 -c 'import shutil, sys; from opbench import machine
-from opbench.calibrate import calibration_path; p = calibration_path(machine.collect())
+from opbench.studies.calibrate import calibration_path; p = calibration_path(machine.collect())
 p.exists() or (p.parent.mkdir(parents=True, exist_ok=True), shutil.copy(sys.argv[1], p))' "$CAL_FILE"
     timeout 300 python3 -m opbench calibrate --backends "$2" --budget 0.5 --out "$CAL_FILE" --format md \
       >> "$OUT/calibration.md" 2>&1

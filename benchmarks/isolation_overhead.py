@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 
 from opbench.catalog import preset_cases, select_cases
+from opbench.engine.runner import measure_case
+from opbench.engine.timing import TimingSettings
+from opbench.engine.worker import BackendWorker
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
 from opbench.results.store import Store
-from opbench.runner import measure_case
 from opbench.testing.fakes import register_fakes
-from opbench.timing import TimingSettings
-from opbench.worker import BackendWorker
 
 TIMING = TimingSettings(budget_s=0.01, min_samples=3, block_s=0.001)
 

@@ -2,7 +2,7 @@
 
 For each available CPU backend (torch `cpu`, `mlx_cpu`, `jax_cpu` when present) a tiny op (x + 1 on 64
 float32 values, the cheapest call a framework makes) is timed twice, alternating, several rounds:
-- by `opbench.timing.measure` (the engine, as `opbench run` uses it),
+- by `opbench.engine.timing.measure` (the engine, as `opbench run` uses it),
 - by a hand-written loop: `for _ in range(N): out = op(x)` (+ the framework's own force per call for lazy MLX),
   one sync at the end, N = 20 000 calls, per-call time = total / N.
 Both are summarized by the median over the rounds (rounds alternate, so background load hits both alike).
@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from opbench.backends import get_backend
-from opbench.timing import TimingSettings, measure
+from opbench.engine.timing import TimingSettings, measure
 
 N = 20_000
 ROUNDS = 7

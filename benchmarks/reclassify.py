@@ -1,7 +1,7 @@
 """Re-classify stored runs with the current verifier, from their stored relative errors and settings.
 
 For every timed result of each run file given: the narrower arithmetic its backend reported
-(`opbench.arithmetic.narrower_arithmetic`, from the run's recorded backend settings), the normwise bounds the
+(`opbench.engine.arithmetic.narrower_arithmetic`, from the run's recorded backend settings), the normwise bounds the
 current `verify` applies to that case (recomputed from the regenerated inputs, through the reference cache), and
 the verdict they give to the stored relative error. The componentwise check needs the outputs, which runs do not
 store, so this is the normwise half of the verdict only; a stored `wrong` from a tie-aware check (Argmax,
@@ -20,10 +20,10 @@ import collections
 import json
 from pathlib import Path
 
-from opbench.arithmetic import narrower_arithmetic
 from opbench.catalog import all_cases
-from opbench.reference_cache import expected_for
-from opbench.verify import OK, REDUCED, WRONG, normwise_tolerance
+from opbench.engine.arithmetic import narrower_arithmetic
+from opbench.engine.reference_cache import expected_for
+from opbench.engine.verify import OK, REDUCED, WRONG, normwise_tolerance
 
 TIMED = (OK, REDUCED, WRONG)
 KEPT_WRONG = ("Argmax", "Scatter", "ReLU", "Concat", "Gather", "Sort", "ScatterMax")

@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 from opbench import machine, timing
+from opbench.analysis.compare import SHORT_CASE_MS, compare_runs
 from opbench.catalog import preset_cases
-from opbench.compare import SHORT_CASE_MS, compare_runs
+from opbench.engine.runner import Plan, run_plan
 from opbench.results import Run
-from opbench.runner import Plan, run_plan
 
 
 def measure(preset: str, backends: list[str], label: str) -> Run:

@@ -34,7 +34,7 @@ import numpy as np
 
 from opbench.backends import get_backend
 from opbench.catalog import preset_cases, select_cases
-from opbench.timing import TimingSettings, measure
+from opbench.engine.timing import TimingSettings, measure
 
 FIXED_SAMPLES = 10
 FIXED_CALLS = 5

@@ -93,12 +93,11 @@ def test_load_gives_a_tidy_dataframe(tmp_path: Path) -> None:
         opbench.load("no-such-run", store=tmp_path / "none.sqlite")
 
 
-def test_compare_stays_the_function_after_the_module_is_imported() -> None:
-    import opbench.compare as _  # noqa: F401  (rebinds the package attribute, were it not for _Package)
-    from opbench.compare import compare_runs
+def test_compare_is_the_function_and_the_comparison_module_lives_in_analysis() -> None:
+    import opbench.analysis.compare as comparison_module
 
     assert callable(opbench.compare) and opbench.compare.__module__ == "opbench.api"
-    assert callable(compare_runs)
+    assert callable(comparison_module.compare_runs) and opbench.analysis.compare is comparison_module
 
 
 def test_run_uses_the_cli_engine_and_compare_gives_a_dataframe(tmp_path: Path) -> None:

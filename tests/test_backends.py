@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from opbench.catalog import FAMILIES, preset_cases
-from opbench.runner import measure_case
-from opbench.timing import TimingSettings
+from opbench.engine.runner import measure_case
+from opbench.engine.timing import TimingSettings
 
 FAST = TimingSettings(budget_s=0.01, min_samples=2, block_s=0.001, max_warmup=3)
 # one small case per family (the first quick case of each)

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from opbench.calibrate import (
+from opbench.errors import UsageError
+from opbench.studies.calibrate import (
     CalibrationSettings,
     DeviceCalibration,
     calibrate_backend,
@@ -18,7 +19,6 @@ from opbench.calibrate import (
     read_calibration,
     save_calibration,
 )
-from opbench.errors import UsageError
 
 SMALL = CalibrationSettings(copy_bytes=8 << 20, target_call_s=0.002, max_n=256, min_n=64, budget_s=0.05,
                             dtypes=("float32", "float16"))
@@ -51,7 +51,7 @@ def test_calibration_is_positive_and_plausible(cpu_backend) -> None:
 
 
 def _device(backend: str, gbs: float, gflops: float) -> DeviceCalibration:
-    from opbench.calibrate import Ceiling
+    from opbench.studies.calibrate import Ceiling
 
     return DeviceCalibration(backend, "torch", "cpu", Ceiling(gbs, gbs, 1.0, 1 << 20, 2e6, 5, "clone"),
                              {"float32": Ceiling(gflops, gflops, 1.0, 512, 2 * 512**3, 5, "512")})
@@ -124,7 +124,7 @@ def test_each_backend_is_stored_as_soon_as_it_is_measured(tmp_path, monkeypatch)
 def test_memory_ceiling_is_the_faster_of_copy_and_read_and_old_files_still_load(tmp_path, monkeypatch) -> None:
     from dataclasses import replace
 
-    from opbench.calibrate import Ceiling
+    from opbench.studies.calibrate import Ceiling
 
     dev = _device("cpu", 25.0, 400.0)
     assert dev.read is None and dev.bandwidth_gbs == 25.0  # a file from before the read ceiling

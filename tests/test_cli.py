@@ -14,7 +14,7 @@ def opbench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def test_import_opbench_imports_no_framework() -> None:
-    code = ("import sys, opbench, opbench.catalog, opbench.runner, opbench.cli, opbench.report.tables; "
+    code = ("import sys, opbench, opbench.catalog, opbench.engine.runner, opbench.cli, opbench.report.tables; "
             "print([m for m in ('torch', 'mlx', 'jax') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

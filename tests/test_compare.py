@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opbench.cli import main
-from opbench.compare import (
+from opbench.analysis.compare import (
     Comparison,
     ComparisonRow,
     bootstrap_medians,
@@ -20,6 +19,7 @@ from opbench.compare import (
     geomean,
     parse_backend_map,
 )
+from opbench.cli import main
 from opbench.errors import UsageError
 from opbench.results import CaseResult, Run
 from opbench.results.importers import parse_published_markdown
@@ -267,7 +267,7 @@ def test_header_names_machine_and_build_differences() -> None:
 def test_backend_geomeans_split_short_and_long_cases() -> None:
     """Cases under SHORT_CASE_MS of A's time (host-dispatch-bound on a GPU) are summarised apart from the rest:
     here the short ReLU doubles while the two long Sums stay put."""
-    from opbench.compare import SHORT_CASE_MS
+    from opbench.analysis.compare import SHORT_CASE_MS
     from opbench.report.comparison import backend_table
 
     a = _run("a", base=0.01)  # ReLU 0.01 ms, Sums 0.02 and 0.03 ms

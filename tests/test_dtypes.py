@@ -15,8 +15,16 @@ from opbench.backends import get_backend
 from opbench.backends._base import Prepared
 from opbench.catalog import Case, preset_cases
 from opbench.catalog._bfloat16 import round_to_bfloat16
-from opbench.dtypes import CONVERTED, NA, UNSUPPORTED, Cell, measure_cell, measure_precision, representative_cases
-from opbench.timing import TimingSettings
+from opbench.engine.timing import TimingSettings
+from opbench.studies.dtypes import (
+    CONVERTED,
+    NA,
+    UNSUPPORTED,
+    Cell,
+    measure_cell,
+    measure_precision,
+    representative_cases,
+)
 
 TINY = TimingSettings(budget_s=0.005, min_samples=2, block_s=0.001, max_warmup=2)
 
@@ -261,7 +269,7 @@ def test_resume_of_a_missing_or_corrupt_study_is_one_line_and_exit_2(tmp_path, c
 
 def test_run_in_bfloat16_really_computes_in_bfloat16() -> None:
     """`opbench run --dtype bfloat16` path: float32 carriers are converted, so the error is bfloat16's."""
-    from opbench.runner import measure_case
+    from opbench.engine.runner import measure_case
 
     result = measure_case(_backend("cpu"), _case("MatMul"), "bfloat16", timing=TINY)
     assert result.status == "ok" and 1e-4 < result.rel_error <= result.tolerance, result
@@ -313,8 +321,8 @@ def test_a_crash_costs_one_cell_and_the_study_goes_on(tmp_path, monkeypatch) -> 
     """The backend's process segfaults on one item: that item is `crashed`, a new process does the rest."""
     pytest.importorskip("torch")
     from opbench.backends import _REGISTRY
-    from opbench.dtype_process import run_isolated
-    from opbench.dtypes import WorkItem
+    from opbench.studies.dtype_process import run_isolated
+    from opbench.studies.dtypes import WorkItem
 
     (tmp_path / "crashing_adapter.py").write_text(_CRASHING_ADAPTER)
     monkeypatch.syspath_prepend(str(tmp_path))  # a spawned worker starts with this process's sys.path
@@ -328,8 +336,8 @@ def test_a_crash_costs_one_cell_and_the_study_goes_on(tmp_path, monkeypatch) -> 
 
 def test_a_backend_that_cannot_start_is_unsupported_for_every_item(monkeypatch) -> None:
     from opbench.backends import _REGISTRY
-    from opbench.dtype_process import run_isolated
-    from opbench.dtypes import WorkItem
+    from opbench.studies.dtype_process import run_isolated
+    from opbench.studies.dtypes import WorkItem
 
     monkeypatch.setitem(_REGISTRY, "no_such_adapter", "opbench.no_such_module:Nothing")
     cells = run_isolated("no_such_adapter", [WorkItem(_case("ReLU"), "float32"), WorkItem(_case("Sum"), "int32")],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opbench.eta import CostModel
+from opbench.engine.eta import CostModel
 
 
 def test_prior_until_cases_finish_then_the_fit_of_what_this_machine_showed() -> None:

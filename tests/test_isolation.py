@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from opbench.catalog import Case, preset_cases, select_cases
-from opbench.runner import Plan, run_plan
+from opbench.engine.runner import Plan, run_plan
+from opbench.engine.timing import TimingSettings
 from opbench.testing.fakes import register_fakes
-from opbench.timing import TimingSettings
 
 FAST = TimingSettings(budget_s=0.02, min_samples=3, block_s=0.002)
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="signals")
@@ -87,7 +87,7 @@ def test_setup_failure_is_an_error_on_every_case() -> None:
 def test_worker_is_a_separate_process_with_its_environment_set() -> None:
     import os
 
-    from opbench.worker import BackendWorker
+    from opbench.engine.worker import BackendWorker
 
     with BackendWorker("fake_numpy", case_timeout=60) as worker:
         result = worker.measure(cases()[0], "float32", 0, FAST)
@@ -108,7 +108,7 @@ def test_backend_settings_come_from_the_measuring_worker() -> None:
 
 def test_the_default_time_out_adapts_to_a_case_slower_than_the_floor(monkeypatch) -> None:
     """A fixed time-out lost a 28 s/call case under load; the adaptive one extends once the first call is known."""
-    from opbench.worker import BackendWorker
+    from opbench.engine.worker import BackendWorker
 
     monkeypatch.setenv("OPBENCH_FAKE_CALL_S", "0.4")
     timing = TimingSettings(budget_s=0.01, min_samples=3, block_s=0.002)
@@ -126,8 +126,8 @@ def test_the_default_time_out_adapts_to_a_case_slower_than_the_floor(monkeypatch
 
 
 def test_case_cost_ignores_first_calls_that_are_mostly_overhead() -> None:
+    from opbench.engine.worker import CaseCost
     from opbench.results import CaseResult
-    from opbench.worker import CaseCost
 
     cost = CaseCost()
     cost.observe(CaseResult(case="a", family="ReLU", backend="x", dtype="float32", status="ok", samples_ms=(1.0,),

@@ -15,9 +15,9 @@ pytest.importorskip("jax")
 from opbench.backends import get_backend
 from opbench.backends.jax import JAXGPU
 from opbench.catalog import FAMILIES, Case, preset_cases
-from opbench.runner import measure_case
-from opbench.timing import TimingSettings, measure
-from opbench.verify import OK, REDUCED, verify
+from opbench.engine.runner import measure_case
+from opbench.engine.timing import TimingSettings, measure
+from opbench.engine.verify import OK, REDUCED, verify
 
 FAST = TimingSettings(budget_s=0.02, min_samples=3, block_s=0.001, max_warmup=5)
 ONE_PER_FAMILY = list({c.family: c for c in reversed(preset_cases("quick"))}.values())

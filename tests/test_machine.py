@@ -78,7 +78,7 @@ def test_the_opbench_build_is_recorded_and_follows_the_source(tmp_path: Path,
     machine.opbench_build.cache_clear()
     try:
         assert machine.opbench_build() == build
-        (copy / "timing.py").write_text((copy / "timing.py").read_text() + "\n# edited\n")
+        (copy / "engine" / "timing.py").write_text((copy / "engine" / "timing.py").read_text() + "\n# edited\n")
         machine.opbench_build.cache_clear()
         assert machine.opbench_build()["source_digest"] != build["source_digest"]
     finally:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from opbench.catalog import Case, preset_cases, select_cases
-from opbench.passes import combine, passes_done, process_spread_note
+from opbench.engine.passes import combine, passes_done, process_spread_note
+from opbench.engine.runner import Plan, run_plan
+from opbench.engine.timing import TimingSettings
 from opbench.results import CaseResult
-from opbench.runner import Plan, run_plan
 from opbench.testing.fakes import register_fakes
-from opbench.timing import TimingSettings
 
 FAST = TimingSettings(budget_s=0.02, min_samples=3, block_s=0.002)
 

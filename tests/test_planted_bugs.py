@@ -25,8 +25,8 @@ import pytest
 from opbench.backends import get_backend
 from opbench.catalog import FAMILIES, Case
 from opbench.catalog.families import LEAKY_SLOPE, SELU_SCALE
-from opbench.runner import measure_case, verify_output
-from opbench.timing import TimingSettings
+from opbench.engine.runner import measure_case, verify_output
+from opbench.engine.timing import TimingSettings
 
 BACKENDS = [name for name, module in (("cpu", "torch"), ("mlx_cpu", "mlx"), ("jax_cpu", "jax"))
             if importlib.util.find_spec(module) is not None]

@@ -8,7 +8,7 @@ from itertools import combinations
 import pytest
 from report_data import CASES, synthetic_run
 
-from opbench.compare import ComparisonRow, compare_runs
+from opbench.analysis.compare import ComparisonRow, compare_runs
 from opbench.report import plots
 from opbench.report.rows import case_rows
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opbench import reference_cache
 from opbench.catalog import Case
-from opbench.reference_cache import entry_key, expected_for
-from opbench.verify import expected, verify
+from opbench.engine import reference_cache
+from opbench.engine.reference_cache import entry_key, expected_for
+from opbench.engine.verify import expected, verify
 
 CASE = Case("Softmax", ((64, 4096),), -1)  # 2 MB of float64: large enough to be cached
 

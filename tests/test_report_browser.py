@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from report_data import CASES, synthetic_run
 
-from opbench.compare import compare_runs
+from opbench.analysis.compare import compare_runs
 from opbench.report.html import render_report, report_figures
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from report_data import CASES, synthetic_run
 
-from opbench.compare import compare_runs
+from opbench.analysis.compare import compare_runs
 from opbench.report.html import Figure, render_report, report_figures
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -139,7 +139,7 @@ def _roofline_run(tmp_path: Path) -> tuple[Path, Path]:
     5 % (far below), 50 % and 300 % (above, with a working set too large for a cache) of their limit."""
     from dataclasses import replace
 
-    from opbench.calibrate import Calibration, Ceiling, DeviceCalibration
+    from opbench.studies.calibrate import Calibration, Ceiling, DeviceCalibration
 
     pct_by_case = {CASES[0][1]: 5.0, CASES[1][1]: 50.0, CASES[2][1]: 300.0}
     run = synthetic_run(backends=("cpu",))

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from opbench.calibrate import Calibration, Ceiling, DeviceCalibration
 from opbench.report.roofline import roofline_column, roofline_table
 from opbench.report.tables import detailed_table
 from opbench.results import CaseResult
-from opbench.roofline import ABOVE, FAR_BELOW, Peaks, peaks_for, roofline, roofline_json
+from opbench.studies.calibrate import Calibration, Ceiling, DeviceCalibration
+from opbench.studies.roofline import ABOVE, FAR_BELOW, Peaks, peaks_for, roofline, roofline_json
 
 PEAKS = Peaks(gflops=1000.0, gbs=100.0, matmul_dtype="float32")  # 1 TFLOP/s, 100 GB/s
 
@@ -183,8 +183,8 @@ def test_show_roofline_finds_the_run_machines_stored_calibration(tmp_path, monke
     import subprocess
     import sys
 
-    from opbench.calibrate import save_calibration
     from opbench.results import Run
+    from opbench.studies.calibrate import save_calibration
 
     env = {**os.environ, "OPBENCH_DATA_DIR": str(tmp_path / "data"), "OPBENCH_STORE": str(tmp_path / "s.sqlite")}
     machine = {"cpu_model": "Some CPU", "logical_cores": 8, "gpus": [{"name": "H100", "memory_gb": 80}]}

@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
+from opbench.analysis.compare import compare_runs
 from opbench.cli import main
-from opbench.compare import compare_runs
+from opbench.engine.timing import effective_size, median_ci
 from opbench.results import CaseResult, Run
 from opbench.testing.planted import slowed
-from opbench.timing import effective_size, median_ci
 
 
 def ar1(rng: np.random.Generator, n: int, rho: float) -> np.ndarray:
@@ -102,9 +102,9 @@ def test_the_planted_slowdown_does_ten_percent_more_calls() -> None:
 
 
 def test_noise_command_measures_twice_and_saves_the_floor(tmp_path, monkeypatch, capsys) -> None:
-    from opbench.calibrate import machine_fingerprint
     from opbench.machine import collect
-    from opbench.noise import machine_floors
+    from opbench.studies.calibrate import machine_fingerprint
+    from opbench.studies.noise import machine_floors
     from opbench.testing.fakes import register_fakes
 
     register_fakes()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opbench.steps import detect_steps
+from opbench.analysis.steps import detect_steps
 
 
 def test_false_alarm_rate_on_stationary_histories_is_near_alpha() -> None:

@@ -12,7 +12,7 @@ from opbench.backends import Backend, Prepared
 from opbench.catalog import Case
 from opbench.errors import UsageError
 from opbench.results import CaseResult
-from opbench.sweep import (
+from opbench.studies.sweep import (
     SweepPoint,
     SweepSettings,
     dynamo_fell_back,
@@ -177,7 +177,7 @@ def test_compiled_sweep_never_reports_an_eager_fallback_as_compiled() -> None:
 
 
 def test_unknown_case_template_names_the_choices() -> None:
-    from opbench.sweep import template_case
+    from opbench.studies.sweep import template_case
 
     assert template_case("Softmax", "Softmax / dim=1000000x64 axi=-1") == Case("Softmax", ((1000000, 64),), -1,
                                                                                frozenset({"seed"}))

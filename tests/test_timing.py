@@ -8,8 +8,8 @@ import pytest
 
 from opbench.backends import Backend, NotForcedError
 from opbench.catalog import preset_cases
-from opbench.runner import measure_case
-from opbench.timing import TimingSettings, measure, median_ci
+from opbench.engine.runner import measure_case
+from opbench.engine.timing import TimingSettings, measure, median_ci
 
 
 class Lazy:

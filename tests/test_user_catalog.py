@@ -162,9 +162,9 @@ def test_resume_reloads_the_catalog_and_refuses_a_changed_file(tmp_path: Path) -
 
 def test_worker_refuses_a_catalog_that_changed_after_the_parent_loaded_it(tmp_path: Path) -> None:
     from opbench.catalog import Case
+    from opbench.engine.timing import TimingSettings
+    from opbench.engine.worker import BackendWorker
     from opbench.testing.fakes import register_fakes
-    from opbench.timing import TimingSettings
-    from opbench.worker import BackendWorker
 
     register_fakes()
     path = write(tmp_path, NUMPY_CATALOG)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opbench.arithmetic import narrower_arithmetic
 from opbench.catalog import Case, preset_cases
 from opbench.catalog.families import _conv_nd
-from opbench.verify import OK, REDUCED, WRONG, Arithmetic, expected, normwise_tolerance, tolerance, verify
+from opbench.engine.arithmetic import narrower_arithmetic
+from opbench.engine.verify import OK, REDUCED, WRONG, Arithmetic, expected, normwise_tolerance, tolerance, verify
 
 
 def case_of(family: str, index: int = 0) -> Case:

@@ -7,8 +7,6 @@ is used, and the public names below are imported on first use.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -42,17 +40,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
-
-
-class _Package(types.ModuleType):
-    """The package's module type: `opbench.compare` stays the API function after `import opbench.compare` (the
-    comparison module of the same name), which would otherwise rebind the attribute to that module. The module
-    itself is always reachable as `from opbench.compare import ...` (through `sys.modules`)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -36,7 +36,7 @@ from opbench.results.model import CaseResult, Run
 if TYPE_CHECKING:
     import pandas as pd
 
-    from opbench.compare import Comparison
+    from opbench.analysis.compare import Comparison
     from opbench.report.tables import Table
 
 # The timing mode of every result today; a column so that frames of future modes (latency, memory) concatenate.
@@ -213,7 +213,7 @@ class ComparisonResults:
 
 
 def _row_fields() -> tuple[dataclasses.Field, ...]:
-    from opbench.compare import ComparisonRow
+    from opbench.analysis.compare import ComparisonRow
 
     return dataclasses.fields(ComparisonRow)
 
@@ -301,7 +301,7 @@ def compare(a: RunLike, b: RunLike, *, map: Mapping[str, str] | None = None, alp
     `opbench compare` (`compare.compare_runs`): Mann-Whitney p-value, bootstrap interval of the ratio of
     medians, and a noise floor (a fraction, default 2 %). `map` pairs a backend of A with one of B
     (`{"cpu": "mlx_cpu"}`)."""
-    from opbench.compare import DEFAULT_NOISE_FLOOR, compare_runs
+    from opbench.analysis.compare import DEFAULT_NOISE_FLOOR, compare_runs
 
     run_a, run_b = load(a, store).run, load(b, store).run
     floor = DEFAULT_NOISE_FLOOR if noise_floor is None else noise_floor

@@ -77,7 +77,7 @@ class Backend:
     compiled: ClassVar[bool] = False
     lazy: ClassVar[bool] = False
     builders: ClassVar[dict[str, Builder]] = {}
-    # Set by a worker process: told each case's first-call time as soon as it is known (`opbench.worker`
+    # Set by a worker process: told each case's first-call time as soon as it is known (`opbench.engine.worker`
     # then extends that case's time-out to its expected cost).
     on_first_call: Callable[[float], None] | None = None
 
@@ -97,8 +97,8 @@ class Backend:
 
     def narrower_arithmetic(self, family: str, dtype: str) -> str | None:
         """The narrower arithmetic this process runs `family` in for `dtype` (e.g. `TF32 (cudnn.allow_tf32)`), or
-        None; derived from `settings()` by `opbench.arithmetic`, so stored runs can be re-classified."""
-        from opbench.arithmetic import narrower_arithmetic
+        None; derived from `settings()` by `opbench.engine.arithmetic`, so stored runs can be re-classified."""
+        from opbench.engine.arithmetic import narrower_arithmetic
 
         return narrower_arithmetic(self.name, self.settings(), family, dtype)
 

@@ -35,7 +35,7 @@ JAX_DEFAULT_MATMUL_PRECISION=highest to measure full float32 instead (it is reco
 GPU memory. By default JAX's GPU client grabs 75% of the GPU's memory when it starts, which would starve
 torch and MLX in the same process. Importing this module sets `XLA_PYTHON_CLIENT_PREALLOCATE=false` (unless the
 user set it) before JAX is imported and before any JAX backend starts, so JAX allocates on demand. Its BFC
-allocator still keeps what it allocated; running each backend in its own worker process (`opbench.worker`,
+allocator still keeps what it allocated; running each backend in its own worker process (`opbench.engine.worker`,
 which sets the same variable) removes that too.
 """
 

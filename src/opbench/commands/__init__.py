@@ -86,7 +86,7 @@ def progress(total: int, description: str, console_=None, estimate=None):  # -> 
     """A transient rich progress bar on stderr. `advance(title)` counts one finished item; `advance(title,
     done=False)` only shows the item now being worked on. The label is never cut (it folds onto a second line
     in a narrow terminal), so long case names stay distinguishable. The ETA is `estimate()` (seconds left, a
-    cost model's: `opbench.eta`) when given, else rich's count-based one. Every long command uses this bar."""
+    cost model's: `opbench.engine.eta`) when given, else rich's count-based one. Every long command uses this bar."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

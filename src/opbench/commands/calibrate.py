@@ -7,7 +7,12 @@ import json
 
 from opbench import machine
 from opbench.backends import get_backend, parse_backends
-from opbench.calibrate import (
+from opbench.commands import add_format, console, options
+from opbench.commands.run import available_backends
+from opbench.errors import UsageError
+from opbench.report.tables import Table, to_markdown, to_rich
+from opbench.results.files import atomic_write
+from opbench.studies.calibrate import (
     MATMUL_DTYPES,
     CalibrationSettings,
     calibrate_backend,
@@ -15,11 +20,6 @@ from opbench.calibrate import (
     load_calibration,
     save_calibration,
 )
-from opbench.commands import add_format, console, options
-from opbench.commands.run import available_backends
-from opbench.errors import UsageError
-from opbench.report.tables import Table, to_markdown, to_rich
-from opbench.results.files import atomic_write
 
 MAX_COPY_MIB = 1 << 20  # 1 TiB
 MAX_MATMUL_N = 1 << 17  # n x n float32 matrices of 64 GiB each

@@ -4,7 +4,7 @@ A run is a stored run id (or prefix, or `latest`), a run.json / run directory, a
 Markdown table (`FILE#SECTION` for a multi-device file, e.g. `detailed_benchmark.md#RTX4090`).
 
 Exit codes: 0 compared (and no gate failed); 1 `--fail-above PCT` was given and either some case is called
-slower in B than in A (its verdict, `opbench.significance`) by more than PCT %, or the overall geometric mean
+slower in B than in A (its verdict, `opbench.analysis.significance`) by more than PCT %, or the overall geometric mean
 of B/A is called slower and exceeds 1 + PCT/100 (both are named on stderr); 2 bad input (unknown run,
 unreadable file, bad option). Rows without raw samples on a side (published tables) are "untested", never
 "slower", so with such a run only the bare overall geometric mean can trip the gate. A gated comparison
@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from opbench.analysis.compare import DEFAULT_NOISE_FLOOR, compare_runs, parse_backend_map
 from opbench.commands import add_format, add_store, console, options
-from opbench.compare import DEFAULT_NOISE_FLOOR, compare_runs, parse_backend_map
 from opbench.errors import UsageError
 from opbench.results.files import atomic_write
 from opbench.results.importers import load_run_or_table
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     mapping = parse_backend_map(args.map)
     run_a = load_run_or_table(args.run_a, store=args.store)
     run_b = load_run_or_table(args.run_b, store=args.store)
-    from opbench.noise import machine_floors
+    from opbench.studies.noise import machine_floors
 
     floors, floor_note = machine_floors(run_a)
     comparison = compare_runs(run_a, run_b, mapping, alpha=args.alpha, noise_floor=args.noise_floor / 100,

@@ -1,4 +1,4 @@
-"""`opbench dtypes`: the dtype support and precision matrix of every backend (see `opbench.dtypes`).
+"""`opbench dtypes`: the dtype support and precision matrix of every backend (see `opbench.studies.dtypes`).
 
 Writes to --out: `dtypes.json` (everything, rewritten after every cell), `dtypes.md` (matrix, error matrix,
 matmul precision and speed-vs-precision tables), `heatmap.png` and `matmul_speed_precision.png`; and stores the
@@ -22,8 +22,14 @@ from opbench.backends import get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
 from opbench.commands import add_format, add_store, console, options, progress
 from opbench.commands.run import available_backends
-from opbench.dtype_process import run_isolated
-from opbench.dtypes import (
+from opbench.engine.timing import TimingSettings
+from opbench.errors import UsageError, unknown
+from opbench.report.dtypes import LEGEND, error_table, matrix_table, precision_table, speed_precision_table
+from opbench.report.tables import Table, to_markdown, to_rich
+from opbench.results.files import atomic_write
+from opbench.results.store import check_store
+from opbench.studies.dtype_process import run_isolated
+from opbench.studies.dtypes import (
     MATRIX_MODE,
     MATRIX_TIMING,
     PRECISION_TIMING,
@@ -35,12 +41,6 @@ from opbench.dtypes import (
     representative_cases,
     work_items,
 )
-from opbench.errors import UsageError, unknown
-from opbench.report.dtypes import LEGEND, error_table, matrix_table, precision_table, speed_precision_table
-from opbench.report.tables import Table, to_markdown, to_rich
-from opbench.results.files import atomic_write
-from opbench.results.store import check_store
-from opbench.timing import TimingSettings
 
 MAX_MATMUL_SIZE = 1 << 16  # n x n float64 reference matrices of 32 GiB each
 
@@ -84,8 +84,8 @@ def parse_dtypes(text: str) -> list[str]:
 
 def load_study(path: Path) -> Study:
     """A saved study: `path` is its dtypes.json or the directory holding it. Bad files get one-line errors."""
-    from opbench.dtypes import FORMAT_NAME, SCHEMA_VERSION
     from opbench.results.files import read_document
+    from opbench.studies.dtypes import FORMAT_NAME, SCHEMA_VERSION
 
     file, data = read_document(path, "dtypes.json", "dtype study", FORMAT_NAME, SCHEMA_VERSION,
                                "give the --out directory of an `opbench dtypes` run")
@@ -102,7 +102,7 @@ def load_study(path: Path) -> Study:
 def resume_options(args: argparse.Namespace, study: Study) -> list:
     """Set the options of a resumed study from its saved settings (measuring with other settings would mix two
     studies in one file); return its cases. Refuses a study measured on another machine or software."""
-    from opbench.resume import refuse_other_machine
+    from opbench.engine.resume import refuse_other_machine
 
     refuse_other_machine(f"dtype study {study.run_id}", study.machine)
     s = study.settings

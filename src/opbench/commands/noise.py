@@ -2,7 +2,7 @@
 
 Prints per backend the false-positive rate (rows called different though nothing changed) and the smallest
 change that can be told from noise, under and at or above 50 µs; saves the result with the machine's metadata
-so that `opbench compare` uses it as the noise floor (`opbench.noise`). Both runs are stored (labels
+so that `opbench compare` uses it as the noise floor (`opbench.studies.noise`). Both runs are stored (labels
 `noise A`, `noise B`), so nothing measured is lost. Exit 2 on bad input, before anything is measured.
 """
 
@@ -13,15 +13,15 @@ import datetime as dt
 from dataclasses import replace
 
 from opbench import machine
+from opbench.analysis.compare import SHORT_CASE_MS, compare_runs
 from opbench.catalog import PRESETS, preset_cases, select_cases
 from opbench.commands import add_format, console, progress
-from opbench.compare import SHORT_CASE_MS, compare_runs
+from opbench.engine.runner import Plan, run_plan
+from opbench.engine.timing import DEFAULT_UNITS, TimingSettings
 from opbench.errors import UsageError, unknown
 from opbench.interrupts import deferred_interrupt
 from opbench.results import Run
 from opbench.results.store import open_store
-from opbench.runner import Plan, run_plan
-from opbench.timing import DEFAULT_UNITS, TimingSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from opbench.commands.run import new_run_id, resolve_backends
-    from opbench.noise import measure_noise, save_noise
+    from opbench.studies.noise import measure_noise, save_noise
 
     if args.preset not in PRESETS:
         raise unknown("preset", args.preset, PRESETS)

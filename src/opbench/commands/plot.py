@@ -54,7 +54,7 @@ def load_pair(ref_a: str, ref_b: str | None, store: str | None):  # -> (Run, Com
     run_a = load(ref_a, store)
     if not ref_b:
         return run_a, None
-    from opbench.compare import compare_runs
+    from opbench.analysis.compare import compare_runs
 
     return run_a, compare_runs(run_a, load(ref_b, store))
 

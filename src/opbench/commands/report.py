@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.roofline or args.calibration:
         from opbench.commands.roofline import calibration_for
         from opbench.report.roofline import roofline_entries
-        from opbench.roofline import backend_settings
+        from opbench.studies.roofline import backend_settings
 
         roofline = roofline_entries(run_a.results, calibration_for(run_a, args.calibration),
                                     backend_settings(run_a.backends))

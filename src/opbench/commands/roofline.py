@@ -10,13 +10,13 @@ import argparse
 import json
 from pathlib import Path
 
-from opbench.calibrate import Calibration, load_calibration, read_calibration
 from opbench.commands import add_format, add_store, console, options
 from opbench.report.roofline import LEGEND, roofline_table
 from opbench.report.tables import to_markdown, to_rich
 from opbench.results import Run
 from opbench.results.files import atomic_write
-from opbench.roofline import backend_settings, roofline_json
+from opbench.studies.calibrate import Calibration, load_calibration, read_calibration
+from opbench.studies.roofline import backend_settings, roofline_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -27,19 +27,19 @@ from opbench.commands import (
     progress,
 )
 from opbench.commands.options import check_pairs_present
+from opbench.engine.eta import CostModel
+from opbench.engine.passes import passes_done, process_spread_note
+from opbench.engine.resume import check_resumable, fill_options, measured_results
+from opbench.engine.runner import Plan, run_plan
+from opbench.engine.timing import DEFAULT_UNITS, TimingSettings
 from opbench.errors import UsageError, unknown
-from opbench.eta import CostModel
 from opbench.interrupts import deferred_interrupt
-from opbench.passes import passes_done, process_spread_note
 from opbench.paths import os_error_text
 from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
 from opbench.results.ids import folder_name
 from opbench.results.store import check_store, mask_url, open_store
-from opbench.resume import check_resumable, fill_options, measured_results
-from opbench.runner import Plan, run_plan
-from opbench.timing import DEFAULT_UNITS, TimingSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     if args.roofline:  # optional % peak columns; the seed's layout is unchanged without the flag
         from opbench.commands.roofline import calibration_for
         from opbench.report.roofline import roofline_column
-        from opbench.roofline import backend_settings
+        from opbench.studies.roofline import backend_settings
 
         calibration = calibration_for(store.run, None)
         detailed = detailed_table(results, pairs, roofline_column(calibration, backend_settings(store.run.backends)))
@@ -274,7 +274,7 @@ def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err
                            prior: dict[tuple[str, str], CaseResult], isolate: bool, case_timeout: float | None,
                            on_backend: Callable[[str, dict], None]) -> None:
     """Run the plan under the progress bar: its label names the case being measured now, its ETA is the cost
-    model's (`opbench.eta`: each pending case's FLOPs and bytes at the rate this machine has shown)."""
+    model's (`opbench.engine.eta`: each pending case's FLOPs and bytes at the rate this machine has shown)."""
     work = {c.name: float(c.flops + c.bytes_moved(plan.dtype)) for c in plan.cases}
     pending = [(b, work[c.name]) for b, c in plan.pairs()
                for _ in range(int(max(0, plan.processes - passes_done(prior.get((b, c.name))))))]

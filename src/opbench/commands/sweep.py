@@ -16,15 +16,15 @@ from typing import Any
 
 from opbench import machine
 from opbench.backends import get_backend, parse_backends
-from opbench.calibrate import load_calibration, read_calibration
 from opbench.commands import DTYPES, add_format, check_dtype, console, options
 from opbench.commands.run import available_backends, new_run_id
 from opbench.errors import UsageError
 from opbench.report.tables import to_markdown, to_rich
 from opbench.results import CaseResult
 from opbench.results.files import atomic_write
-from opbench.roofline import peaks_for, roofline
-from opbench.sweep import (
+from opbench.studies.calibrate import load_calibration, read_calibration
+from opbench.studies.roofline import peaks_for, roofline
+from opbench.studies.sweep import (
     SweepPoint,
     SweepSettings,
     parse_sizes,
@@ -82,7 +82,7 @@ def describe_axis(family: str, template_name: str | None) -> tuple[str, str]:
 def resume_options(args: argparse.Namespace, record: dict[str, Any]) -> None:
     """Take every measuring option from a saved sweep (a resume must not mix two sweeps in one file); refuse a
     sweep measured on another machine or software."""
-    from opbench.resume import refuse_other_machine
+    from opbench.engine.resume import refuse_other_machine
 
     refuse_other_machine(f"sweep {record.get('id', '')}", record["machine"])
     try:

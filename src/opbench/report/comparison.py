@@ -1,6 +1,6 @@
 """A `Comparison` rendered as tables: one row per case and backend, then geometric means per family and overall.
 
-Only presentation: the numbers come from `opbench.compare`. Ratios are B/A with four significant digits (> 1: B
+Only presentation: the numbers come from `opbench.analysis.compare`. Ratios are B/A with four significant digits (> 1: B
 is slower); `Change` reads `1.23x slower`, `1.23x faster`, `same`, `ambiguous` (too noisy to tell), or
 `... (untested)` where a side has no raw samples (an imported table: only the published number is known,
 nothing can be tested). Geometric means carry their interval and the same verdicts (`compare.Summary`).
@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from opbench.compare import SHORT_CASE_MS, Comparison, Summary
+from opbench.analysis.compare import SHORT_CASE_MS, Comparison, Summary
+from opbench.analysis.significance import EQUIVALENCE
 from opbench.report.tables import Table, to_markdown, to_rich
 from opbench.results.model import Run
-from opbench.significance import EQUIVALENCE
 
 
 def describe_run(run: Run) -> str:

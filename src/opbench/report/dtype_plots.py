@@ -13,9 +13,9 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from opbench.dtypes import CONVERTED, CRASHED, DEFAULT_MODE, ERROR, NA, TIMEOUT, UNSUPPORTED, Cell
+from opbench.engine.verify import OK, WRONG
 from opbench.report.dtypes import SHORT_DTYPE, code
-from opbench.verify import OK, WRONG
+from opbench.studies.dtypes import CONVERTED, CRASHED, DEFAULT_MODE, ERROR, NA, TIMEOUT, UNSUPPORTED, Cell
 
 STATUS_COLOURS = {OK: "#4caf50", CONVERTED: "#ffb300", UNSUPPORTED: "#9e9e9e", WRONG: "#e53935", NA: "#eeeeee",
                   ERROR: "#8e24aa", CRASHED: "#212121", TIMEOUT: "#5d4037"}

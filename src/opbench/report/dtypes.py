@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from opbench.dtypes import CONVERTED, CRASHED, DEFAULT_MODE, ERROR, NA, TIMEOUT, UNSUPPORTED, Cell
+from opbench.engine.verify import OK, WRONG
 from opbench.report.tables import Table
-from opbench.verify import OK, WRONG
+from opbench.studies.dtypes import CONVERTED, CRASHED, DEFAULT_MODE, ERROR, NA, TIMEOUT, UNSUPPORTED, Cell
 
 CODES = {OK: "ok", CONVERTED: "C", UNSUPPORTED: "U", WRONG: "W", NA: "-", ERROR: "E", CRASHED: "X",
          TIMEOUT: "T"}

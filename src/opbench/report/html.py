@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from opbench import __version__
-from opbench.compare import Summary
-from opbench.contention import MARK_BUSY
+from opbench.analysis.compare import Summary
+from opbench.engine.contention import MARK_BUSY
 from opbench.machine import differences
 from opbench.report.comparison import SPLIT_HEADERS, split_cell
 from opbench.report.plots import ComparisonRowLike, format_ms, marks
@@ -42,11 +42,11 @@ from opbench.report.tables import (
 from opbench.results import CaseResult, Run
 
 if TYPE_CHECKING:
-    from opbench.roofline import Roofline
+    from opbench.studies.roofline import Roofline
 
 
 class ComparisonLike(Protocol):
-    """What the report reads from `opbench.compare.Comparison`."""
+    """What the report reads from `opbench.analysis.compare.Comparison`."""
 
     rows: Sequence[ComparisonRowLike]
     notes: Sequence[str]

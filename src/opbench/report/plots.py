@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from opbench.contention import MARK_BUSY
+from opbench.engine.contention import MARK_BUSY
 from opbench.report.rows import CaseRow, backend_order, case_rows, families
 from opbench.report.tables import MARK_NOISY, MARK_REDUCED, MARK_WRONG, choose_pairs, format_speedup, speedup
 from opbench.results import CaseResult, Run
@@ -42,7 +42,7 @@ SPEEDUP_CLIP_DECADES = 2.0  # heatmap colours saturate at 100x faster/slower
 
 
 class ComparisonRowLike(Protocol):
-    """What `comparison_chart` reads from `opbench.compare.ComparisonRow`."""
+    """What `comparison_chart` reads from `opbench.analysis.compare.ComparisonRow`."""
 
     case: str
     family: str

@@ -11,10 +11,10 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from opbench.calibrate import Calibration
 from opbench.report.tables import Table
 from opbench.results import CaseResult
-from opbench.roofline import (
+from opbench.studies.calibrate import Calibration
+from opbench.studies.roofline import (
     ABOVE,
     AT_CEILING_PCT,
     CACHE_RESIDENT_BYTES,

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from opbench.calibrate import Calibration
-from opbench.roofline import peaks_for
-from opbench.sweep import SweepPoint, ratios
+from opbench.studies.calibrate import Calibration
+from opbench.studies.roofline import peaks_for
+from opbench.studies.sweep import SweepPoint, ratios
 
 
 def _plt():  # -> matplotlib.pyplot, with the file-only backend

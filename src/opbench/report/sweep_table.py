@@ -6,10 +6,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from opbench.calibrate import Calibration
 from opbench.report.tables import Table
-from opbench.roofline import peaks_for, roofline
-from opbench.sweep import SweepPoint, ratios
+from opbench.studies.calibrate import Calibration
+from opbench.studies.roofline import peaks_for, roofline
+from opbench.studies.sweep import SweepPoint, ratios
 
 
 def _f(x: float, digits: int) -> str:

@@ -8,7 +8,7 @@ on request; its speedups are computed from those means.
 
 Markers: `✗` wrong result, `†` reduced precision, `~` noisy (IQR/median > 10 %, or the medians of
 `run --processes N`'s worker processes more than 10 % apart), `‡` measured on a busy machine
-(`opbench.contention`; a speedup from such a cell carries it too, so no busy number reads as clean), `*` an
+(`opbench.engine.contention`; a speedup from such a cell carries it too, so no busy number reads as clean), `*` an
 average over only some of the family's cases. A cell without a time reads `nan`, and a note under the table says why.
 """
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from opbench.contention import BUSY_OTHER_CORES, BUSY_SHARE, MARK_BUSY, busy_warning
+from opbench.engine.contention import BUSY_OTHER_CORES, BUSY_SHARE, MARK_BUSY, busy_warning
 from opbench.results import CaseResult
 
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (

@@ -4,8 +4,8 @@ JSON format versions (`SCHEMA_VERSION`):
   1 - first version: run metadata, per-result raw samples in ms, verdict, relative error, error text.
       Later optional fields (absent in older files, read as empty): `process_medians_ms`, `unit_sizes`
       (how many of `samples_ms`, in order, each independent unit -- a worker process -- took), `conditions`
-      (how busy the machine was while the case was timed: `opbench.contention`) and `warnings` (what the framework
-      warned while measuring the case).
+      (how busy the machine was while the case was timed: `opbench.engine.contention`) and `warnings` (what the
+      framework warned while measuring the case).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ FORMAT_NAME = "opbench-run"
 TIMED_STATUSES = ("ok", "reduced-precision", "wrong")
 UNTIMED_STATUSES = ("error", "oom", "unsupported", "crashed", "timeout", "not-forced", "skipped")
 NOISY_IQR_RATIO = 0.10
-# Pass medians further apart than this (max / min - 1) make a result noisy (`opbench.passes`).
+# Pass medians further apart than this (max / min - 1) make a result noisy (`opbench.engine.passes`).
 PROCESS_SPREAD_LIMIT = 0.10
 
 
@@ -64,7 +64,8 @@ class CaseResult:
     published_ms: float | None = None  # imported tables: a single published number, no samples
     process_medians_ms: tuple[float, ...] = ()  # one median per worker process (`run --processes N`)
     unit_sizes: tuple[int, ...] = ()  # samples per unit (process), in order; () for one unit or unknown
-    conditions: dict[str, Any] = field(default_factory=dict, hash=False)  # load while timed (`opbench.contention`)
+    # load while timed (`opbench.engine.contention`)
+    conditions: dict[str, Any] = field(default_factory=dict, hash=False)
     warnings: tuple[str, ...] = ()  # the framework's warnings while the case ran, one line each
 
     @property
@@ -119,8 +120,8 @@ class CaseResult:
 
     @property
     def busy(self) -> bool:
-        """Timed while other processes took a share of the CPUs that can distort it (`opbench.contention`)."""
-        from opbench.contention import is_busy
+        """Timed while other processes took a share of the CPUs that can distort it (`opbench.engine.contention`)."""
+        from opbench.engine.contention import is_busy
 
         return is_busy(self.conditions)
 

@@ -25,7 +25,7 @@ Schema versions (`SCHEMA_VERSION`):
   4 - results gain `unit_sizes` (JSON list of ints: how many of `samples_ms`, in order, each independent unit
       -- a worker process -- took; '[]' for one unit or a result stored before units were recorded).
   5 - results gain `conditions` (JSON object: other processes' CPU use, load average and CPU frequency while
-      the case was timed, `opbench.contention`) and `warnings` (JSON list of the framework's warnings).
+      the case was timed, `opbench.engine.contention`) and `warnings` (JSON list of the framework's warnings).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Every run in a store as histories: per (case, dtype), one line of per-run medians per (machine, backend),
-the published tables as reference values, and the steps found in each line (`opbench.steps`) with the software
+the published tables as reference values, and the steps found in each line (`opbench.analysis.steps`) with the software
 change between the run where a step starts and the run before it.
 
 A machine is named by its host name and its CPU or GPU models (`machine_key`): a new GPU in the same host is
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from opbench.analysis.steps import Step, detect_steps
 from opbench.results import CaseResult, Run
-from opbench.steps import Step, detect_steps
 
 
 def machine_key(info: dict[str, Any]) -> str:

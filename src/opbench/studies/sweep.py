@@ -44,10 +44,10 @@ import numpy as np
 
 from opbench.backends import Backend
 from opbench.catalog import FAMILIES, Case, all_cases
+from opbench.engine.runner import measure_case
+from opbench.engine.timing import TimingSettings
 from opbench.errors import UsageError, unknown
 from opbench.results import CaseResult
-from opbench.runner import measure_case
-from opbench.timing import TimingSettings
 
 MEMORY_HEADROOM = 0.9  # use at most this fraction of free memory
 ENGINE_MIN_EXTRA_CALLS = 2  # the first call and at least one warm-up call, before min_samples samples

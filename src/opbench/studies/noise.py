@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from opbench.calibrate import data_dir, machine_fingerprint
-from opbench.compare import SHORT_CASE_MS, Comparison
+from opbench.analysis.compare import SHORT_CASE_MS, Comparison
+from opbench.analysis.significance import PRIOR_DF
 from opbench.errors import UsageError
 from opbench.results.model import Run, check_header
-from opbench.significance import PRIOR_DF
+from opbench.studies.calibrate import data_dir, machine_fingerprint
 
 FORMAT_NAME = "opbench-noise"
 SCHEMA_VERSION = 1

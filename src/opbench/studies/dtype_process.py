@@ -1,4 +1,4 @@
-"""Runs a backend's dtype-study items in the backend's worker process (`opbench.worker`), so that a crash or a
+"""Runs a backend's dtype-study items in the backend's worker process (`opbench.engine.worker`), so that a crash or a
 hang costs one item, not the study.
 
 Each item is `dtypes.run_item` sent to a `BackendWorker`; a precision mode that the framework reads once at
@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from opbench.dtypes import (
+from opbench.engine.timing import TimingSettings
+from opbench.studies.dtypes import (
     CRASHED,
     ERROR,
     MATRIX_TIMING,
@@ -26,7 +27,6 @@ from opbench.dtypes import (
     WorkItem,
     run_item,
 )
-from opbench.timing import TimingSettings
 
 DEFAULT_ITEM_TIMEOUT_S = 300.0
 # how a worker failure reads as a cell status (an out-of-memory kill is a crash of the item)
@@ -39,7 +39,7 @@ def run_isolated(backend: str, items: list[WorkItem], seed: int = 0, timing: Tim
                  on_info: Callable[[dict[str, Any]], None] = lambda info: None,
                  item_timeout_s: float = DEFAULT_ITEM_TIMEOUT_S) -> list[Cell]:
     """Measure `items` on `backend` in a worker process with `env` set; one cell per item, in order."""
-    from opbench.worker import BackendWorker, WorkerFailure
+    from opbench.engine.worker import BackendWorker, WorkerFailure
 
     cells: list[Cell] = []
     reported = False

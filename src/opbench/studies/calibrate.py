@@ -1,6 +1,6 @@
 """Calibration: the practical ceilings of each device, measured with that device's own framework.
 
-Two figures per backend, both timed by the core engine (`opbench.timing.measure`, blocked samples); the
+Two figures per backend, both timed by the core engine (`opbench.engine.timing.measure`, blocked samples); the
 ceiling is the fastest sample's rate, the median's is kept beside it (`Ceiling` says why):
 
 - **Memory bandwidth** from a large device-to-device copy: `bytes read + bytes written` (2 x the array size)
@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 
 from opbench.backends import Backend
+from opbench.engine.timing import TimingSettings, measure
 from opbench.errors import UsageError
 from opbench.results.model import check_header
-from opbench.timing import TimingSettings, measure
 
 FORMAT_NAME = "opbench-calibration"
 # Calibration file versions: 1 - first version (per backend: copy bandwidth, matmul peak per dtype); files
@@ -395,7 +395,7 @@ def _release(backend: Backend) -> None:
 def calibrate_backend(backend: Backend, settings: CalibrationSettings | None = None,
                       log: Callable[[str], None] = lambda s: None) -> DeviceCalibration:
     """Measure one (already set-up) backend. A dtype the backend cannot run is recorded with its reason."""
-    from opbench.sweep import free_memory
+    from opbench.studies.sweep import free_memory
 
     settings = settings or CalibrationSettings()
     free = free_memory(backend)

@@ -4,7 +4,7 @@ Within one process a case's samples agree closely, yet a second process can sett
 at 48 µs in one worker and 16 µs in the next, `results/h100-rerun/REPRODUCIBILITY.md`). Samples of one process
 understate run-to-run variance, so `opbench run` measures each backend in `timing.DEFAULT_UNITS` passes
 (`--processes N`), each pass in a fresh worker process, one after another (pyperf's design: several
-processes, not only several samples); each pass is one independent unit of `opbench.significance`.
+processes, not only several samples); each pass is one independent unit of `opbench.analysis.significance`.
 
 `combine` folds a new pass into what earlier passes gave:
 - both timed: the samples are pooled (the median over all passes is the reported time) and each pass's own
@@ -29,7 +29,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from opbench.contention import busiest
+from opbench.engine.contention import busiest
 from opbench.results import CaseResult
 
 # Timed verdicts, least to most severe.
@@ -111,7 +111,7 @@ def process_spread_note(results: Sequence[CaseResult], processes: int,
     exceed `PROCESS_SPREAD_LIMIT` (marked ~). After a one-process run with GPU results under `SHORT_CASE_MS`
     (the ones whose times move most between processes), it says that their spread was not measured. None when
     there is nothing to say."""
-    from opbench.compare import SHORT_CASE_MS
+    from opbench.analysis.compare import SHORT_CASE_MS
     from opbench.results.model import PROCESS_SPREAD_LIMIT
 
     split = f"{SHORT_CASE_MS * 1e3:g} µs"

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opbench.calibrate import Calibration
 from opbench.results import CaseResult
+from opbench.studies.calibrate import Calibration
 
 FAR_BELOW_PCT = 10.0
 # Up to this % a case above its ceiling is "at the ceiling": a ceiling is the fastest sample of one calibration

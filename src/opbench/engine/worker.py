@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from opbench.catalog import Case
+from opbench.engine.timing import TimingSettings
 from opbench.results import CaseResult
-from opbench.timing import TimingSettings
 
 # Set in the worker before any framework is imported (existing values win).
 WORKER_ENV: dict[str, str] = {
@@ -59,7 +59,7 @@ def default_case_timeout(timing: TimingSettings) -> float:
 
 def expected_after_first_call(first_call_s: float, timing: TimingSettings) -> float:
     """Seconds a case still needs once its first call took `first_call_s`: the engine makes at most one
-    warm-up call and `min_samples` samples past the budget when calls are slow (`opbench.timing`), or spends
+    warm-up call and `min_samples` samples past the budget when calls are slow (`opbench.engine.timing`), or spends
     about 1.5x the budget when they are fast; the float64 reference and the check cost a few calls more."""
     return (timing.min_samples + 6) * first_call_s + 2.0 * timing.budget_s
 
@@ -320,7 +320,7 @@ class BackendWorker:
 
     def measure(self, case: Case, dtype: str, seed: int, timing: TimingSettings) -> CaseResult:
         """Measure one case in the worker; a worker failure becomes a result with its status and message."""
-        from opbench.runner import measure_case
+        from opbench.engine.runner import measure_case
 
         base = {"case": case.name, "family": case.family, "backend": self.backend, "dtype": dtype}
         timeout = self.case_timeout

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from opbench.catalog import Case
-from opbench.verify import Expected, cacheable, expected
+from opbench.engine.verify import Expected, cacheable, expected
 
 MAX_ENTRY_BYTES = 1 << 30
 DEFAULT_TOTAL_MB = 8192
@@ -45,7 +45,7 @@ def max_total_bytes() -> int:
 
 def cache_dir() -> Path:
     """`$OPBENCH_REFERENCE_CACHE`, else `<data dir>/references`."""
-    from opbench.calibrate import data_dir
+    from opbench.studies.calibrate import data_dir
 
     return Path(os.environ["OPBENCH_REFERENCE_CACHE"]) if os.environ.get("OPBENCH_REFERENCE_CACHE") else \
         data_dir() / "references"
@@ -57,7 +57,7 @@ def code_digest() -> str:
     import opbench.catalog._bfloat16 as bf
     import opbench.catalog._case as case_module
     import opbench.catalog.families as families
-    import opbench.verify as verify
+    import opbench.engine.verify as verify
 
     h = hashlib.sha256(np.__version__.encode())
     for module in (bf, case_module, families, verify):

@@ -41,9 +41,9 @@ import numpy as np
 
 from opbench.backends._base import Backend, NotForcedError, PrecisionMode
 from opbench.catalog import Case
-from opbench.timing import TimingSettings, measure
-from opbench.verify import OK, REDUCED, WRONG, expected_output_dtype, verify
-from opbench.verify import expected as expectation
+from opbench.engine.timing import TimingSettings, measure
+from opbench.engine.verify import OK, REDUCED, WRONG, expected_output_dtype, verify
+from opbench.engine.verify import expected as expectation
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 INT_DTYPES = ("int32", "int64")
@@ -342,7 +342,7 @@ def measure_precision(backend: Backend, n: int, dtypes: list[str], seed: int = 0
                       timing: TimingSettings = PRECISION_TIMING) -> list[Cell]:
     """The matmul precision study of one backend: in this process, except for modes set by environment
     variables, which run in a fresh process with them set."""
-    from opbench.dtype_process import run_isolated
+    from opbench.studies.dtype_process import run_isolated
 
     cells = []
     for item in work_items(backend, [], dtypes, n):

@@ -5,7 +5,7 @@ paired with: the same name by default, or the one `backends_b` maps it to (`{"cp
 `cpu` with B's `mlx_gpu`; other backends of A still pair by name). This is what makes cross-machine
 comparisons work ("my CPU run vs the seed's M3 Max", "RTX 4090 cuda vs M3 Max mlx_gpu").
 
-Statistics, per row (the model and its trade-off: `opbench.significance`):
+Statistics, per row (the model and its trade-off: `opbench.analysis.significance`):
 - `time_a_ms`, `time_b_ms`: medians of the raw samples (or the published number of an imported table);
   `ratio = time_b / time_a` (> 1: B is slower).
 - `ci_low`, `ci_high`, `p_value`: from the spread between independent units (worker processes, `run
@@ -45,9 +45,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opbench.analysis.significance import geomean_interval, log_unit_spread, pooled_prior, ratio_interval, verdict
 from opbench.errors import UsageError, unknown
 from opbench.results.model import CaseResult, Run
-from opbench.significance import geomean_interval, log_unit_spread, pooled_prior, ratio_interval, verdict
 
 BOOTSTRAP_RESAMPLES = 10_000
 DEFAULT_NOISE_FLOOR = 0.02
@@ -263,7 +263,7 @@ def _mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
 def compare_pair(case: str, family: str, backend: str, ra: CaseResult, rb: CaseResult, alpha: float = 0.05,
                  noise_floor: float = DEFAULT_NOISE_FLOOR, prior: tuple[float, int] | None = None) -> ComparisonRow:
     """One row: the ratio of medians and, when both sides have raw samples, its interval, p and verdict
-    (`opbench.significance`; `prior` moderates the between-unit variance)."""
+    (`opbench.analysis.significance`; `prior` moderates the between-unit variance)."""
     time_a, time_b = ra.median_ms, rb.median_ms
     ratio = time_b / time_a
     ci_low = ci_high = p_value = log_se = None

@@ -12,9 +12,9 @@ import argparse
 from typing import Any
 
 from opbench import machine
+from opbench.engine.timing import DEFAULT_UNITS
 from opbench.errors import UsageError
 from opbench.results import CaseResult, Run
-from opbench.timing import DEFAULT_UNITS
 
 # run option -> (key in Run.settings or a Run attribute, default for a new run)
 RESUMABLE_OPTIONS: dict[str, tuple[str, Any]] = {

@@ -17,15 +17,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from opbench import contention
 from opbench.backends import Backend, NotForcedError, get_backend
 from opbench.catalog import Case
 from opbench.catalog.user import unsupported_reason
-from opbench.passes import combine, passes_done
-from opbench.reference_cache import expected_for
+from opbench.engine import contention
+from opbench.engine.passes import combine, passes_done
+from opbench.engine.reference_cache import expected_for
+from opbench.engine.timing import TimingSettings, measure
+from opbench.engine.verify import Verdict, verify
 from opbench.results import CaseResult
-from opbench.timing import TimingSettings, measure
-from opbench.verify import Verdict, verify
 
 DEFAULT_TIMING = TimingSettings()
 
@@ -37,7 +37,7 @@ class Plan:
     dtype: str = "float32"
     seed: int = 0
     timing: TimingSettings = DEFAULT_TIMING
-    processes: int = 1  # passes per backend, each in a fresh worker process (`opbench.passes`): the units
+    processes: int = 1  # passes per backend, each in a fresh worker process (`opbench.engine.passes`): the units
 
     def unit_timing(self) -> TimingSettings:
         """The timing settings of one pass: the case budget split across the passes."""
@@ -128,7 +128,7 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
     `passes.passes_done`), and new passes are combined with it (`passes.combine`).
 
     With `isolate` (the default) each pass of a backend runs in its own spawned worker process
-    (`opbench.worker`): a segfault, an OS kill or a case running past its time-out becomes a `crashed`, `oom`
+    (`opbench.engine.worker`): a segfault, an OS kill or a case running past its time-out becomes a `crashed`, `oom`
     or `timeout` result and the run goes on in a fresh worker. The time-out is `case_timeout` seconds when
     given; by default it adapts: at least `default_case_timeout`, more for a case whose FLOP/byte counts or
     first call (as this backend has shown them) predict more (`worker.CaseCost`). Without `isolate`,
@@ -140,7 +140,7 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
     is called as each case's measurement begins (a progress bar's label). Returns the final
     result of every pair measured.
     """
-    from opbench.worker import BackendWorker, default_case_timeout
+    from opbench.engine.worker import BackendWorker, default_case_timeout
 
     if plan.processes < 1 or (plan.processes > 1 and not isolate):
         raise ValueError("processes must be >= 1, and more than one needs isolated worker processes")

@@ -59,7 +59,7 @@ from opbench.backends._base import Backend, NotForcedError
 NOISY_IQR_RATIO = 0.10
 SLOW_MIN_SAMPLES = 3
 # Independent units (worker processes) per case by default: with 3 on each side a comparison has 4 degrees
-# of freedom of its own before pooling (see `opbench.compare`), for 3 worker starts per backend.
+# of freedom of its own before pooling (see `opbench.analysis.compare`), for 3 worker starts per backend.
 DEFAULT_UNITS = 3
 MAX_AUTOCORRELATION = 0.95
 

@@ -1,0 +1,8 @@
+"""The measurement path: how one case is timed, verified and recorded.
+
+`runner` drives a run (backends x cases) through `worker` processes; `timing` takes the samples, `verify` checks
+every output against float64 (references from `reference_cache`), `arithmetic` says which precision mode was in
+force, `contention` records how busy the machine was, `passes` merges several worker processes per case into one
+result, `resume` finishes an interrupted run and `eta` estimates what is left. Nothing here imports the studies,
+the commands or the reports.
+"""
