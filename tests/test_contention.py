@@ -13,7 +13,7 @@ from opbench.engine.contention import MARK_BUSY, busy_warning, is_busy, watch
 from opbench.engine.passes import combine
 from opbench.engine.runner import Plan, run_plan
 from opbench.engine.timing import TimingSettings
-from opbench.report.tables import LEGEND, average_table, detailed_table, to_markdown
+from opbench.report.tables import average_table, detailed_table, to_markdown
 from opbench.results import CaseResult
 from opbench.testing.fakes import register_fakes
 
@@ -53,7 +53,7 @@ def test_a_busy_cell_and_every_speedup_from_it_are_marked_and_the_notes_warn() -
     assert "cpu 1" in table.notes[0] and "up to 3.5 cores" in table.notes[0]
     average = average_table(results, [("mlx_cpu", "cpu")])
     assert average.rows[0][2].endswith(MARK_BUSY) and average.rows[0][3].endswith(MARK_BUSY)
-    assert f"{MARK_BUSY} measured on a busy machine" in LEGEND and LEGEND in to_markdown(table)
+    assert f"{MARK_BUSY} measured on a busy machine" in table.caption and table.caption in to_markdown(table)
 
 
 def test_no_warning_on_an_idle_machine() -> None:

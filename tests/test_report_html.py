@@ -180,3 +180,29 @@ def test_report_without_roofline_has_no_section_and_a_bad_calibration_is_one_lin
     proc = opbench("report", str(run_path), "--calibration", str(cal_path), "--out", str(out), "--no-plots")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "cal.json" in proc.stderr, proc.stderr
+
+
+def test_average_speedups_like_with_like_and_legends_per_table() -> None:
+    from opbench.results import CaseResult, Run
+
+    def r(case: str, backend: str, ms: float | None, status: str = "ok", detail: str = "") -> CaseResult:
+        if ms is None:
+            return CaseResult(case, case.split(" / ")[0], backend, "float32", status, error="boom")
+        return CaseResult(case, case.split(" / ")[0], backend, "float32", status, samples_ms=(ms,) * 3,
+                          rel_error=1e-7, tolerance=1e-6, detail=detail)
+
+    results = (r("Sort / dim=1", "mlx_gpu", None, "error"), r("Sort / dim=1", "mlx_cpu", 1000.0),
+               r("Sort / dim=2", "mlx_gpu", 0.5), r("Sort / dim=2", "mlx_cpu", 80.0),
+               r("MatMul / dim=1", "mlx_gpu", 1.0, "reduced-precision", "TF32 (MLX_ENABLE_TF32=1)"),
+               r("MatMul / dim=1", "mlx_cpu", 10.0))
+    text = render_report(Run(run_id="r", created="2026-12-03", preset="seed", dtype="float32", results=results))
+    average = text[text.index('<table id="average"'):]
+    row = re.search(r'<tr data-family="Sort".*?</tr>', average, re.S).group(0)
+    cell = re.search(r'data-col="mlx_gpu mlx_cpu" data-sort="([^"]*)" title="([^"]*)">([^<]*)<', row)
+    assert float(cell.group(1)) == pytest.approx((80.0 / 0.5 - 1) * 100)  # the common case, not 540 / 0.5
+    assert cell.group(3) == "+15900%*" and "over 1 of 2 cases" in cell.group(2)
+    legends = re.findall(r'</table><p class="legend">([^<]*)</p>', text)
+    assert len(legends) == 2  # one under the Detailed table, one under the Average table
+    assert all("TF32 (MLX_ENABLE_TF32=1) on mlx_gpu" in legend for legend in legends)
+    assert "* after a speedup" in legends[1] and "*" not in legends[0] and "n/a: no time" in legends[0]
+    assert "<li>Sort: mlx_gpu/mlx_cpu speedup over 1 of 2 cases" in text  # the Average table's notes too

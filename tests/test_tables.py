@@ -76,3 +76,83 @@ def test_marks_and_notes() -> None:
     assert avg.headers[1:3] == ["mlx_cpu", "cpu"]  # the seed's column order
     assert avg.rows[0][1] == "2.00✗*"  # the wrong value is marked and the partial average flagged
     assert avg.rows[0][2] == "1.10†"
+
+
+def _r(case: str, backend: str, ms: float | None, status: str = "ok", detail: str = "") -> CaseResult:
+    if ms is None:
+        return CaseResult(case, case.split(" / ")[0], backend, "float32", status, error="RuntimeError: graph")
+    return CaseResult(case, case.split(" / ")[0], backend, "float32", status, samples_ms=(ms, ms, ms),
+                      rel_error=1e-7 if status == "ok" else 0.5, tolerance=1e-6, detail=detail)
+
+
+def _sort_rows() -> list[CaseResult]:
+    """The H100 Sort row's shape: mlx_gpu timed 1 of 3 cases (errors on the others), mlx_cpu all three."""
+    return [_r("Sort / dim=1", "mlx_gpu", None, "error"), _r("Sort / dim=1", "mlx_cpu", 1000.0),
+            _r("Sort / dim=2", "mlx_gpu", None, "error"), _r("Sort / dim=2", "mlx_cpu", 600.0),
+            _r("Sort / dim=3", "mlx_gpu", 0.5), _r("Sort / dim=3", "mlx_cpu", 80.0)]
+
+
+def test_an_average_speedup_is_over_the_cases_both_measured() -> None:
+    table = average_table(_sort_rows(), [("mlx_gpu", "mlx_cpu")])
+    assert table.rows[0][1] == "0.50*"  # mlx_gpu's mean: 1 of 3 cases
+    assert table.rows[0][2] == "560.00"  # mlx_cpu's mean over its three cases
+    assert table.rows[0][3] == "+15900%*"  # 80 / 0.5 − 1, not 560 / 0.5 − 1 = +111900 %
+    assert any(n == "Sort: mlx_gpu/mlx_cpu speedup over 1 of 3 cases, the ones both timed and verified "
+               "(left out: mlx_gpu error 2)" for n in table.notes), table.notes
+    assert any("mlx_gpu's mean is over 1 of 3 cases (no time: error 2)" in n for n in table.notes)
+    assert "* after a speedup: computed over only the cases both backends timed and verified" in table.caption
+    assert "* after a time: the mean over only the cases this backend timed" in table.caption
+
+
+def test_a_wrong_result_is_left_out_of_an_average_speedup() -> None:
+    rs = [_r("SumAll / dim=1", "cpu", 4.0), _r("SumAll / dim=1", "mlx_cpu", 100.0, "wrong"),
+          _r("SumAll / dim=2", "cpu", 2.0), _r("SumAll / dim=2", "mlx_cpu", 3.0),
+          _r("Sum / dim=1", "cpu", 1.0), _r("Sum / dim=1", "mlx_cpu", 9.0, "wrong")]
+    table = average_table(rs, [("mlx_cpu", "cpu")])
+    sumall, sum_ = table.rows
+    assert sumall[1] == "51.50✗" and sumall[3] == "-33%*"  # the mean shows the wrong time, the speedup 2/3 − 1
+    assert sum_[3] == "–"  # no case both verified
+    assert "–: no case that both backends timed and verified" in table.caption
+    assert "Sum: mlx_cpu/cpu speedup: no case that both timed and verified (left out: mlx_cpu wrong 1)" in table.notes
+    assert all(row[3] for row in table.rows)
+    # a full, clean family: no mark, no note
+    clean = average_table([_r("ReLU / dim=1", "cpu", 2.0), _r("ReLU / dim=1", "mlx_cpu", 1.0)], [("mlx_cpu", "cpu")])
+    assert clean.rows[0][3] == "+100%" and not clean.notes
+
+
+def test_each_table_has_a_legend_of_the_marks_it_shows() -> None:
+    tf32 = "TF32 (torch.backends.cudnn.allow_tf32)"
+    rs = [_r("Conv2d / dim=1", "cuda", 0.2, "reduced-precision", tf32), _r("Conv2d / dim=1", "cpu", 20.0),
+          _r("ReLU / dim=1", "cuda", 0.1), _r("ReLU / dim=1", "cpu", 1.0)]
+    for table in (detailed_table(rs), average_table(rs)):
+        assert "† reduced precision" in table.caption and f"{tf32} on cuda" in table.caption
+        for absent in ("✗", "~", "‡", "*", "nan"):
+            assert absent not in table.caption, (absent, table.caption)
+        assert table.caption in to_markdown(table)
+    plain = detailed_table([_r("ReLU / dim=1", "cpu", 1.0)])
+    assert plain.caption == "" and to_markdown(plain).rstrip().endswith("|")  # nothing to explain
+    noisy = CaseResult("ReLU / dim=1", "ReLU", "cpu", "float32", "ok", samples_ms=(1.0, 2.0, 3.0, 4.0), rel_error=0)
+    wrong = _r("ReLU / dim=1", "mlx_cpu", 3.0, "wrong")
+    missing = _r("ReLU / dim=2", "cpu", None, "error")
+    caption = detailed_table([noisy, wrong, missing], [("mlx_cpu", "cpu")]).caption
+    assert "✗ wrong" in caption and "a speedup from such a time is marked too" in caption
+    assert "~ noisy" in caption and "nan: no time" in caption and "nan%" in caption and "†" not in caption
+    # an old run's † without a recorded mode says so rather than inventing one
+    old = detailed_table([_r("MatMul / dim=1", "cuda", 1.0, "reduced-precision", "checked 3 sampled rows")])
+    assert "mode not recorded" in old.caption and "checked 3" not in old.caption
+
+
+def test_rich_tables_print_their_own_legend() -> None:
+    from rich.console import Console
+
+    from opbench.commands import print_tables
+
+    out = Console(record=True, width=200)
+    rs = [*_sort_rows(), _r("Conv2d / dim=1", "mlx_gpu", 0.2, "reduced-precision", "TF32 (MLX_ENABLE_TF32=1)"),
+          _r("Conv2d / dim=1", "mlx_cpu", 20.0)]
+    print_tables(out, detailed_table(rs), average_table(rs))
+    text = out.export_text()
+    average = text[text.index("Average benchmark"):]
+    assert "TF32 (MLX_ENABLE_TF32=1) on mlx_gpu" in text[:text.index("Average benchmark")]
+    assert "+15900%*" in average and "* after a speedup" in average and "TF32 (MLX_ENABLE_TF32=1)" in average
+    assert "over 1 of 3 cases" in average  # the notes

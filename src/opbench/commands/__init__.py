@@ -67,18 +67,18 @@ def console(stderr: bool = False):  # -> rich.console.Console
 
 
 def print_tables(out, *tables, notes: bool = True) -> None:  # out: rich.console.Console; tables: report Tables
-    """Print report tables with rich, fitted to the terminal (see `report.tables.to_rich`), then their captions
-    (the legend of their marks) once, then the first table's notes."""
+    """Print report tables with rich, fitted to the terminal (see `report.tables.to_rich`), each followed by its
+    caption (the legend of the marks it shows), then the tables' notes, each once."""
     from rich.markup import escape
 
     from opbench.report.tables import to_rich
 
     for table in tables:
         out.print(to_rich(table, out.width, caption=False))
-    for caption in dict.fromkeys(t.caption for t in tables if t.caption):
-        out.print(f"[dim]{escape(caption)}[/]", soft_wrap=True)
-    if notes and tables:
-        for note in tables[0].notes:
+        if table.caption:
+            out.print(f"[dim]{escape(table.caption)}[/]", soft_wrap=True)
+    if notes:
+        for note in dict.fromkeys(n for t in tables for n in t.notes):
             out.print(f"[dim]- {escape(note)}[/]", soft_wrap=True)
 
 

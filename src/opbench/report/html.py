@@ -21,24 +21,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from opbench import __version__
 from opbench.analysis.compare import Summary
 from opbench.engine.contention import MARK_BUSY
 from opbench.machine import differences
+from opbench.report.averages import family_averages
 from opbench.report.comparison import SPLIT_HEADERS, split_cell
+from opbench.report.marks import MARK_WRONG, legend
 from opbench.report.plots import ComparisonRowLike, format_ms, marks
 from opbench.report.rows import CaseRow, backend_order, case_rows, families
-from opbench.report.tables import (
-    LEGEND,
-    MARK_PARTIAL,
-    MARK_WRONG,
-    choose_pairs,
-    detailed_table,
-    format_speedup,
-    speedup,
-)
+from opbench.report.tables import average_table, choose_pairs, detailed_table, format_speedup, speedup
 from opbench.results import CaseResult, Run
 
 if TYPE_CHECKING:
@@ -110,25 +102,34 @@ def _time_cell(result: CaseResult | None, backend: str) -> str:
     if result is None:
         return f'<td class="num na" data-col="{e(backend)}" data-sort="" title="not run">n/a</td>'
     classes = ["num", f"v-{result.status}"]
+    text = _time_text(result)
     if not result.timed:
         classes.append("na")
-        text = "n/a"
-    else:
-        text = format_ms(result.median_ms) + marks(result)
-        if result.noisy:
-            classes.append("noisy")
+    elif result.noisy:
+        classes.append("noisy")
     value = result.median_ms if result.timed else None
     return (f'<td class="{e(" ".join(classes))}" data-col="{e(backend)}" data-sort="{_num(value)}" '
             f'title="{e(_tooltip(result))}">{e(text)}</td>')
 
 
-def _speedup_cell(a: CaseResult | None, b: CaseResult | None, pair: tuple[str, str]) -> str:
-    ta = a.median_ms if a is not None and a.timed else math.nan
-    tb = b.median_ms if b is not None and b.timed else math.nan
-    value = speedup(ta, tb)
+def _time_text(result: CaseResult | None) -> str:
+    return format_ms(result.median_ms) + marks(result) if result is not None and result.timed else "n/a"
+
+
+def _times(a: CaseResult | None, b: CaseResult | None) -> tuple[float, float]:
+    return tuple(r.median_ms if r is not None and r.timed else math.nan for r in (a, b))  # type: ignore[return-value]
+
+
+def _speedup_text(a: CaseResult | None, b: CaseResult | None) -> str:
     wrong = any(r is not None and r.status == "wrong" for r in (a, b))
     busy = any(r is not None and r.timed and r.busy for r in (a, b))
-    text = format_speedup(value) + (MARK_WRONG if wrong else "") + (MARK_BUSY if busy else "")
+    return format_speedup(speedup(*_times(a, b))) + (MARK_WRONG if wrong else "") + (MARK_BUSY if busy else "")
+
+
+def _speedup_cell(a: CaseResult | None, b: CaseResult | None, pair: tuple[str, str]) -> str:
+    ta, tb = _times(a, b)
+    value = speedup(ta, tb)
+    text = _speedup_text(a, b)
     sign = "na" if math.isnan(value) else "pos" if value > 0 else "neg" if value < 0 else "zero"
     title = f"{pair[0]}: {format_ms(ta)} ms, {pair[1]}: {format_ms(tb)} ms; (t_B/t_A − 1)·100 %"
     return (f'<td class="num sp-{sign}" data-col="{e(" ".join(pair))}" data-sort="{_num(value)}" '
@@ -141,7 +142,9 @@ def _header(name: str, col: str = "", numeric: bool = True) -> str:
             f'{e(name)}</th>')
 
 
-def _detailed(rows: Sequence[CaseRow], backends: Sequence[str], pairs: Sequence[tuple[str, str]]) -> str:
+def _detailed(rows: Sequence[CaseRow], backends: Sequence[str], pairs: Sequence[tuple[str, str]]
+              ) -> tuple[str, list[str], list[str]]:
+    """The Detailed table, and its rendered time and speedup texts (for the legend)."""
     head = [_header("Operation", numeric=False), _header("Family", numeric=False)]
     head += [_header(f"{b} (ms)", b) for b in backends]
     head += [_header(f"{a}/{b} speedup", f"{a} {b}") for a, b in pairs]
@@ -152,44 +155,50 @@ def _detailed(rows: Sequence[CaseRow], backends: Sequence[str], pairs: Sequence[
         cells += [_time_cell(row.results.get(b), b) for b in backends]
         cells += [_speedup_cell(row.results.get(a), row.results.get(b), (a, b)) for a, b in pairs]
         body.append(f'<tr data-family="{e(row.family)}" data-case="{e(row.label.lower())}">{"".join(cells)}</tr>')
-    return _table("detailed", "Detailed benchmark: median time per call (ms)", head, body)
+    times = [_time_text(row.results.get(b)) for row in rows for b in backends]
+    speedups = [_speedup_text(row.results.get(a), row.results.get(b)) for row in rows for a, b in pairs]
+    return _table("detailed", "Detailed benchmark: median time per call (ms)", head, body), times, speedups
 
 
 def _average(rows: Sequence[CaseRow], backends: Sequence[str], pairs: Sequence[tuple[str, str]],
-             geometric: bool) -> str:
-    """Per family and backend, the mean of the timed medians (arithmetic, or geometric on request)."""
+             geometric: bool) -> tuple[str, list[str], list[str]]:
+    """Per family and backend, the mean of the timed medians (arithmetic, or geometric on request), and
+    like-with-like speedups (`report.averages`); also the rendered time and speedup texts (for the legend)."""
     head = [_header("Family", numeric=False)] + [_header(f"{b} (ms)", b) for b in backends]
     head += [_header(f"{a}/{b} speedup", f"{a} {b}") for a, b in pairs]
-    body = []
-    for fam in families(rows):
-        members = [r for r in rows if r.family == fam]
-        means: dict[str, float] = {}
+    body, times, speedups = [], [], []
+    kind = "geometric" if geometric else "arithmetic"
+    for avg in family_averages(rows, backends, pairs, geometric):
+        fam = avg.family
         cells = [f'<th scope="row" data-sort="{e(fam.lower())}">{e(fam)}</th>']
         for b in backends:
-            results = [r.results[b] for r in members if b in r.results]
-            timed = [r for r in results if r.timed]
-            values = [r.median_ms for r in timed]
-            mean = (float(np.exp(np.mean(np.log(np.maximum(values, 1e-12))))) if geometric
-                    else float(np.mean(values))) if values else math.nan
-            means[b] = mean
-            mark = "".join(dict.fromkeys(marks(r).replace("~", "") for r in timed))
-            if timed and len(timed) < len(members):
-                mark += MARK_PARTIAL
-            kind = "geometric" if geometric else "arithmetic"
-            title = f"{kind} mean of {len(timed)} of {len(members)} cases" + (
-                f"\nnot timed: {len(members) - len(timed)}" if len(timed) < len(members) else "")
-            text = "n/a" if math.isnan(mean) else format_ms(mean) + mark
-            cls = "num na" if math.isnan(mean) else "num"
-            cells.append(f'<td class="{cls}" data-col="{e(b)}" data-sort="{_num(mean)}" title="{e(title)}">'
+            m = avg.means[b]
+            title = f"{kind} mean of {m.timed} of {m.total} cases" + (
+                "\nno time: " + ", ".join(f"{s} {n}" for s, n in m.untimed.items()) if m.untimed else "")
+            text = format_ms(m.value) + m.marks if not math.isnan(m.value) else "n/a"
+            times.append(text)
+            cls = "num na" if math.isnan(m.value) else "num"
+            cells.append(f'<td class="{cls}" data-col="{e(b)}" data-sort="{_num(m.value)}" title="{e(title)}">'
                          f"{e(text)}</td>")
-        for a, b in pairs:
-            value = speedup(means[a], means[b])
+        for pair in pairs:
+            sp = avg.speedups[pair]
+            value = sp.value if sp.used else math.nan
             sign = "na" if math.isnan(value) else "pos" if value > 0 else "neg" if value < 0 else "zero"
-            cells.append(f'<td class="num sp-{sign}" data-col="{e(a + " " + b)}" data-sort="{_num(value)}">'
-                         f"{e(format_speedup(value))}</td>")
+            title = (sp.describe(fam, pair) if sp.used < sp.total else
+                     f"{kind} means over all {sp.total} cases, both timed and verified")
+            speedups.append(sp.text())
+            cells.append(f'<td class="num sp-{sign}" data-col="{e(" ".join(pair))}" data-sort="{_num(value)}" '
+                         f'title="{e(title)}">{e(sp.text())}</td>')
         body.append(f'<tr data-family="{e(fam)}" data-case="{e(fam.lower())}">{"".join(cells)}</tr>')
     title = "Average benchmark per family (ms" + (", geometric mean)" if geometric else ", arithmetic mean)")
-    return _table("average", title, head, body)
+    return _table("average", title, head, body), times, speedups
+
+
+def _with_legend(results: Sequence[CaseResult], table: str, times: list[str], speedups: list[str],
+                 average: bool = False) -> str:
+    """A table followed by the legend of the marks it shows (`report.marks.legend`)."""
+    text = legend(results, times, speedups, average=average, missing="n/a")
+    return table + (f'<p class="legend">{e(text)}</p>' if text else "")
 
 
 def _table(table_id: str, caption: str, head: Sequence[str], body: Sequence[str]) -> str:
@@ -334,7 +343,8 @@ def render_report(run: Run, comparison: ComparisonLike | None = None, figures: S
     adds the optional roofline section."""
     rows, backends = case_rows(run.results), backend_order(run.results)
     chosen = choose_pairs(backends, pairs)
-    notes = "".join(f"<li>{e(n)}</li>" for n in detailed_table(run.results, pairs).notes)
+    notes = "".join(f"<li>{e(n)}</li>" for n in dict.fromkeys(
+        [*detailed_table(run.results, pairs).notes, *average_table(run.results, pairs, geometric).notes]))
     title = f"opbench report: {run_label(run)}"
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -343,10 +353,10 @@ def render_report(run: Run, comparison: ComparisonLike | None = None, figures: S
         f"<style>{CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
         f'<section id="metadata"><h2>Machine and run</h2>{_metadata(run)}</section>',
         '<section id="tables"><h2>Tables</h2>',
-        f'<p class="legend">{e(LEGEND.replace("nan:", "n/a:"))}. Hover a time for median, IQR, samples and '
-        "relative error. Click a column header to sort.</p>",
-        _controls(families(rows), backends), _detailed(rows, backends, chosen),
-        _average(rows, backends, chosen, geometric),
+        '<p class="legend">Hover a time for median, IQR, samples and relative error, an average for the cases '
+        "it covers. Click a column header to sort.</p>",
+        _controls(families(rows), backends), _with_legend(run.results, *_detailed(rows, backends, chosen)),
+        _with_legend(run.results, *_average(rows, backends, chosen, geometric), average=True),
         f'<ul class="notes">{notes}</ul>' if notes else "", "</section>",
         _roofline(*roofline) if roofline is not None else "",
         _comparison(comparison) if comparison is not None else "",

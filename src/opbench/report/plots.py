@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from opbench.engine.contention import MARK_BUSY
+from opbench.report.averages import format_speedup, speedup, time_marks
+from opbench.report.marks import MARK_NOISY, MARK_REDUCED, MARK_WRONG
 from opbench.report.rows import CaseRow, backend_order, case_rows, families
-from opbench.report.tables import MARK_NOISY, MARK_REDUCED, MARK_WRONG, choose_pairs, format_speedup, speedup
+from opbench.report.tables import choose_pairs
 from opbench.results import CaseResult, Run
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ SPEEDUP_CLIP_DECADES = 2.0  # heatmap colours saturate at 100x faster/slower
 
 
 class ComparisonRowLike(Protocol):
-    """What `comparison_chart` reads from `opbench.analysis.compare.ComparisonRow`."""
+    """What `comparison_chart` reads from `opbench.compare.ComparisonRow`."""
 
     case: str
     family: str
@@ -85,9 +86,8 @@ def format_ms(value: float) -> str:
 
 
 def marks(result: CaseResult) -> str:
-    """The table marks of one time (`report.tables`): verdict, noisy, busy machine."""
-    out = MARK_WRONG if result.status == "wrong" else MARK_REDUCED if result.status == "reduced-precision" else ""
-    return out + (MARK_NOISY if result.noisy else "") + (MARK_BUSY if result.busy else "")
+    """The table marks of one time (`report.averages.time_marks`): verdict, noisy, busy machine."""
+    return time_marks(result)
 
 
 def _quartiles(result: CaseResult) -> tuple[float, float]:

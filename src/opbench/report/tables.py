@@ -6,10 +6,12 @@ order, times in ms with two decimals, then `A/B speedup` columns. The speedup of
 The Average table is the arithmetic mean of a family's times per backend (the seed's), or the geometric mean
 on request; its speedups are computed from those means.
 
-Markers: `✗` wrong result, `†` reduced precision, `~` noisy (IQR/median > 10 %, or the medians of
-`run --processes N`'s worker processes more than 10 % apart), `‡` measured on a busy machine
-(`opbench.engine.contention`; a speedup from such a cell carries it too, so no busy number reads as clean), `*` an
-average over only some of the family's cases. A cell without a time reads `nan`, and a note under the table says why.
+Marks (`report.marks`): `✗` wrong result, `†` reduced precision (under the mode the backend reported), `~`
+noisy (IQR/median > 10 %, or the medians of `run --processes N`'s worker processes more than 10 % apart), `‡`
+measured on a busy machine (`opbench.engine.contention`; a speedup from such a cell carries it too, so no busy number
+reads as clean), `*` an average or speedup over only some of the family's cases (`report.averages`: speedups
+compare like with like). Each table carries its own legend, naming the marks that appear in it. A cell without a
+time reads `nan`, and a note under the table says why.
 """
 
 from __future__ import annotations
@@ -19,9 +21,19 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from opbench.engine.contention import BUSY_OTHER_CORES, BUSY_SHARE, MARK_BUSY, busy_warning
+from opbench.engine.contention import MARK_BUSY, busy_warning
+from opbench.report.averages import average_notes, family_averages, format_speedup, speedup, time_marks
+from opbench.report.marks import (
+    BUSY_TEXT,
+    MARK_PARTIAL,
+    MARK_REDUCED,
+    MARK_WRONG,
+    NOISY_TEXT,
+    REDUCED_TEXT,
+    WRONG_TEXT,
+    legend,
+)
+from opbench.report.rows import case_rows
 from opbench.results import CaseResult
 
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
@@ -29,13 +41,9 @@ DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
     ("cuda_compile", "cuda"),
 )
 
-MARK_WRONG, MARK_REDUCED, MARK_NOISY, MARK_PARTIAL = "✗", "†", "~", "*"
-LEGEND = (f"{MARK_WRONG} wrong result · {MARK_REDUCED} reduced precision (e.g. TF32 inside float32) · "
-          f"{MARK_NOISY} noisy (IQR/median > 10%, or process medians > 10% apart) · "
-          f"{MARK_BUSY} measured on a busy machine (other processes took ≥ {BUSY_OTHER_CORES:g} core or "
-          f"{BUSY_SHARE:.0%} of the CPUs), a speedup from such a time is marked too · "
-          f"{MARK_PARTIAL} average over part of the family · "
-          "nan: not measured (see notes)")
+# Every mark at once (documentation; a rendered table carries `report.marks.legend` of what it shows).
+LEGEND = " · ".join((WRONG_TEXT, REDUCED_TEXT + " (the mode is named)", NOISY_TEXT, BUSY_TEXT,
+                     f"{MARK_PARTIAL} average or speedup over part of the family", "nan: not measured (see notes)"))
 
 
 @dataclass(frozen=True)
@@ -54,20 +62,6 @@ class Table:
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
     caption: str = ""  # printed under the rich table: what the marks and units mean
-
-
-def speedup(t_a: float, t_b: float) -> float:
-    """Speedup of A over B in percent: (t_B / t_A − 1)·100. Positive when A is faster."""
-    if math.isnan(t_a) or math.isnan(t_b) or t_a <= 0:
-        return math.nan
-    return (t_b / t_a - 1.0) * 100.0
-
-
-def format_speedup(value: float) -> str:
-    """The seed's format: sign for positive values, truncated toward zero, `nan%` when undefined."""
-    if math.isnan(value):
-        return "nan%"
-    return f"{'+' if value > 0 else ''}{int(value)}%"
 
 
 def parse_pairs(text: str | None) -> list[tuple[str, str]] | None:
@@ -100,16 +94,7 @@ def choose_pairs(backends: Sequence[str], pairs: Sequence[tuple[str, str]] | Non
 def _cell(result: CaseResult | None) -> Cell:
     if result is None or not result.timed:
         return Cell(math.nan)
-    marks = ""
-    if result.status == "wrong":
-        marks += MARK_WRONG
-    elif result.status == "reduced-precision":
-        marks += MARK_REDUCED
-    if result.noisy:
-        marks += MARK_NOISY
-    if result.busy:
-        marks += MARK_BUSY
-    return Cell(result.median_ms, marks)
+    return Cell(result.median_ms, time_marks(result))
 
 
 def _index(results: Sequence[CaseResult]) -> tuple[list[str], list[str], dict[tuple[str, str], CaseResult]]:
@@ -162,38 +147,28 @@ def detailed_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str
         headers += [f"{b} % peak" for b in backends]
         for row, case in zip(rows, cases):
             row += [peak(index[(case, b)]) if (case, b) in index else "–" for b in backends]
-    return Table("Detailed benchmark (median ms per call)", headers, rows, _notes(results), LEGEND)
-
-
-def _mean(values: list[float], geometric: bool) -> float:
-    if not values:
-        return math.nan
-    if geometric:
-        return float(np.exp(np.mean(np.log(np.maximum(values, 1e-12)))))
-    return float(np.mean(values))
+    n = len(backends)
+    caption = legend(results, [c for row in rows for c in row[1:1 + n]],
+                     [c for row in rows for c in row[1 + n:1 + n + len(chosen)]])
+    return Table("Detailed benchmark (median ms per call)", headers, rows, _notes(results), caption)
 
 
 def average_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str]] | None = None,
                   geometric: bool = False) -> Table:
-    cases, backends, index = _index(results)
+    """The seed's Average table: per family the mean time of each backend and like-with-like speedups
+    (`report.averages`); the notes say which means and speedups cover only part of their family."""
+    rows = case_rows(results)
+    _, backends, _ = _index(results)
     chosen = choose_pairs(backends, pairs)
-    families = list(dict.fromkeys(index[(c, b)].family for c in cases for b in backends if (c, b) in index))
-    family_cases = {f: [c for c in cases if any(index.get((c, b)) and index[(c, b)].family == f for b in backends)]
-                    for f in families}
+    averages = family_averages(rows, backends, chosen, geometric)
     headers = ["Operation", *backends, *(f"{a}/{b} speedup" for a, b in chosen)]
-    rows = []
-    for fam in families:
-        cells = []
-        for b in backends:
-            members = [_cell(index.get((c, b))) for c in family_cases[fam]]
-            timed = [m for m in members if not math.isnan(m.value)]
-            marks = "".join(dict.fromkeys(ch for m in timed for ch in m.marks if ch != MARK_NOISY))
-            if timed and len(timed) < len(members):
-                marks += MARK_PARTIAL
-            cells.append(Cell(_mean([m.value for m in timed], geometric), marks))
-        rows.append(_row(fam, cells, backends, chosen))
+    table_rows = [[avg.family, *(avg.means[b].text() for b in backends),
+                   *(avg.speedups[p].text() for p in chosen)] for avg in averages]
+    times = [c for row in table_rows for c in row[1:1 + len(backends)]]
+    speedups = [c for row in table_rows for c in row[1 + len(backends):]]
     title = "Average benchmark (ms, " + ("geometric" if geometric else "arithmetic") + " mean per family)"
-    return Table(title, headers, rows, [], LEGEND)
+    return Table(title, headers, table_rows, average_notes(averages),
+                 legend(results, times, speedups, average=True))
 
 
 def to_markdown(table: Table, legend: bool = True) -> str:
@@ -205,8 +180,8 @@ def to_markdown(table: Table, legend: bool = True) -> str:
     text = tabulate([[c.replace("|", "\\|") for c in row] for row in table.rows], headers=table.headers,
                     tablefmt="pipe", disable_numparse=True,
                     colalign=["right" if n else "left" for n in numeric]) if table.headers else ""
-    if legend:
-        text += f"\n\n{LEGEND}"
+    if legend and table.caption:
+        text += f"\n\n{table.caption}"
     if table.notes:
         text += "\n\nNotes:\n" + "\n".join(f"- {n}" for n in table.notes)
     return text + "\n"
@@ -248,7 +223,7 @@ def to_rich(table: Table, width: int | None = None, caption: bool = True) -> obj
         for c in row[1:]:
             c = escape(c)
             style = "red" if MARK_WRONG in c else "yellow" if MARK_REDUCED in c else ""
-            if re.search(f"%[{MARK_WRONG}{MARK_BUSY}]*$", c):
+            if re.search(f"%[{MARK_WRONG}{MARK_BUSY}{MARK_PARTIAL}]*$", c):
                 style = style or ("green" if c.startswith("+") else "magenta" if c.startswith("-") else "")
             styled.append(f"[{style}]{c}[/]" if style else c)
         rt.add_row(*styled)
