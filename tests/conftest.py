@@ -9,11 +9,12 @@ from opbench.backends import backend_names, get_backend
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_store(tmp_path_factory: pytest.TempPathFactory):
-    """Runs made by tests (in process or in subprocesses) go to a temporary store and reference cache, never
-    the user's."""
+    """Runs made by tests (in process or in subprocesses) go to a temporary store, reference cache and input
+    cache, never the user's."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OPBENCH_STORE", str(tmp_path_factory.mktemp("store") / "opbench.sqlite"))
         mp.setenv("OPBENCH_REFERENCE_CACHE", str(tmp_path_factory.mktemp("references")))
+        mp.setenv("OPBENCH_INPUT_CACHE", str(tmp_path_factory.mktemp("inputs")))
         yield
 
 

@@ -102,7 +102,35 @@ def test_warmup_keeps_the_device_busy_for_min_warmup_s() -> None:
 
 
 def test_a_call_slower_than_the_budget_stops_after_three_samples() -> None:
+    """No warm-up series: the first call, then 3 one-call samples (the second call is the first sample)."""
     settings = TimingSettings(budget_s=0.01, min_samples=5, block_s=0.001, rel_ci=1e-9, min_warmup_s=0.0)
-    timing, _ = measure(lambda: time.sleep(0.02), (), EagerBackend(), settings)
-    assert timing.n == 3 and timing.calls_per_sample == 1
-    assert timing.stop_reason == "budget"
+    calls = []
+    timing, _ = measure(lambda: calls.append(time.sleep(0.02)), (), EagerBackend(), settings)
+    assert timing.n == 3 and timing.calls_per_sample == 1 and timing.warmup_calls == 0
+    assert timing.stop_reason == "slow" and len(calls) == 4
+    assert timing.warmup_s == 0.0 and timing.sampling_s >= 3 * 0.02
+
+
+def test_slow_samples_are_split_across_units() -> None:
+    """3 units of a slow case take one sample each after their own first call: 3 samples per case, as one
+    unit alone takes."""
+    unit = TimingSettings(budget_s=0.03, min_samples=5, block_s=0.001, rel_ci=1e-9).per_unit(3)
+    assert unit.slow_samples == 1 and TimingSettings().per_unit(2).slow_samples == 2
+    calls = []
+    timing, _ = measure(lambda: calls.append(time.sleep(0.02)), (), EagerBackend(), unit)
+    assert timing.n == 1 and len(calls) == 2 and timing.stop_reason == "slow"
+
+
+def test_a_slow_first_call_alone_does_not_make_a_case_slow() -> None:
+    """A first call that compiles (slower than the budget) followed by fast calls: the normal warm-up and
+    blocked samples."""
+    settings = TimingSettings(budget_s=0.02, min_samples=5, block_s=0.002, rel_ci=1e-9, min_warmup_s=0.0)
+    calls = []
+
+    def op() -> None:
+        time.sleep(0.05 if not calls else 0.0002)
+        calls.append(1)
+
+    timing, _ = measure(op, (), EagerBackend(), settings)
+    assert timing.first_call_s >= 0.05 and timing.stop_reason != "slow" and timing.calls_per_sample > 1
+    assert timing.warmup_calls >= 1 and timing.n >= 5

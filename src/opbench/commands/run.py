@@ -27,8 +27,9 @@ from opbench.commands import (
     progress,
 )
 from opbench.commands.options import check_pairs_present
-from opbench.engine.eta import CostModel
+from opbench.engine.eta import CostModel, StartCosts, pass_phases
 from opbench.engine.passes import passes_done, process_spread_note
+from opbench.engine.phases import WALL
 from opbench.engine.resume import check_resumable, fill_options, measured_results
 from opbench.engine.runner import Plan, run_plan
 from opbench.engine.timing import DEFAULT_UNITS, TimingSettings
@@ -196,6 +197,16 @@ def run(args: argparse.Namespace) -> int:
             db.update_backends(run_id, backends_meta)
             store.run = replace(store.run, backends=backends_meta)
 
+    def on_pass(name: str, seconds: float) -> None:
+        """Add a pass's wall time to the backend's (`wall_s`, `passes`: what `benchmarks/breakdown.py` reads)."""
+        entry = store.run.backends.get(name, {})
+        backends_meta = {**store.run.backends, name: {**entry, "wall_s": round(entry.get("wall_s", 0.0) + seconds, 3),
+                                                      "passes": entry.get("passes", 0) + 1}}
+        with deferred_interrupt():
+            db.update_backends(run_id, backends_meta)
+            store.run = replace(store.run, backends=backends_meta)
+            store.write()
+
     stored: set[tuple[str, str, str]] = {(r.case, r.backend, r.dtype) for r in meta.results}
 
     def record(result: CaseResult) -> None:  # the store first (one transaction per result), then run.json
@@ -219,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
               f"store {db.location}", soft_wrap=True)
     hint = f"opbench run --resume {run_id}" + (f" --store {mask_url(args.store)}" if args.store else "")
     try:
-        _measure_with_progress(plan, record, err, prior, not args.no_isolate, args.case_timeout, on_backend)
+        _measure_with_progress(plan, record, err, prior, not args.no_isolate, args.case_timeout, on_backend,
+                               on_pass)
     except (UsageError, OSError) as exc:  # the store or the output folder failed mid-run (locked, disk full)
         reason = str(exc) if isinstance(exc, UsageError) else os_error_text(exc, out_dir)
         tables = _write_tables_if_possible(store, pairs, args.geomean)
@@ -272,18 +284,22 @@ def _write_tables_if_possible(store: RunDirectory, pairs: list[tuple[str, str]] 
 
 def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err,
                            prior: dict[tuple[str, str], CaseResult], isolate: bool, case_timeout: float | None,
-                           on_backend: Callable[[str, dict], None]) -> None:
+                           on_backend: Callable[[str, dict], None],
+                           on_pass: Callable[[str, float], None] = lambda name, seconds: None) -> None:
     """Run the plan under the progress bar: its label names the case being measured now, its ETA is the cost
-    model's (`opbench.engine.eta`: each pending case's FLOPs and bytes at the rate this machine has shown)."""
+    model's (`opbench.engine.eta`: each pending case's FLOPs and bytes at the rate this machine has shown, from each
+    case's recorded phases, plus the worker start-ups still to come)."""
     work = {c.name: float(c.flops + c.bytes_moved(plan.dtype)) for c in plan.cases}
-    pending = [(b, work[c.name]) for b, c in plan.pairs()
-               for _ in range(int(max(0, plan.processes - passes_done(prior.get((b, c.name))))))]
+    left = {(b, c.name): int(max(0, plan.processes - passes_done(prior.get((b, c.name))))) for b, c in plan.pairs()}
+    pending = [(b, work[c]) for (b, c), n in left.items() for _ in range(n)]
     model = CostModel(prior_fixed_s=plan.timing.budget_s + 0.5)
+    starts = StartCosts({b: max((n for (bb, _), n in left.items() if bb == b), default=0) for b in plan.backends})
+    before = {key: dict(r.phases_ms) for key, r in prior.items()}
     started: dict[str, float] = {}
 
     def estimate() -> float:
         running = time.monotonic() - started["at"] if started else 0.0
-        return max(model.remaining(pending) - running, model.remaining(pending[1:]))
+        return max(model.remaining(pending) - running, model.remaining(pending[1:])) + starts.remaining()
 
     bar, advance = progress(len(pending), "measuring", err, estimate)
     with bar:
@@ -295,10 +311,16 @@ def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err
         def on_result(result: CaseResult) -> None:
             record(result)
             key = (result.backend, work.get(result.case, 0.0))
-            if started and key in pending:
+            phases = pass_phases(before.get((result.backend, result.case), {}), result.phases_ms)
+            before[(result.backend, result.case)] = dict(result.phases_ms)
+            elapsed = time.monotonic() - started.pop("at") if started else None
+            if "worker_start" in phases:
+                starts.started(result.backend, phases["worker_start"] / 1e3)
+            if elapsed is not None and key in pending:
                 pending.remove(key)
-                model.finished(result.backend, key[1], time.monotonic() - started.pop("at"))
+                seconds = (phases[WALL] - phases.get("worker_start", 0.0)) / 1e3 if WALL in phases else elapsed
+                model.finished(result.backend, key[1], seconds)
             advance(f"{result.backend}: {result.case} done")
 
         run_plan(plan, on_result, prior=prior, isolate=isolate, case_timeout=case_timeout, on_backend=on_backend,
-                 on_start=on_start)
+                 on_start=on_start, on_pass=on_pass)

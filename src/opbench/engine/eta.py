@@ -9,6 +9,10 @@ Both are fitted per backend by non-negative least squares on the cases it has fi
 falling back to the fit over all backends, then to the prior given by the caller, while a backend has too
 few finished cases.
 
+Worker start-ups (spawn, framework import, device setup) are per pass, not per case, so they stay out of the
+fit: each case's wall time is taken from its recorded phases (`opbench.engine.phases`: the round trip less
+`worker_start`), and `StartCosts` adds the start-ups still to come at the mean each backend has shown.
+
 Trade-off: FLOPs and bytes are added as if one byte cost one FLOP; a per-term fit would need more finished
 cases than an early estimate has. The fit is refitted after every case, so an ETA moves as the machine shows
 its speed, but smoothly: no single case's wall time dominates a least-squares fit over many.
@@ -65,3 +69,30 @@ def _nnls(points: list[tuple[float, float]]) -> tuple[float, float]:
     scale = max(float(work.max()), 1.0)  # keep the two columns of the system on comparable scales
     (fixed, per_scaled), _ = nnls(np.column_stack([np.ones_like(work), work / scale]), seconds)
     return float(fixed), float(per_scaled / scale)
+
+
+class StartCosts:
+    """Worker start-ups still to come per backend and what one has cost there (else anywhere, else a prior)."""
+
+    def __init__(self, left: dict[Hashable, int], prior_s: float = 3.0) -> None:
+        self.left = dict(left)
+        self.prior_s = prior_s
+        self._seen: dict[Hashable, list[float]] = {}
+
+    def started(self, group: Hashable, seconds: float) -> None:
+        """A worker of `group` started, taking `seconds`."""
+        self._seen.setdefault(group, []).append(max(0.0, float(seconds)))
+        self.left[group] = max(0, self.left.get(group, 0) - 1)
+
+    def seconds(self, group: Hashable) -> float:
+        own = self._seen.get(group)
+        every = [s for ss in self._seen.values() for s in ss]
+        return float(np.mean(own)) if own else float(np.mean(every)) if every else self.prior_s
+
+    def remaining(self) -> float:
+        return sum(n * self.seconds(group) for group, n in self.left.items())
+
+
+def pass_phases(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """One pass's phases, from a result's phases before and after that pass was combined into it."""
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0) > 0}

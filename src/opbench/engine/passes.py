@@ -30,6 +30,7 @@ from dataclasses import replace
 import numpy as np
 
 from opbench.engine.contention import busiest
+from opbench.engine.phases import add as add_phases
 from opbench.results import CaseResult
 
 # Timed verdicts, least to most severe.
@@ -83,7 +84,8 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
         earlier = len(_medians(prior))
         summary = (f"pass {earlier + 1}: {new.status}; {earlier} earlier pass(es) timed it at "
                    f"{np.median(prior.samples_ms):.4g} ms ({prior.status})")
-        return replace(new, detail=summary + (f"\n{new.detail}" if new.detail else ""))
+        return replace(new, detail=summary + (f"\n{new.detail}" if new.detail else ""),
+                       phases_ms=add_phases(prior.phases_ms, new.phases_ms))
     worst = max((prior, new), key=lambda r: (TIMED_SEVERITY.index(r.status), r.rel_error or 0.0))
     verdicts, prior_detail = _pass_verdicts(prior)
     verdicts.append(new.status)
@@ -98,6 +100,7 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
                    conditions=busiest(prior.conditions, new.conditions),
                    warnings=tuple(dict.fromkeys(prior.warnings + new.warnings)),
                    warmup_calls=prior.warmup_calls + new.warmup_calls,
+                   phases_ms=add_phases(prior.phases_ms, new.phases_ms),
                    first_call_ms=prior.first_call_ms, detail=detail,
                    rel_error=max(errors) if errors else None,
                    stop_reason=" | ".join(dict.fromkeys(r for r in (*prior.stop_reason.split(" | "), new.stop_reason)

@@ -7,7 +7,8 @@ digest of the code that generates inputs and expectations (the catalog and `veri
 new keys, and old entries age out.
 
 Concurrency: an entry is written into a private temporary directory and then renamed into place, which is
-atomic on one file system; a process that loses the race discards its copy. Readers memory-map the arrays, so
+atomic on one file system; while one process computes an entry it holds the entry's lock, so another process
+that misses waits for it rather than computing it again (`disk_cache`). Readers memory-map the arrays, so
 a large reference costs page-cache, not a copy. Bound: entries larger than `MAX_ENTRY_BYTES` are not stored,
 and after each write the least recently used entries are removed until the cache is under `DEFAULT_TOTAL_MB`
 (`OPBENCH_REFERENCE_CACHE_MB` overrides it; 0 turns the cache off). Trade-off: a disk read of up to a few
@@ -23,12 +24,12 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from opbench.catalog import Case
+from opbench.engine.disk_cache import evict, locked
 from opbench.engine.verify import Expected, cacheable, expected
 
 MAX_ENTRY_BYTES = 1 << 30
@@ -93,39 +94,37 @@ def _store(path: Path, exp: Expected) -> None:
     except OSError:  # another process stored it first, or the disk is full: the cache is only an optimization
         shutil.rmtree(tmp, ignore_errors=True)
         return
-    _evict(root, max_total_bytes())
-
-
-def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
-
-
-def _evict(root: Path, limit: int) -> None:
-    entries = []
-    for p in root.iterdir():
-        with contextlib.suppress(OSError):
-            if p.is_dir() and not p.name.startswith(".tmp-"):
-                entries.append((p.stat().st_mtime, _size(p), p))
-            elif p.name.startswith(".tmp-") and time.time() - p.stat().st_mtime > 3600:
-                shutil.rmtree(p, ignore_errors=True)  # left by a killed writer
-    total = sum(size for _, size, _ in entries)
-    for _, size, p in sorted(entries, key=lambda e: e[0]):
-        if total <= limit:
-            break
-        shutil.rmtree(p, ignore_errors=True)
-        total -= size
+    evict(root, max_total_bytes())
 
 
 def expected_for(case: Case, inputs: tuple[np.ndarray, ...], dtype: str, seed: int) -> Expected:
     """`verify.expected(case, inputs)`, from the cache when an earlier process computed it for these
-    (case, dtype, seed) with the same code. `inputs` must be `case.make_inputs(dtype, seed)`."""
+    (case, dtype, seed) with the same code. `inputs` must be `case.make_inputs(dtype, seed)`. A process that
+    misses computes it under the entry's lock (`disk_cache.locked`), so concurrent processes compute it once."""
     limit = max_total_bytes()
     if limit <= 0 or not cacheable(case):
         return expected(case, inputs)
     path = cache_dir() / entry_key(case, dtype, seed)
     if path.is_dir() and (hit := _load(path)) is not None:
         return hit
-    exp = expected(case, inputs)
-    if MIN_CACHED_BYTES <= exp.nbytes <= min(MAX_ENTRY_BYTES, limit):
-        _store(path, exp)
+    try:
+        with locked(path):
+            if path.is_dir() and (hit := _load(path)) is not None:
+                return hit  # computed by the process that held the lock
+            exp = expected(case, inputs)
+            if MIN_CACHED_BYTES <= exp.nbytes <= min(MAX_ENTRY_BYTES, limit):
+                _store(path, exp)
+    except OSError:  # an unwritable cache directory: compute, uncached
+        return expected(case, inputs)
     return exp
+
+
+def prefetch(case: Case, dtype: str, seed: int) -> None:
+    """Make sure `case`'s expectation is in the cache (computing it from the cached inputs if not)."""
+    if max_total_bytes() <= 0 or not cacheable(case):
+        return
+    path = cache_dir() / entry_key(case, dtype, seed)
+    if not path.is_dir():
+        from opbench.engine.input_cache import case_inputs
+
+        expected_for(case, case_inputs(case, dtype, seed), dtype, seed)

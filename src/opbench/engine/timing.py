@@ -31,9 +31,14 @@ Algorithm (`measure`):
    (`median_ci`) is taken from order statistics at the *effective* sample size n(1 - r)/(1 + r), r the
    lag-1 autocorrelation of the samples (`effective_size`, the AR(1) variance inflation): coverage is back to
    about 0.95 (0.91 at 20 samples, 0.96-0.98 from 60, `tests/test_timing.py` simulates it). Trade-off: for
-   correlated samples the rule stops later, or at the budget. A call slower than the whole budget (a
-   50-second matmul on a 2-core CPU) needs only `SLOW_MIN_SAMPLES` (3, the fewest that give a median and a
-   spread): its statistics are weaker, which `n` shows, but the suite stays bounded.
+   correlated samples the rule stops later, or at the budget.
+   **Slow calls.** When the first call and the one after it each take longer than the whole budget (a
+   28-second matmul on a 2-core CPU), there is no warm-up series: the first call was the warm-up, the second
+   call is the first sample, and the case takes `slow_samples` samples of one call each (stop reason `slow`).
+   `SLOW_MIN_SAMPLES` (3, the fewest that give a median and a spread) is the count per case: split across
+   units like the budget, so 3 units take one sample each (after their own first call) and the case's median
+   and spread come from 3 independent processes. Its statistics are weaker, which `n` shows, but the suite
+   stays bounded: 2 calls per unit, where a warm-up call and 3 samples per unit took 5.
 6. **Units.** One call of `measure` is one *unit*: the samples of one worker process. Even an honest
    interval describes only that process; another process settles elsewhere (an MLX Gather at 48 µs in one
    worker and 16 µs in the next). So `opbench run` measures each case in `DEFAULT_UNITS` processes and
@@ -74,13 +79,16 @@ class TimingSettings:
     min_warmup: int = 1
     max_warmup: int = 100
     min_warmup_s: float = 0.05
+    slow_samples: int = SLOW_MIN_SAMPLES  # samples of a call slower than the budget (per unit: `per_unit`)
 
     def per_unit(self, units: int) -> TimingSettings:
-        """The settings of one of `units` units of a case: the timed budget and the sustained warm-up split
-        evenly, so a case costs about the same however many units measure it (sample counts stay per unit)."""
+        """The settings of one of `units` units of a case: the timed budget, the sustained warm-up and the
+        samples of a slow call split evenly (at least one each), so a case costs about the same however many
+        units measure it; other sample counts stay per unit."""
         if units <= 1:
             return self
-        return replace(self, budget_s=self.budget_s / units, min_warmup_s=self.min_warmup_s / units)
+        return replace(self, budget_s=self.budget_s / units, min_warmup_s=self.min_warmup_s / units,
+                       slow_samples=max(1, math.ceil(self.slow_samples / units)))
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,8 @@ class Timing:
     warmup_calls: int
     stop_reason: str
     extra: dict[str, Any] = field(default_factory=dict)
+    warmup_s: float = 0.0  # wall time of the warm-up (after the first call, before the first sample)
+    sampling_s: float = 0.0  # wall time of the timed blocks, with their synchronizations and checks
 
     @property
     def n(self) -> int:
@@ -187,6 +197,11 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
         backend.on_first_call(first)
     warm: list[float] = []
     warm_start = clock()
+    if first > settings.budget_s:  # perhaps a slow call: the next one tells (it is a sample if it is slow too)
+        t, out = timed_block(1)
+        if t > settings.budget_s:
+            return _slow(timed_block, t, out, first, settings, warm_start, clock)
+        warm.append(t)
     while len(warm) < settings.max_warmup:
         t, out = timed_block(1)
         warm.append(t)
@@ -207,7 +222,7 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
         n = block_size(t / n)
 
     slow = float(np.median(warm[-3:])) > settings.budget_s
-    min_samples = min(settings.min_samples, SLOW_MIN_SAMPLES) if slow else settings.min_samples
+    min_samples = min(settings.min_samples, settings.slow_samples) if slow else settings.min_samples
     samples: list[float] = []
     start = clock()
     reason = "max_samples"
@@ -222,4 +237,17 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
             if clock() - start >= settings.budget_s:
                 reason = "budget"
                 break
-    return Timing(tuple(samples), n, first, warmup_calls, reason), out
+    end = clock()
+    return Timing(tuple(samples), n, first, warmup_calls, reason, warmup_s=start - warm_start,
+                  sampling_s=end - start), out
+
+
+def _slow(timed_block: Callable[[int], tuple[float, Any]], sample: float, out: Any, first: float,
+          settings: TimingSettings, start: float, clock: Callable[[], float]) -> tuple[Timing, Any]:
+    """A call slower than the whole budget, twice (the first call and `sample`): no warm-up series (the first
+    call was the warm-up), `settings.slow_samples` samples of one call each, `sample` the first of them."""
+    samples = [sample]
+    while len(samples) < max(1, settings.slow_samples):
+        t, out = timed_block(1)
+        samples.append(t)
+    return Timing(tuple(samples), 1, first, 0, "slow", sampling_s=clock() - start), out

@@ -29,6 +29,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from opbench.catalog import Case
@@ -120,10 +121,24 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+# The module whose import is most of a framework's start-up, by `Backend.framework` (default: that name).
+IMPORT_MODULE = {"mlx": "mlx.core"}
+
+
+def _preload(framework: str) -> None:
+    """Import the framework (no device is touched: torch, JAX and MLX create their device contexts on first
+    use), so that a held worker has paid for its import before it is told to start."""
+    import importlib
+
+    with contextlib.suppress(Exception):  # a broken install fails in setup, with its message
+        importlib.import_module(IMPORT_MODULE.get(framework, framework))
+
+
 def worker_main(conn: multiprocessing.connection.Connection, backend: str, registry: dict[str, str],
                 env: dict[str, str], overrides: dict[str, str] | None = None,
-                catalogs: list[tuple[str, str]] | None = None) -> None:
-    """The worker process's entry point (must stay importable without any framework)."""
+                catalogs: list[tuple[str, str]] | None = None, hold: bool = False) -> None:
+    """The worker process's entry point (must stay importable without any framework). With `hold`, it
+    imports the framework and then waits for a "go" message before setting up the backend (`prestart`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _apply_env(env)
     os.environ.update(overrides or {})
@@ -140,6 +155,13 @@ def worker_main(conn: multiprocessing.connection.Connection, backend: str, regis
         for path, digest in catalogs or ():  # the parent's user catalogs, as it loaded them (`catalog.user`)
             load_catalog(path, digest)
         be = get_backend(backend)
+        if hold:
+            _preload(be.framework)
+            try:
+                if conn.recv() != "go":
+                    return
+            except (EOFError, OSError):
+                return
         be.on_first_call = lambda seconds: conn.send(("first-call", seconds))
         be.setup()
         info = {"pid": os.getpid(), "versions": be.versions(), "settings": be.settings()}
@@ -190,26 +212,55 @@ class BackendWorker:
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: multiprocessing.connection.Connection | None = None
         self._killed = False
+        self._held = False  # spawned by `prestart`, waiting for "go"
+        self.starts = 0  # workers started so far
+        self.last_start_s = 0.0  # how long the latest start took: spawn, framework import, device setup
 
     # --- process lifecycle -------------------------------------------------------------------------------
-    def _start(self) -> None:
+    def _spawn(self, hold: bool) -> None:
         from opbench.backends import _REGISTRY
         from opbench.catalog.user import loaded_sources
 
         ctx = multiprocessing.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         proc = ctx.Process(target=worker_main, args=(child_conn, self.backend, dict(_REGISTRY), WORKER_ENV, self.env,
-                                                         loaded_sources()),
+                                                         loaded_sources(), hold),
                            name=f"opbench-worker-{self.backend}", daemon=True)
         with _sigint_ignored():
             proc.start()
         child_conn.close()
         self._proc, self._conn, self._killed = proc, parent_conn, False
+        self._held = hold
+
+    def prestart(self) -> None:
+        """Spawn the worker now and let it import its framework, but set up no device until its first case
+        (`worker_main`'s `hold`): a next pass's worker imports while the current pass measures, so the pass
+        after it waits only for the device setup. Does nothing if a worker is already there."""
+        if self._proc is None and not self.setup_error:
+            self._spawn(hold=True)
+
+    def _start(self) -> None:
+        began = time.perf_counter()
+        self.starts += 1
+        if self._proc is not None and self._held and self._proc.is_alive():
+            assert self._conn is not None
+            try:
+                self._conn.send("go")
+            except OSError:
+                self._discard()
+                self._spawn(hold=False)
+        else:
+            if self._proc is not None:
+                self._discard()
+            self._spawn(hold=False)
+        self._held = False
         try:
             kind, payload = self._receive(self.start_timeout, "starting the worker")
         except WorkerFailure:
             self.start_failures += 1
             raise
+        finally:
+            self.last_start_s = time.perf_counter() - began
         if kind == "setup-error":
             self.setup_error = str(payload)
             self.stop()
@@ -303,7 +354,7 @@ class BackendWorker:
             raise WorkerFailure("setup-error", self.setup_error)
         if self.start_failures >= MAX_START_FAILURES:
             raise WorkerFailure("error", f"worker failed to start {self.start_failures} times; backend skipped")
-        if self._proc is None:
+        if self._proc is None or self._held:
             self._start()
             if self.setup_error:
                 raise WorkerFailure("setup-error", self.setup_error)
@@ -319,7 +370,11 @@ class BackendWorker:
         return payload
 
     def measure(self, case: Case, dtype: str, seed: int, timing: TimingSettings) -> CaseResult:
-        """Measure one case in the worker; a worker failure becomes a result with its status and message."""
+        """Measure one case in the worker; a worker failure becomes a result with its status and message. The
+        result's phases gain `wall` (the round trip as the parent saw it) and, when this case started a fresh
+        worker, `worker_start`."""
+        from opbench.engine.phases import WALL
+        from opbench.engine.phases import add as add_phases
         from opbench.engine.runner import measure_case
 
         base = {"case": case.name, "family": case.family, "backend": self.backend, "dtype": dtype}
@@ -327,14 +382,19 @@ class BackendWorker:
         if self.adaptive:
             predicted = self.cost.first_call_s(case, dtype)
             timeout = max(timeout, COST_SAFETY * (predicted + expected_after_first_call(predicted, timing)))
+        began, starts = time.perf_counter(), self.starts
         try:
             result = self.call(measure_case, (case, dtype, seed, timing), f"measuring {case.name}", timeout, timing)
             self.cost.observe(result)
-            return result
         except WorkerFailure as failure:
             if failure.status == "setup-error":
-                return CaseResult(status="error", error=f"backend setup failed: {failure}", **base)
-            return CaseResult(status=failure.status, error=str(failure), **base)
+                result = CaseResult(status="error", error=f"backend setup failed: {failure}", **base)
+            else:
+                result = CaseResult(status=failure.status, error=str(failure), **base)
+        parent = {WALL: (time.perf_counter() - began) * 1e3}
+        if self.starts != starts:
+            parent["worker_start"] = self.last_start_s * 1e3
+        return replace(result, phases_ms=add_phases(result.phases_ms, parent))
 
     def __enter__(self) -> BackendWorker:
         return self

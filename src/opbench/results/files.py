@@ -60,8 +60,10 @@ class RunDirectory:
         key = (result.case, result.backend, result.dtype)
         kept = tuple(r for r in self.run.results if (r.case, r.backend, r.dtype) != key)
         self.run = replace(self.run, results=(*kept, result))
-        import json
+        self.write()
 
+    def write(self) -> None:
+        """Rewrite run.json from `run` (atomically)."""
         atomic_write(self.out_dir / "run.json", json.dumps(self.run.to_dict(), indent=1, default=str) + "\n")
 
     def write_tables(self, pairs: list[tuple[str, str]] | None = None, geometric: bool = False) -> None:

@@ -67,6 +67,7 @@ class CaseResult:
     # load while timed (`opbench.engine.contention`)
     conditions: dict[str, Any] = field(default_factory=dict, hash=False)
     warnings: tuple[str, ...] = ()  # the framework's warnings while the case ran, one line each
+    phases_ms: dict[str, float] = field(default_factory=dict, hash=False)  # wall time per phase (`engine.phases`)
 
     @property
     def units_ms(self) -> tuple[tuple[float, ...], ...]:
@@ -153,6 +154,7 @@ class CaseResult:
         kw["unit_sizes"] = tuple(int(x) for x in kw.get("unit_sizes", ()))
         kw["conditions"] = dict(kw.get("conditions") or {})
         kw["warnings"] = tuple(str(x) for x in kw.get("warnings", ()))
+        kw["phases_ms"] = {str(k): float(v) for k, v in (kw.get("phases_ms") or {}).items()}
         return cls(**kw)
 
 

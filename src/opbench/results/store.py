@@ -26,6 +26,7 @@ Schema versions (`SCHEMA_VERSION`):
       -- a worker process -- took; '[]' for one unit or a result stored before units were recorded).
   5 - results gain `conditions` (JSON object: other processes' CPU use, load average and CPU frequency while
       the case was timed, `opbench.engine.contention`) and `warnings` (JSON list of the framework's warnings).
+  6 - results gain `phases_ms` (JSON object: wall time per phase of the case, `opbench.engine.phases`).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from opbench.results.model import CaseResult, Run
 __all__ = ["BUSY_TIMEOUT_S", "MIGRATIONS", "SCHEMA_VERSION", "STORE_ENV_VAR", "MissingStore", "Store",
            "default_store_location", "default_store_path", "is_url", "mask_url", "open_store"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 STORE_FILE_NAME = "opbench.sqlite"
 
 # MIGRATIONS[i] upgrades a store from version i to version i + 1 (version 0 is an empty file).
@@ -118,13 +119,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE results ADD COLUMN conditions TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE results ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
     """,
+    # 5 -> 6
+    """
+    ALTER TABLE results ADD COLUMN phases_ms TEXT NOT NULL DEFAULT '{}';
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 _RESULT_COLUMNS = ("run_id", "case_name", "family", "backend", "dtype", "status", "samples_ms",
                    "calls_per_sample", "first_call_ms", "warmup_calls", "stop_reason", "rel_error", "tolerance",
                    "detail", "error", "flops", "bytes", "published_ms", "median_ms", "iqr_ms", "n",
-                   "process_medians_ms", "unit_sizes", "conditions", "warnings")
+                   "process_medians_ms", "unit_sizes", "conditions", "warnings", "phases_ms")
 _RUN_COLUMNS = ("id", "created", "preset", "dtype", "machine", "settings", "backends", "imported", "source",
                 "label", "opbench_version")
 
@@ -305,7 +310,8 @@ class Store:
                   _real_in(r.rel_error), _real_in(r.tolerance), r.detail, r.error, r.flops, r.bytes,
                   _real_in(r.published_ms), _real_in(r.median_ms) if r.samples_ms else None,
                   _real_in(r.iqr_ms) if r.n >= 2 else None, r.n, json.dumps(list(r.process_medians_ms)),
-                  json.dumps(list(r.unit_sizes)), _dumps(r.conditions), json.dumps(list(r.warnings)))
+                  json.dumps(list(r.unit_sizes)), _dumps(r.conditions), json.dumps(list(r.warnings)),
+                  json.dumps(r.phases_ms))
         self._execute("DELETE FROM results WHERE run_id = ? AND case_name = ? AND backend = ? AND dtype = ?",
                       (run_id, r.case, r.backend, r.dtype))
         self._execute(f"INSERT INTO results ({', '.join(_RESULT_COLUMNS)}) "
@@ -397,6 +403,7 @@ class Store:
             unit_sizes = tuple(int(x) for x in json.loads(d["unit_sizes"]))
             conditions = dict(json.loads(d["conditions"]))
             warnings = tuple(str(x) for x in json.loads(d["warnings"]))
+            phases = {str(k): float(v) for k, v in dict(json.loads(d["phases_ms"])).items()}
         except (ValueError, TypeError) as exc:
             raise UsageError(f"store {self.location}: corrupt samples for {d['case_name']} ({exc})") from None
         return CaseResult(case=d["case_name"], family=d["family"], backend=d["backend"], dtype=d["dtype"],
@@ -406,7 +413,7 @@ class Store:
                           tolerance=_real_out(d["tolerance"]), detail=d["detail"], error=d["error"],
                           flops=d["flops"], bytes=d["bytes"], published_ms=_real_out(d["published_ms"]),
                           process_medians_ms=process_medians, unit_sizes=unit_sizes, conditions=conditions,
-                          warnings=warnings)
+                          warnings=warnings, phases_ms=phases)
 
 
 def _check_header(db: sqlite3.Connection, path: Path) -> int:

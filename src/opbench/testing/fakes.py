@@ -150,3 +150,13 @@ def register_fakes() -> None:
 
     for name, target in FAKES.items():
         register(name, target)
+
+
+class OffHostFake(NumpyFake):
+    """A NumPy backend that reports its device as a GPU: the engine's paths for devices other than the host
+    CPU (inputs and references made ahead by the parent, the next pass's worker imported ahead) on a machine
+    without one."""
+
+    name = "fake_gpu"
+    device_kind = "gpu"
+    fault_family = ""

@@ -1,0 +1,55 @@
+"""What the input and reference caches share: a cross-process lock per entry and least-recently-used eviction.
+
+Both caches keep one directory per entry under a root, written into a private temporary directory and renamed
+into place. `locked(entry)` holds an exclusive `flock` on `<entry>.lock` while one process makes an entry, so
+that another process that misses it waits for that entry instead of making it too. `evict(root, limit)` keeps
+the root under `limit` bytes by removing the entries used least recently (a read touches an entry's mtime).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `<path>.lock` (a no-op where `fcntl` is missing: the cache stays correct, only a
+    second process may generate an entry too)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+
+
+def evict(root: Path, limit: int) -> None:
+    """Remove the least recently used entry directories under `root` until they total at most `limit` bytes
+    (and temporary directories a killed writer left over an hour ago)."""
+    entries = []
+    for p in root.iterdir():
+        with contextlib.suppress(OSError):
+            if p.is_dir() and not p.name.startswith(".tmp-"):
+                entries.append((p.stat().st_mtime, _size(p), p))
+            elif p.name.startswith(".tmp-") and time.time() - p.stat().st_mtime > 3600:
+                shutil.rmtree(p, ignore_errors=True)  # left by a killed writer
+    total = sum(size for _, size, _ in entries)
+    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        shutil.rmtree(p, ignore_errors=True)
+        total -= size

@@ -1,0 +1,151 @@
+"""A disk cache of case inputs: each (case, dtype, seed) is generated once and shared by every backend and pass.
+
+Generating the seed preset's inputs takes NumPy's generator about 85 s on a 2-core VM (11.8 GB of float32
+arrays): every worker process used to pay that again, three passes per backend. `case_inputs` keeps them
+under `<data dir>/inputs/` (`OPBENCH_INPUT_CACHE` overrides the path) as one directory of `.npy` files per
+entry, named by a SHA-256 of the case name, dtype, seed and a digest of the code that generates inputs (the
+catalog's source and NumPy's version): a change to either makes new keys, and old entries age out.
+
+Readers map the files copy-on-write (`np.load(mmap_mode="c")`): a hit costs page-cache mappings, not a
+read, and an adapter that writes into its input (an in-place scatter) changes only its private copy. A CPU
+backend reads them into private memory instead (`private`). Inputs
+smaller than `MIN_CACHED_BYTES` are generated each time (faster than opening files).
+
+Concurrency: an entry is written into a private temporary directory and renamed into place (atomic on one
+file system). While a process generates an entry it holds an exclusive `flock` on `<key>.lock`; a process
+that misses takes the same lock before generating, so a second process waits for the first one's entry
+instead of generating it too (single flight), and `prefetch` (the parent generating upcoming cases while a
+GPU worker measures) never races the worker. Bound: after each write the least recently used entries are
+removed until the cache is under `DEFAULT_TOTAL_MB` (`OPBENCH_INPUT_CACHE_MB`; 0 turns the cache off), and an
+entry is not written when the disk would be left with less than `MIN_FREE_BYTES`.
+
+Trade-off: disk space (the whole seed preset needs 11.8 GB; a smaller bound makes the suite's cyclic access
+evict each entry before its reuse, so below the working set the cache saves nothing) for generation time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from opbench.catalog import Case
+from opbench.engine.disk_cache import evict, locked
+
+DEFAULT_TOTAL_MB = 16384
+MIN_CACHED_BYTES = 4 << 20
+MIN_FREE_BYTES = 2 << 30
+
+
+def max_total_bytes() -> int:
+    try:
+        return int(float(os.environ.get("OPBENCH_INPUT_CACHE_MB", DEFAULT_TOTAL_MB)) * (1 << 20))
+    except ValueError:
+        return DEFAULT_TOTAL_MB << 20
+
+
+def cache_dir() -> Path:
+    """`$OPBENCH_INPUT_CACHE`, else `<data dir>/inputs`."""
+    from opbench.studies.calibrate import data_dir
+
+    return Path(os.environ["OPBENCH_INPUT_CACHE"]) if os.environ.get("OPBENCH_INPUT_CACHE") else \
+        data_dir() / "inputs"
+
+
+@functools.cache
+def code_digest() -> str:
+    """A digest of the modules whose change changes the inputs (the catalog: cases, families, bfloat16)."""
+    import opbench.catalog._bfloat16 as bf
+    import opbench.catalog._case as case_module
+    import opbench.catalog.families as families
+
+    h = hashlib.sha256(np.__version__.encode())
+    for module in (bf, case_module, families):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def entry_key(case: Case, dtype: str, seed: int) -> str:
+    return hashlib.sha256(f"inputs|{code_digest()}|{case.name}|{dtype}|{seed}".encode()).hexdigest()[:32]
+
+
+def input_bytes(case: Case, dtype: str) -> int:
+    return int(sum(int(np.prod(shape)) * item for shape, item in case.make_input_specs(dtype)))
+
+
+def cacheable(case: Case, dtype: str) -> bool:
+    """Built-in families (a user family's generator is not in the key) with inputs worth a disk entry."""
+    from opbench.catalog.user import user_cases
+
+    if any(c.family == case.family for c in user_cases()):
+        return False
+    return MIN_CACHED_BYTES <= input_bytes(case, dtype) <= max_total_bytes()
+
+
+def _load(path: Path, count: int, private: bool) -> tuple[np.ndarray, ...] | None:
+    try:
+        arrays = tuple(np.asarray(np.load(path / f"{i}.npy", mmap_mode=None if private else "c"))
+                       for i in range(count))
+    except (OSError, ValueError):
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # least recently used: reading counts as use
+    return arrays
+
+
+def _store(path: Path, arrays: tuple[np.ndarray, ...]) -> None:
+    root = path.parent
+    need = sum(a.nbytes for a in arrays)
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(root).free - need < MIN_FREE_BYTES:
+            return
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    try:
+        for i, a in enumerate(arrays):
+            np.save(tmp / f"{i}.npy", np.ascontiguousarray(a))
+        os.rename(tmp, path)
+    except OSError:  # stored by another process first, or the disk is full: the cache is only an optimization
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    evict(root, max_total_bytes())
+
+
+def case_inputs(case: Case, dtype: str = "float32", seed: int = 0, private: bool = False) -> tuple[np.ndarray, ...]:
+    """`case.make_inputs(dtype, seed)`, from the cache when any process made them before with the same code.
+
+    `private` reads a hit into this process's own memory instead of mapping the file: for a CPU backend,
+    whose framework may compute on the very NumPy buffer (torch's `from_numpy`), so its timed calls read the
+    same kind of memory (anonymous, huge-page eligible) as freshly generated inputs would be."""
+    if max_total_bytes() <= 0 or not cacheable(case, dtype):
+        return case.make_inputs(dtype, seed)
+    count = len(case.make_input_specs(dtype))
+    path = cache_dir() / entry_key(case, dtype, seed)
+    if path.is_dir() and (hit := _load(path, count, private)) is not None:
+        return hit
+    try:
+        with locked(path):
+            if path.is_dir() and (hit := _load(path, count, private)) is not None:
+                return hit  # made by the process that held the lock
+            arrays = case.make_inputs(dtype, seed)
+            _store(path, arrays)
+    except OSError:  # an unwritable data directory: generate, uncached
+        return case.make_inputs(dtype, seed)
+    return arrays
+
+
+def prefetch(case: Case, dtype: str = "float32", seed: int = 0) -> None:
+    """Make sure `case`'s inputs are in the cache (generating them if not), keeping nothing in memory."""
+    if max_total_bytes() <= 0 or not cacheable(case, dtype):
+        return
+    path = cache_dir() / entry_key(case, dtype, seed)
+    if path.is_dir():
+        return
+    with contextlib.suppress(OSError), locked(path):
+        if not path.is_dir():
+            _store(path, case.make_inputs(dtype, seed))
