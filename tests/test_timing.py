@@ -132,5 +132,5 @@ def test_a_slow_first_call_alone_does_not_make_a_case_slow() -> None:
         calls.append(1)
 
     timing, _ = measure(op, (), EagerBackend(), settings)
-    assert timing.first_call_s >= 0.05 and timing.stop_reason != "slow" and timing.calls_per_sample > 1
+    assert timing.first_call_s >= 0.05 and timing.stop_reason != "slow"
     assert timing.warmup_calls >= 1 and timing.n >= 5
