@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     pairs = parse_pairs(args.pairs)
     cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
     cases = list({c.name: c for c in cases}.values())  # a preset may shrink two cases to one: measure it once
-    backends, availability = resolve_backends(args.backends)
+    backends, availability = available_backends(parse_backends(args.backends))  # probes only what is named
     check_pairs_present(pairs, backends, "the backends of this run")
     run_id = previous.run_id if previous else new_run_id()
     out_dir = options.check_output_dir(args.out or Path("opbench-out") / folder_name(run_id))

@@ -3,6 +3,8 @@
 `runner` drives a run (backends x cases) through `worker` processes; `timing` takes the samples, `verify` checks
 every output against float64 (references from `reference_cache`), `arithmetic` says which precision mode was in
 force, `contention` records how busy the machine was, `passes` merges several worker processes per case into one
-result, `resume` finishes an interrupted run and `eta` estimates what is left. Nothing here imports the studies,
+result, `resume` finishes an interrupted run and `eta` estimates what is left. `phases` records where each case's
+wall time went; `input_cache` and `reference_cache` (over `disk_cache`) make each input and float64 expectation once
+for every backend, pass and run; `prefetch` makes them ahead while a GPU measures. Nothing here imports the studies,
 the commands or the reports.
 """

@@ -202,7 +202,7 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
     progress bar's label); `on_pass(name, seconds)` after each pass of a backend with its wall time (worker start to
     stop, storing included). Returns the final result of every pair measured.
     """
-    from opbench.engine.worker import BackendWorker, default_case_timeout
+    from opbench.engine.worker import BackendWorker, default_case_timeout, shared_compile_cache
 
     if plan.processes < 1 or (plan.processes > 1 and not isolate):
         raise ValueError("processes must be >= 1, and more than one needs isolated worker processes")
@@ -215,7 +215,7 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
         current[key] = measured[key] = combine(current.get(key), result)
         on_result(current[key])
 
-    for name in plan.backends:
+    def measure_backend(name: str, cache_env: dict[str, str]) -> None:
         reported = False
         off_host = _off_host(name)
         spare: BackendWorker | None = None  # the next pass's worker, importing its framework meanwhile
@@ -235,7 +235,8 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
                     on_pass(name, time.perf_counter() - began)
                     break
                 # one pass: every case still short of passes; a GPU backend's inputs and references made ahead
-                worker, spare = spare or BackendWorker(name, timeout, adaptive=case_timeout is None), None
+                worker = spare or BackendWorker(name, timeout, env=cache_env, adaptive=case_timeout is None)
+                spare = None
                 another = off_host and any(passes_done(current.get((name, c.name))) + 1 < plan.processes for c in todo)
                 with worker, prefetcher(name, todo, plan, off_host) as ahead:
                     for case in todo:
@@ -246,11 +247,15 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
                             on_backend(name, worker.info)
                             reported = True
                         if another and spare is None and worker.info:
-                            spare = BackendWorker(name, timeout, adaptive=case_timeout is None)
+                            spare = BackendWorker(name, timeout, env=cache_env, adaptive=case_timeout is None)
                             spare.prestart()
                         keep(name, case, result)
                 on_pass(name, time.perf_counter() - began)
         finally:
             if spare is not None:
                 spare.__exit__(*sys.exc_info())
+
+    with shared_compile_cache() if isolate else contextlib.nullcontext({}) as cache_env:
+        for name in plan.backends:
+            measure_backend(name, cache_env)
     return list(measured.values())
