@@ -19,6 +19,8 @@ export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 [ -d /tmp/mlx-site ] && case ":$PYTHONPATH:" in *:/tmp/mlx-site:*) ;; *) export PYTHONPATH="$PYTHONPATH:/tmp/mlx-site";; esac
 # the caches live outside $OUT (only results come back); a warm machine keeps them between calls
 export OPBENCH_DATA_DIR=${OPBENCH_DATA_DIR:-/tmp/opbench-suite-data}
+# room for the whole seed preset (inputs 11.8 GB, expectations ~9.7 GB): no eviction inside the cycle
+export OPBENCH_INPUT_CACHE_MB=${OPBENCH_INPUT_CACHE_MB:-16384} OPBENCH_REFERENCE_CACHE_MB=${OPBENCH_REFERENCE_CACHE_MB:-16384}
 LIMIT=${LIMIT:-560}
 PRESET=${PRESET:-seed}  # quick: a smoke test of this script (no GPU needed: unavailable backends are skipped)
 START=$(date +%s)

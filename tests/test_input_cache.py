@@ -149,3 +149,18 @@ def test_a_gpu_backend_gets_its_inputs_made_ahead_and_its_next_worker_prestarted
     first = results[0].phases_ms
     assert first["worker_start"] > 0 and first["wall"] >= first["worker_start"]
     assert all("worker_start" not in r.phases_ms for r in results[1:])  # one start per pass, charged to case 0
+
+
+def test_the_default_bound_is_capped_by_the_free_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from opbench.engine import disk_cache
+
+    monkeypatch.delenv("OPBENCH_X_MB", raising=False)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(100 << 30, 60 << 30, 40 << 30))
+    assert disk_cache.bound("OPBENCH_X_MB", 16384, tmp_path / "missing" / "dir") == 10 << 30  # a quarter of 40 GB
+    assert disk_cache.bound("OPBENCH_X_MB", 1024, tmp_path) == 1 << 30  # the default when it is smaller
+    monkeypatch.setenv("OPBENCH_X_MB", "50000")
+    assert disk_cache.bound("OPBENCH_X_MB", 1024, tmp_path) == 50000 << 20  # the user's setting wins

@@ -4,6 +4,11 @@ Both caches keep one directory per entry under a root, written into a private te
 into place. `locked(entry)` holds an exclusive `flock` on `<entry>.lock` while one process makes an entry, so
 that another process that misses it waits for that entry instead of making it too. `evict(root, limit)` keeps
 the root under `limit` bytes by removing the entries used least recently (a read touches an entry's mtime).
+`bound` is that limit: the user's setting, else a default capped at `FREE_SHARE` of the disk's free space.
+
+Trade-off of least-recently-used eviction: a run walks its cases in a cycle (every backend, every pass), and a
+bound below one cycle's working set evicts each entry just before its reuse, so the defaults hold a whole seed
+preset (inputs 11.8 GB, expectations about 9.7 GB in float32) where the disk has room for it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+FREE_SHARE = 0.25
 
 
 @contextlib.contextmanager
@@ -53,3 +60,26 @@ def evict(root: Path, limit: int) -> None:
             break
         shutil.rmtree(p, ignore_errors=True)
         total -= size
+
+
+def bound(env_var: str, default_mb: int, root: Path) -> int:
+    """The cache's size limit in bytes: `$env_var` (MB; 0 turns the cache off), else `default_mb`, at most
+    `FREE_SHARE` of the free space on `root`'s disk (with what the cache holds already counted as free)."""
+    import os
+
+    text = os.environ.get(env_var)
+    if text:
+        try:
+            return int(float(text) * (1 << 20))
+        except ValueError:
+            pass
+    limit = default_mb << 20
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return limit
+    held = sum(_size(p) for p in root.iterdir() if p.is_dir()) if root.is_dir() else 0
+    return int(min(limit, FREE_SHARE * (free + held)))

@@ -16,7 +16,8 @@ file system). While a process generates an entry it holds an exclusive `flock` o
 that misses takes the same lock before generating, so a second process waits for the first one's entry
 instead of generating it too (single flight), and `prefetch` (the parent generating upcoming cases while a
 GPU worker measures) never races the worker. Bound: after each write the least recently used entries are
-removed until the cache is under `DEFAULT_TOTAL_MB` (`OPBENCH_INPUT_CACHE_MB`; 0 turns the cache off), and an
+removed until the cache is under `DEFAULT_TOTAL_MB` (16 GB, at most a quarter of the free disk;
+`OPBENCH_INPUT_CACHE_MB` overrides it; 0 turns the cache off), and an
 entry is not written when the disk would be left with less than `MIN_FREE_BYTES`.
 
 Trade-off: disk space (the whole seed preset needs 11.8 GB; a smaller bound makes the suite's cyclic access
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from opbench.catalog import Case
-from opbench.engine.disk_cache import evict, locked
+from opbench.engine.disk_cache import bound, evict, locked
 
 DEFAULT_TOTAL_MB = 16384
 MIN_CACHED_BYTES = 4 << 20
@@ -44,10 +45,8 @@ MIN_FREE_BYTES = 2 << 30
 
 
 def max_total_bytes() -> int:
-    try:
-        return int(float(os.environ.get("OPBENCH_INPUT_CACHE_MB", DEFAULT_TOTAL_MB)) * (1 << 20))
-    except ValueError:
-        return DEFAULT_TOTAL_MB << 20
+    """`$OPBENCH_INPUT_CACHE_MB`, else `DEFAULT_TOTAL_MB`, at most a quarter of the free disk (`disk_cache.bound`)."""
+    return bound("OPBENCH_INPUT_CACHE_MB", DEFAULT_TOTAL_MB, cache_dir())
 
 
 def cache_dir() -> Path:

@@ -6,13 +6,13 @@ entry is a directory of `.npy` files plus a `meta.json`, named by a SHA-256 of t
 digest of the code that generates inputs and expectations (the catalog and `verify`): a change to either makes
 new keys, and old entries age out.
 
-Concurrency: an entry is written into a private temporary directory and then renamed into place, which is
-atomic on one file system; while one process computes an entry it holds the entry's lock, so another process
-that misses waits for it rather than computing it again (`disk_cache`). Readers memory-map the arrays, so
-a large reference costs page-cache, not a copy. Bound: entries larger than `MAX_ENTRY_BYTES` are not stored,
-and after each write the least recently used entries are removed until the cache is under `DEFAULT_TOTAL_MB`
-(`OPBENCH_REFERENCE_CACHE_MB` overrides it; 0 turns the cache off). Trade-off: a disk read of up to a few
-hundred MB per large case instead of seconds of float64 arithmetic; small expectations are recomputed.
+Concurrency: an entry is written into a private temporary directory and then renamed into place, which is atomic
+on one file system; while one process computes an entry it holds the entry's lock, so another process that misses
+waits for it rather than computing it again (`disk_cache`). Readers memory-map the arrays, so a large reference
+costs page-cache, not a copy. Bound: entries larger than `MAX_ENTRY_BYTES` are not stored, and after each write
+the least recently used entries are removed until the cache is under `DEFAULT_TOTAL_MB` (16 GB, at most a quarter
+of the free disk; `OPBENCH_REFERENCE_CACHE_MB` overrides it; 0 turns the cache off). Trade-off: a disk read of up
+to a few hundred MB per large case instead of seconds of float64 arithmetic; small expectations are recomputed.
 """
 
 from __future__ import annotations
@@ -29,19 +29,18 @@ from pathlib import Path
 import numpy as np
 
 from opbench.catalog import Case
-from opbench.engine.disk_cache import evict, locked
+from opbench.engine.disk_cache import bound, evict, locked
 from opbench.engine.verify import Expected, cacheable, expected
 
 MAX_ENTRY_BYTES = 1 << 30
-DEFAULT_TOTAL_MB = 8192
+DEFAULT_TOTAL_MB = 16384
 MIN_CACHED_BYTES = 1 << 20  # below this, recomputing is as cheap as reading
 
 
 def max_total_bytes() -> int:
-    try:
-        return int(float(os.environ.get("OPBENCH_REFERENCE_CACHE_MB", DEFAULT_TOTAL_MB)) * (1 << 20))
-    except ValueError:
-        return DEFAULT_TOTAL_MB << 20
+    """`$OPBENCH_REFERENCE_CACHE_MB`, else `DEFAULT_TOTAL_MB`, at most a quarter of the free disk
+    (`disk_cache.bound`)."""
+    return bound("OPBENCH_REFERENCE_CACHE_MB", DEFAULT_TOTAL_MB, cache_dir())
 
 
 def cache_dir() -> Path:
