@@ -174,10 +174,12 @@ class Run:
     source: str = ""
     label: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, results: bool = True) -> dict[str, Any]:
+        """The run as run.json holds it (without `results`: the header and metadata alone)."""
         d = {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION}
         d.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "results"})
-        d["results"] = [r.to_dict() for r in self.results]
+        if results:
+            d["results"] = [r.to_dict() for r in self.results]
         return d
 
     def to_json(self, path: Path) -> None:
