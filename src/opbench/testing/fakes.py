@@ -139,9 +139,19 @@ class SlowCallFake(NumpyFake):
         return Prepared(slow, prepared.args)
 
 
+class OffHostFake(NumpyFake):
+    """A NumPy backend that reports its device as a GPU: the engine's paths for devices other than the host
+    CPU (inputs and references made ahead by the parent, the next pass's worker imported ahead) on a machine
+    without one."""
+
+    name = "fake_gpu"
+    device_kind = "gpu"
+    fault_family = ""
+
+
 FAKES: dict[str, str] = {cls.name: f"{__name__}:{cls.__name__}" for cls in (
     NumpyFake, CrashingFake, HangingFake, KilledFake, MemoryErrorFake, BrokenSetupFake, SlowFake, WarningFake,
-    SlowCallFake)}
+    SlowCallFake, OffHostFake)}
 
 
 def register_fakes() -> None:
@@ -151,12 +161,3 @@ def register_fakes() -> None:
     for name, target in FAKES.items():
         register(name, target)
 
-
-class OffHostFake(NumpyFake):
-    """A NumPy backend that reports its device as a GPU: the engine's paths for devices other than the host
-    CPU (inputs and references made ahead by the parent, the next pass's worker imported ahead) on a machine
-    without one."""
-
-    name = "fake_gpu"
-    device_kind = "gpu"
-    fault_family = ""
