@@ -68,11 +68,14 @@ class Prefetcher:
                     break
             self._cond.notify_all()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """End the thread: after the case it is making (`wait`), or at once, leaving a daemon thread to finish
+        or die with the process (an interrupt: its entry is written to a temporary directory first, so a cut-off
+        one is never seen)."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-        self._thread.join()
+        self._thread.join(None if wait else 1.0)
 
     def _run(self) -> None:
         from opbench.engine import input_cache, reference_cache
@@ -94,4 +97,4 @@ class Prefetcher:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.stop(wait=exc[0] is None)
