@@ -5,8 +5,13 @@ op; each planted kind changes one thing a real implementation gets wrong (an axi
 index off by one, a part of the output, the arithmetic type, forcing, a memoized result), and the result must
 be `wrong` or `not-forced`. Output-level kinds act on the adapter's real output (then handed back to the
 framework), input-level kinds run the adapter's own op on changed inputs or a changed case and are verified
-against the original inputs. `PLANTED_KINDS` names every kind; `test_every_kind_is_counted` prints the count
-of kinds x families.
+against the original inputs (an output plant keeps the output's shape, so it is caught by its values). `PLANTED_KINDS`
+names every kind; `test_every_kind_is_counted` prints the count of kinds x families.
+
+Negative controls (`CONTROLS`): correct implementations that differ only in rounding (a reordered or blocked
+float32 summation, a one-pass variance, softmax without the max shift, every element one ulp off, the last of
+tied maxima, the first of duplicate scatter updates) must stay `ok`, so that the bounds are not simply tight
+enough to call everything wrong.
 
 Cost: tiny shapes and no timing engine for value bugs (one call, then the runner's own verification); the
 forcing and staleness kinds go through `measure_case` with a minimal budget.
@@ -166,6 +171,98 @@ def _sdpa_unscaled(case: Case, inp: Inputs) -> tuple[Case, Inputs]:
     return case, (q * np.float32(np.sqrt(q.shape[-1])), k, v, m)
 
 
+EXACT = frozenset({"ReLU", "Concat", "Gather", "Sort", "Scatter", "ScatterMax"})  # copies: bit for bit
+F16, F32 = np.float16, np.float32
+
+
+def _nonzero_index(out: np.ndarray) -> int:
+    """A flat index near the output's first third whose element is nonzero (a scatter's untouched rows are 0)."""
+    flat = out.reshape(-1)
+    nonzero = np.flatnonzero(flat)
+    return int(nonzero[np.searchsorted(nonzero, flat.size // 3).clip(0, nonzero.size - 1)])
+
+
+def _one_element_shifted(delta: float) -> Callable[[Case, Inputs, np.ndarray], np.ndarray]:
+    """One element moved by `delta` times the output's RMS (not its own size: a correct float32 product may
+    err by u·‖a‖‖b‖ on an element that cancels to nearly zero, so a relative change of such an element is no
+    bug to find)."""
+    def plant(case: Case, inp: Inputs, out: np.ndarray) -> np.ndarray:
+        bad = out.copy().reshape(-1)
+        i = _nonzero_index(out)
+        bad[i] = bad[i] + delta * np.sqrt(np.mean(np.square(out, dtype=np.float64)))
+        return bad.reshape(out.shape)
+
+    return plant
+
+
+def _ulp_off(case: Case, inp: Inputs, out: np.ndarray) -> np.ndarray:
+    """Every nonzero element one ulp away from what was computed (rounded the other way)."""
+    return np.where(out != 0, np.nextafter(out, np.inf), out).astype(out.dtype)
+
+
+def _transposed(case: Case, inp: Inputs, out: np.ndarray) -> np.ndarray:
+    """The two square axes of the output swapped (rows for columns; H for W in a convolution)."""
+    axes = (1, 2) if case.family == "Conv2d" else (-1, -2)
+    assert out.shape[axes[0]] == out.shape[axes[1]], "the plant needs a square output"
+    return np.ascontiguousarray(np.swapaxes(out, *axes))
+
+
+def _rotated_rows(case: Case, inp: Inputs, out: np.ndarray) -> np.ndarray:
+    """Each row's elements shifted by one place (an offset or stride bug): a permutation within rows."""
+    return np.ascontiguousarray(np.roll(out, 1, axis=-1))
+
+
+def _f16_sum(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Sequential accumulation in float16 along `axis` (a float16 accumulator, every partial sum rounded)."""
+    terms = np.moveaxis(np.asarray(a, dtype=F32), axis, 0)
+    acc = np.zeros(terms.shape[1:], dtype=F16)
+    for term in terms:
+        acc = (acc.astype(F32) + term).astype(F16)
+    return acc.astype(F32)
+
+
+def _f16_accumulation(case: Case, inp: Inputs, out: np.ndarray) -> np.ndarray:
+    """The op with float32 products/terms but a float16 accumulator, returned as float32."""
+    fam = case.family
+    if fam == "Sum":
+        return _f16_sum(inp[0], case.axis)
+    if fam == "SumAll":
+        return np.asarray(_f16_sum(inp[0].reshape(-1)))
+    if fam in ("MatMul", "Linear"):
+        a, b = inp[0], inp[1]
+        prods = np.moveaxis(a[..., :, None] * b, -2, 0)  # (K, ..., N): one float32 product per term
+        res = _f16_sum(prods)
+        return (res + inp[2]).astype(F32) if fam == "Linear" else res
+    if fam == "BCE":
+        p, t = inp
+        terms = -(t * np.log(p) + (1 - t) * np.log1p(-p)).astype(F32)
+        return np.asarray(_f16_sum(terms.reshape(-1)) / F32(terms.size), dtype=F32)
+    if fam == "Softmax":
+        e = np.exp(inp[0] - inp[0].max(axis=case.axis, keepdims=True)).astype(F32)
+        return (e / np.expand_dims(_f16_sum(e, case.axis), case.axis)).astype(F32)
+    if fam == "ScatterSum":
+        y, idx, upd = inp
+        acc = np.zeros(y.shape, dtype=F16)
+        for i, row in zip(idx, upd):
+            acc[i] = (acc[i].astype(F32) + row).astype(F16)
+        return acc.astype(F32)
+    raise AssertionError(fam)
+
+
+def _ln_variant(inp: Inputs, eps: float = 1e-5, unbiased: bool = False, eps_outside: bool = False) -> np.ndarray:
+    x, w, b = (a.astype(np.float64) for a in inp)
+    var = x.var(-1, keepdims=True, ddof=1 if unbiased else 0)
+    scale = 1 / (np.sqrt(var) + eps) if eps_outside else 1 / np.sqrt(var + eps)
+    return ((x - x.mean(-1, keepdims=True)) * scale * w + b).astype(F32)
+
+
+def _sdpa_softmax_over_queries(case: Case, inp: Inputs, out: np.ndarray) -> np.ndarray:
+    q, k, v, m = (a.astype(np.float64) for a in inp)
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1]) + m
+    e = np.exp(scores - scores.max(axis=-2, keepdims=True))
+    return (e / e.sum(axis=-2, keepdims=True) @ v).astype(F32)
+
+
 PLANTS: list[Plant] = [
     # every family
     Plant("zeroed tail (last 1/64 of the output)", ARRAY_OUT, output=_zero_tail),
@@ -213,8 +310,152 @@ PLANTS: list[Plant] = [
     Plant("no 1/sqrt(d) scale", frozenset({"ScaledDotProductAttention"}), inputs=_sdpa_unscaled),
     Plant("no causal mask", frozenset({"ScaledDotProductAttention"}), inputs=_replace(3, np.zeros_like)),
     Plant("never evaluated (force does nothing)", ALL, forcing="lazy"),
+    # what a reviewer tries next
+    Plant("transposed output (square)", frozenset({"MatMul", "Softmax", "Sort", "Conv2d"}), output=_transposed),
+    Plant("elements rotated by one within each row", ARRAY_OUT, output=_rotated_rows),
+    Plant("one element off by 0.01% of the output's RMS", FLOAT_OUT, output=_one_element_shifted(1e-4)),
+    Plant("one ulp off everywhere in an exact op", EXACT, output=_ulp_off),
+    Plant("accumulated in float16, returned as float32",
+          frozenset({"Sum", "SumAll", "MatMul", "Linear", "BCE", "Softmax", "ScatterSum"}), output=_f16_accumulation),
+    Plant("no eps", frozenset({"LayerNorm"}), output=lambda case, inp, out: _ln_variant(inp, eps=0.0)),
+    Plant("eps outside the square root", frozenset({"LayerNorm"}),
+          output=lambda case, inp, out: _ln_variant(inp, eps_outside=True)),
+    Plant("unbiased variance (N-1)", frozenset({"LayerNorm"}),
+          output=lambda case, inp, out: _ln_variant(inp, unbiased=True)),
+    Plant("mean instead of sum", frozenset({"Sum", "SumAll"}),
+          output=lambda case, inp, out: (out / (inp[0].shape[case.axis] if case.family == "Sum" else inp[0].size))
+          .astype(out.dtype)),
+    Plant("sign error: sigmoid(-x)", frozenset({"Sigmoid"}), output=lambda case, inp, out: (1 - out).astype(out.dtype)),
+    Plant("ELU's alpha 1 instead of SeLU's", frozenset({"SeLU"}),
+          output=lambda case, inp, out: (SELU_SCALE * np.where(inp[0] > 0, inp[0], np.expm1(
+              np.minimum(inp[0].astype(np.float64), 0)))).astype(out.dtype)),
+    Plant("slope on the positive side", frozenset({"PReLU"}),
+          output=lambda case, inp, out: np.where(inp[0] > 0, inp[1][0] * inp[0], inp[0]).astype(out.dtype)),
+    Plant("softmax over the queries, not the keys", frozenset({"ScaledDotProductAttention"}),
+          output=_sdpa_softmax_over_queries),
+    Plant("kernel's height and width swapped", frozenset({"Conv2d"}),
+          inputs=_replace(1, lambda w: np.ascontiguousarray(np.swapaxes(w, 1, 2)))),
 ]
 PLANTED_KINDS = sorted({p.kind for p in PLANTS})
+
+# ------------------------------------------------------------------------------------------ negative controls
+# Correct implementations that differ from the adapter's in rounding only: a reordered or blocked summation, a
+# different but exact-in-real-arithmetic formula, another tie or duplicate choice, one ulp everywhere. Each
+# must stay `ok`: a verifier that calls these wrong would be a false alarm.
+
+
+def _seq_f32(terms: np.ndarray, axis: int = 0, reverse: bool = False) -> np.ndarray:
+    """Recursive float32 summation along `axis`, in index order or reversed."""
+    t = np.moveaxis(np.asarray(terms, dtype=F32), axis, 0)
+    acc = np.zeros(t.shape[1:], dtype=F32)
+    for term in (t[::-1] if reverse else t):
+        acc = acc + term
+    return acc
+
+
+def _reordered(case: Case, inp: Inputs, out: np.ndarray) -> tuple[np.ndarray, Inputs]:
+    """The op in float32 NumPy with its sums in another order (recursive, reversed or split in blocks)."""
+    fam, x = case.family, inp[0]
+    if fam == "Sum":
+        return _seq_f32(x, case.axis, reverse=True), inp
+    if fam == "SumAll":
+        return np.asarray(_seq_f32(x.reshape(-1), reverse=True)), inp
+    if fam in ("MatMul", "Linear"):
+        a, b = inp[0], inp[1]
+        half = a.shape[-1] // 2  # two blocks of K, each a float32 matmul, added: a blocked GEMM's order
+        res = (a[..., half:] @ b[half:]).astype(F32) + (a[..., :half] @ b[:half]).astype(F32)
+        return (inp[2] + res if fam == "Linear" else res).astype(F32), inp
+    if fam in ("Conv1d", "Conv2d"):
+        w = inp[1]
+        spatial = w.shape[1:-1]
+        out_sp = tuple(s_ - k + 1 for s_, k in zip(x.shape[1:-1], spatial))
+        acc = np.zeros((x.shape[0], *out_sp, w.shape[0]), dtype=F32)
+        for offset in reversed(list(np.ndindex(*spatial))):  # kernel offsets last to first, in float32
+            window = (slice(None), *(slice(o, o + n) for o, n in zip(offset, out_sp)), slice(None))
+            acc = acc + (x[window] @ w[(slice(None), *offset, slice(None))].T).astype(F32)
+        return acc, inp
+    if fam == "Softmax":
+        e = np.exp(x - x.max(axis=case.axis, keepdims=True)).astype(F32)
+        return (e / np.expand_dims(_seq_f32(e, case.axis, reverse=True), case.axis)).astype(F32), inp
+    if fam == "LayerNorm":  # one pass: var = E[x²] − E[x]², in float32 (cancels, still within bounds)
+        xw, w, b = inp
+        mean = _seq_f32(xw, -1)[..., None] / F32(xw.shape[-1])
+        var = _seq_f32(xw * xw, -1)[..., None] / F32(xw.shape[-1]) - mean * mean
+        return ((xw - mean) / np.sqrt(var + F32(1e-5)) * w + b).astype(F32), inp
+    if fam == "BCE":
+        p_, t = inp
+        terms = -(t * np.log(p_) + (1 - t) * np.log1p(-p_)).astype(F32)
+        return np.asarray(_seq_f32(terms.reshape(-1), reverse=True) / F32(terms.size), dtype=F32), inp
+    if fam == "ScatterSum":
+        y, idx, upd = inp
+        acc = np.zeros(y.shape, dtype=F32)
+        for i, row in zip(idx[::-1], upd[::-1]):
+            acc[i] = acc[i] + row
+        return acc, inp
+    if fam == "ScaledDotProductAttention":
+        q, k, v, m = inp
+        scores = (q @ np.swapaxes(k, -1, -2)).astype(F32) * F32(1 / np.sqrt(q.shape[-1])) + m
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True)).astype(F32)
+        p_ = e / _seq_f32(e, -1, reverse=True)[..., None]
+        return (p_[..., ::-1] @ v[..., ::-1, :]).astype(F32), inp  # keys in reverse order
+    raise AssertionError(fam)
+
+
+def _softmax_unshifted(case: Case, inp: Inputs, out: np.ndarray) -> tuple[np.ndarray, Inputs]:
+    e = np.exp(inp[0]).astype(F32)  # no max subtraction: equal in exact arithmetic, fine for these inputs
+    return (e / e.sum(axis=case.axis, keepdims=True)).astype(F32), inp
+
+
+def _argmax_last_tie(case: Case, inp: Inputs, out: np.ndarray) -> tuple[np.ndarray, Inputs]:
+    """Inputs rounded to halves (many ties at the maximum), and the LAST maximal index of each row."""
+    x = np.round(inp[0] * 2) / 2
+    k = x.shape[case.axis]
+    last = k - 1 - np.argmax(np.flip(x, axis=case.axis), axis=case.axis)
+    assert np.any(last != np.argmax(x, axis=case.axis)), "the control needs ties"
+    return last.astype(np.int64), (x.astype(F32),)
+
+
+def _scatter_first_wins(case: Case, inp: Inputs, out: np.ndarray) -> tuple[np.ndarray, Inputs]:
+    y, idx, upd = inp
+    res = y.copy()
+    res[idx[::-1]] = upd[::-1]  # with duplicate indices the FIRST update wins (NumPy keeps the last write)
+    return res, inp
+
+
+ARITHMETIC = FLOAT_OUT - EXACT
+CONTROLS: list[tuple[str, frozenset[str], Callable[[Case, Inputs, np.ndarray], tuple[np.ndarray, Inputs]]]] = [
+    ("reordered summation in float32",
+     frozenset({"Sum", "SumAll", "MatMul", "Linear", "Conv1d", "Conv2d", "Softmax", "LayerNorm", "BCE",
+                "ScatterSum", "ScaledDotProductAttention"}), _reordered),
+    ("one ulp off everywhere (rounded the other way)", ARITHMETIC,
+     lambda case, inp, out: (_ulp_off(case, inp, out), inp)),
+    ("softmax without the max shift", frozenset({"Softmax"}), _softmax_unshifted),
+    ("argmax: the last of tied maxima", frozenset({"Argmax"}), _argmax_last_tie),
+    ("scatter: the first duplicate update wins", frozenset({"Scatter"}), _scatter_first_wins),
+]
+
+
+def _control_pairs() -> list[tuple[str, str, str]]:
+    return [(b, name, f) for b in BACKENDS for name, fams, _ in CONTROLS for f in sorted(fams)]
+
+
+@pytest.mark.skipif(not BACKENDS, reason="no framework installed")
+@pytest.mark.parametrize(("backend", "control", "family"), _control_pairs())
+def test_a_correct_variant_stays_ok(backend: str, control: str, family: str) -> None:
+    """Negative controls: the same function computed another correct way is `ok`, handed back through the
+    adapter's own array type like a planted output."""
+    be = _backend(backend)
+    case = CASES[family]
+    if not be.supports(family):
+        pytest.skip(f"{backend} has no {family}")
+    make = next(fn for name, _, fn in CONTROLS if name == control)
+    inputs = case.make_inputs("float32", 0)
+    real = be.to_numpy(_native_output(be, case, inputs))
+    variant, checked_inputs = make(case, inputs, real)
+    native = be.from_numpy(_contiguous(variant))
+    verdict = verify_output(be, case, checked_inputs, be.to_numpy(native), "float32", 0, be.dtype_name(native))
+    assert verdict.status == "ok", f"{backend} {family} '{control}' -> {verdict}"
+
 
 
 def _ln(inp: Inputs, eps: float) -> np.ndarray:
@@ -239,6 +480,12 @@ def _backend(name: str) -> Any:
     return _BACKENDS[name]
 
 
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy that keeps a 0-d array 0-d (np.ascontiguousarray makes it 1-d, and a planted scalar
+    would then be caught by its shape instead of its value)."""
+    return np.array(a, order="C", copy=True)
+
+
 def _native_output(be: Any, case: Case, inputs: Inputs) -> Any:
     prepared = be.prepare(case, inputs)
     op = be.compile(prepared.op) if be.compiled else prepared.op
@@ -257,7 +504,9 @@ def _verdict(be: Any, case: Case, plant: Plant) -> str:
         native = _native_output(be, built_case, built_inputs)
     else:
         real = be.to_numpy(_native_output(be, case, inputs))
-        native = be.from_numpy(np.ascontiguousarray(plant.output(case, inputs, real)))
+        planted = plant.output(case, inputs, real)
+        assert planted.shape == real.shape, "an output plant keeps the shape (it must be caught by its values)"
+        native = be.from_numpy(_contiguous(planted))
     verdict = verify_output(be, case, inputs, be.to_numpy(native), "float32", 0, be.dtype_name(native))
     return verdict.status + (f" ({verdict.detail})" if verdict.detail else f" (rel. error {verdict.rel_error:.2g})")
 
@@ -318,4 +567,5 @@ def test_every_kind_is_counted(capsys: pytest.CaptureFixture[str]) -> None:
     assert min(per_family.values()) >= 5
     with capsys.disabled():
         print(f"\nplanted bugs: {len(PLANTED_KINDS)} kinds, {len(pairs)} kind x family pairs, "
-              f"x {len(BACKENDS)} backends ({', '.join(BACKENDS)})")
+              f"x {len(BACKENDS)} backends ({', '.join(BACKENDS)}); negative controls: {len(CONTROLS)} kinds, "
+              f"{sum(len(f) for _, f, _ in CONTROLS)} kind x family pairs")

@@ -247,7 +247,7 @@ class JAXBackend(Backend):
     def from_numpy(self, a: np.ndarray, dtype: str | None = None) -> Any:
         """`a` on the device with its own dtype, or converted on the host to `dtype` (bfloat16 via ml_dtypes,
         exact for the catalog's bfloat16-valued inputs). x64 is on, so float64 and int64 stay what they are."""
-        a = np.ascontiguousarray(a)
+        a = np.asarray(a, order="C")  # ascontiguousarray would make a 0-d array 1-d
         if dtype is not None:
             a = a.astype(_jnp().dtype(dtype))
         return _jax().device_put(a, self._target()).block_until_ready()

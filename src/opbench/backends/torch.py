@@ -142,7 +142,7 @@ class TorchBackend(Backend):
 
     def from_numpy(self, a: np.ndarray, dtype: str | None = None) -> Any:
         torch = _torch()
-        x = torch.from_numpy(np.ascontiguousarray(a))
+        x = torch.from_numpy(np.asarray(a, order="C"))  # ascontiguousarray would make a 0-d array 1-d
         return x.to(self.device) if dtype is None else x.to(self.device, getattr(torch, dtype))
 
     def precision_modes(self) -> dict[str, PrecisionMode]:
