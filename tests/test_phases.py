@@ -117,3 +117,18 @@ def test_breakdown_prints_the_share_spent_measuring(tmp_path: Path) -> None:
     assert rows["cpu"]["parent_s"] == pytest.approx(0.002) and rows["cpu"]["pipe_s"] == pytest.approx(0.003)
     assert "50 %" in out
     assert rows["mlx_cpu"]["measuring_share"] == pytest.approx(0.5)  # no wall_s: its round trips (5 of 10 ms)
+
+
+def test_run_json_assembled_from_cached_pieces_equals_the_run(tmp_path: Path) -> None:
+    from opbench.results.files import RunDirectory
+
+    run = Run(run_id="20260101-000000-abcd", created="2026-01-01T00:00:00+00:00", preset="seed", dtype="float32")
+    store = RunDirectory(tmp_path, run)
+    store.write()
+    assert json.loads((tmp_path / "run.json").read_text())["results"] == []
+    store.add(_result())
+    store.add(_result(case="ReLU / dim=8"))
+    store.add(_result(samples_ms=(3.0,), phases_ms={"wall": 1.0}))  # a later pass replaces the first result
+    assert json.loads((tmp_path / "run.json").read_text()) == json.loads(json.dumps(store.run.to_dict()))
+    assert [r["case"] for r in json.loads((tmp_path / "run.json").read_text())["results"]] == \
+        ["ReLU / dim=8", "ReLU / dim=4"]
