@@ -74,7 +74,7 @@ EOF
     timeout $(( $(left) - 10 )) python benchmarks/fidelity.py --backend cuda --preset "$PRESET" --ops "$OPS" \
         --json "$DIR/fidelity.json" > "$DIR/fidelity.txt" 2> "$DIR/fidelity-stderr.log"
     say "fidelity (cuda, cases >= 50 us): rc $?, $(python -c "print(f'{$(now) - $t:.1f}')") s"
-    tail -n 4 "$DIR/fidelity.txt" | tee -a "$SUMMARY"
+    sed -n '/fidelity summary/,$p' "$DIR/fidelity.txt" | tee -a "$SUMMARY"
     pack
 else
     say "fidelity: skipped, $(left) s left"
