@@ -116,6 +116,9 @@ def test_slow_samples_are_split_across_units() -> None:
     unit alone takes."""
     unit = TimingSettings(budget_s=0.03, min_samples=5, block_s=0.001, rel_ci=1e-9).per_unit(3)
     assert unit.slow_samples == 1 and TimingSettings().per_unit(2).slow_samples == 2
+    # the minimum sample count is split too, with at least 3 per unit; one unit keeps it whole
+    assert unit.min_samples == 3 and TimingSettings(min_samples=20).per_unit(3).min_samples == 7
+    assert TimingSettings(min_samples=2).per_unit(3).min_samples == 2 and TimingSettings().per_unit(1).min_samples == 5
     calls = []
     timing, _ = measure(lambda: calls.append(time.sleep(0.02)), (), EagerBackend(), unit)
     assert timing.n == 1 and len(calls) == 2 and timing.stop_reason == "slow"

@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds of timed samples per case, split across the processes "
                    "(default 0.5)")
     p.add_argument("--min-samples", type=options.bounded_int(1, options.MAX_SAMPLES),
-                   help="minimum samples per case (default 5)")
+                   help="minimum samples per case, split across the processes with at least 3 each (default 5)")
     p.add_argument("--seed", type=options.seed, help="input generator seed (default 0)")
     p.add_argument("--processes", type=options.bounded_int(1, options.MAX_PROCESSES),
                    help="measure each backend in N passes, each in a fresh worker process (the independent "

@@ -42,8 +42,9 @@ Algorithm (`measure`):
 6. **Units.** One call of `measure` is one *unit*: the samples of one worker process. Even an honest
    interval describes only that process; another process settles elsewhere (an MLX Gather at 48 µs in one
    worker and 16 µs in the next). So `opbench run` measures each case in `DEFAULT_UNITS` processes and
-   `opbench compare` tests the unit medians against each other. The case budget is split across the units
-   (`TimingSettings.per_unit`), not multiplied: the suite takes about as long as with one unit.
+   `opbench compare` tests the unit medians against each other. The case budget and the minimum sample
+   count are split across the units (`TimingSettings.per_unit`; at least `MIN_UNIT_SAMPLES` per unit), not
+   multiplied: the suite takes about as long as with one unit.
 
 Raw per-call samples are kept; median, IQR and n are derived from them. Inputs are never converted inside
 the timed region: the caller passes a closure over materialized device arrays.
@@ -63,6 +64,7 @@ from opbench.backends._base import Backend, NotForcedError
 
 NOISY_IQR_RATIO = 0.10
 SLOW_MIN_SAMPLES = 3
+MIN_UNIT_SAMPLES = 3  # per unit, when `min_samples` is split across units (`TimingSettings.per_unit`)
 # Independent units (worker processes) per case by default: with 3 on each side a comparison has 4 degrees
 # of freedom of its own before pooling (see `opbench.analysis.compare`), for 3 worker starts per backend.
 DEFAULT_UNITS = 3
@@ -82,12 +84,15 @@ class TimingSettings:
     slow_samples: int = SLOW_MIN_SAMPLES  # samples of a call slower than the budget (per unit: `per_unit`)
 
     def per_unit(self, units: int) -> TimingSettings:
-        """The settings of one of `units` units of a case: the timed budget, the sustained warm-up and the
-        samples of a slow call split evenly (at least one each), so a case costs about the same however many
-        units measure it; other sample counts stay per unit."""
+        """The settings of one of `units` units of a case: the timed budget, the sustained warm-up, the
+        minimum sample count (at least `MIN_UNIT_SAMPLES` per unit, the fewest with a median and a spread of
+        its own) and the samples of a slow call (at least one) split evenly, so a case costs about the same
+        however many units measure it: `min_samples` 5 is 3 per unit for 3 units (9 per case, where each unit
+        taking 5 made 15)."""
         if units <= 1:
             return self
         return replace(self, budget_s=self.budget_s / units, min_warmup_s=self.min_warmup_s / units,
+                       min_samples=min(self.min_samples, max(MIN_UNIT_SAMPLES, math.ceil(self.min_samples / units))),
                        slow_samples=max(1, math.ceil(self.slow_samples / units)))
 
 
