@@ -321,8 +321,7 @@ def test_a_crash_costs_one_cell_and_the_study_goes_on(tmp_path, monkeypatch) -> 
     """The backend's process segfaults on one item: that item is `crashed`, a new process does the rest."""
     pytest.importorskip("torch")
     from opbench.backends import _REGISTRY
-    from opbench.studies.dtype_process import run_isolated
-    from opbench.studies.dtypes import WorkItem
+    from opbench.studies.dtypes import WorkItem, run_isolated
 
     (tmp_path / "crashing_adapter.py").write_text(_CRASHING_ADAPTER)
     monkeypatch.syspath_prepend(str(tmp_path))  # a spawned worker starts with this process's sys.path
@@ -336,8 +335,7 @@ def test_a_crash_costs_one_cell_and_the_study_goes_on(tmp_path, monkeypatch) -> 
 
 def test_a_backend_that_cannot_start_is_unsupported_for_every_item(monkeypatch) -> None:
     from opbench.backends import _REGISTRY
-    from opbench.studies.dtype_process import run_isolated
-    from opbench.studies.dtypes import WorkItem
+    from opbench.studies.dtypes import WorkItem, run_isolated
 
     monkeypatch.setitem(_REGISTRY, "no_such_adapter", "opbench.no_such_module:Nothing")
     cells = run_isolated("no_such_adapter", [WorkItem(_case("ReLU"), "float32"), WorkItem(_case("Sum"), "int32")],

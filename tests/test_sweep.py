@@ -15,7 +15,6 @@ from opbench.results import CaseResult
 from opbench.studies.sweep import (
     SweepPoint,
     SweepSettings,
-    dynamo_fell_back,
     memory_need,
     parse_sizes,
     ratios,
@@ -135,6 +134,8 @@ def test_sweep_records_oom_and_stops_that_backend() -> None:
 
 
 def test_dynamo_fallback_detection() -> None:
+    from opbench.backends.torch import dynamo_fell_back
+
     assert not dynamo_fell_back({"frames": {"total": 3, "ok": 3}})
     assert dynamo_fell_back({"frames": {"total": 9, "ok": 8}})
     assert dynamo_fell_back({"frames": {"total": 1, "ok": 1},

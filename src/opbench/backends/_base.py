@@ -1,13 +1,22 @@
-"""The backend protocol: how one framework on one device runs a catalog case.
+"""The backend protocol: how one framework on one device runs a catalog case or a calibration probe.
 
 An adapter has these parts, and nothing else: availability (with a reason), from/to NumPy, force and sync,
-compile, and one builder per family. A builder turns framework-neutral inputs into a `Prepared` call: the
-timed function, its already-materialized native arguments, and an untimed conversion of the output back to
-the catalog's canonical (channels-last) layout.
+compile, one builder per family, and the facts about its framework that the studies need: the precision modes
+it offers (and which one gives IEEE float32 or TF32 matmuls), free memory on its device, what its compiler
+did, and its calibration probes. A builder turns framework-neutral inputs into a `Prepared` call: the timed
+function, its already-materialized native arguments, and an untimed conversion of the output back to the
+catalog's canonical (channels-last) layout.
+
+Every framework fact lives behind this interface: nothing outside `backends/` imports a framework or asks
+`framework == ...` (`tests/test_layering.py` walks the tree to hold that). Each fact has a default here, so a
+new adapter works before it says anything about its framework: a probe it does not provide is `n/a` with a
+reason, free memory on an unknown device is None (unknown), an uncompiled backend reports no compiler.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -16,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from opbench.catalog import Case
+from opbench.catalog.probes import PROBE_OPS, Probe
 
 # Lower-case fragments of the allocation-failure messages of the frameworks (and of the C library).
 OOM_MARKERS = ("out of memory", "failed to allocate", "can't allocate memory", "cannot allocate memory",
@@ -40,6 +50,8 @@ class Prepared:
     op: Callable[..., Any]
     args: tuple[Any, ...]
     canonical: Callable[[Any], Any] = field(default=lambda out: out)
+    how: str = ""  # what the timed call is, in the framework's words (recorded by calibration probes)
+    fresh_outputs: bool = True  # False: writes into a preallocated buffer on purpose (no stale-output check)
 
 
 Builder = Callable[["Backend", Case, tuple[Any, ...]], Prepared]
@@ -59,6 +71,25 @@ class PrecisionMode:
     enter: Callable[[], AbstractContextManager[Any]] | None = None
     env: dict[str, str] = field(default_factory=dict)
 
+    def in_force(self) -> bool:
+        """Whether this process already runs under the mode's environment variables (always, without any)."""
+        return all(os.environ.get(k) == v for k, v in self.env.items())
+
+
+# Probe ops that an adapter gets from one of its own family builders unless it declares its own.
+_PROBE_FAMILIES = {"read": "SumAll", "matmul": "MatMul"}
+
+
+def host_free_memory() -> int | None:
+    """Available host memory in bytes (Linux MemAvailable, else sysconf), None when unknown."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return None
+
 
 class NotForcedError(RuntimeError):
     """A timed output was never forced: its time would measure nothing."""
@@ -77,6 +108,9 @@ class Backend:
     compiled: ClassVar[bool] = False
     lazy: ClassVar[bool] = False
     builders: ClassVar[dict[str, Builder]] = {}
+    # Calibration probes by op (`PROBE_OPS`): `copy` has no default; `read` and `matmul` default to the
+    # adapter's SumAll and MatMul builders. A probe builder gets the `catalog.probes.Probe` as its case.
+    probes: ClassVar[dict[str, Builder]] = {}
     # Set by a worker process: told each case's first-call time as soon as it is known (`opbench.engine.worker`
     # then extends that case's time-out to its expected cost).
     on_first_call: Callable[[float], None] | None = None
@@ -105,6 +139,41 @@ class Backend:
     def precision_modes(self) -> dict[str, PrecisionMode]:
         """The framework's float32 matmul precision switches, by name (empty: the framework has none)."""
         return {}
+
+    def precision_in_force(self) -> str:
+        """What sets the float32 matmul precision when nothing was changed: the precision/TF32 entries of
+        `settings()` and the current value of every environment variable a mode would set."""
+        in_force = {k: v for k, v in self.settings().items() if "precision" in k or "tf32" in k.lower()}
+        for mode in self.precision_modes().values():
+            in_force.update({k: os.environ.get(k, "<unset>") for k in mode.env})
+        text = ", ".join(f"{k}={v}" for k, v in in_force.items())
+        return f"nothing set ({text})" if text else "nothing set (the framework has no switch)"
+
+    def matmul_mode(self, arithmetic: str) -> str | None:
+        """The precision mode (a key of `precision_modes()`) under which float32 matmuls on this device run in
+        `arithmetic`: "float32" (IEEE) or "TF32" (tensor cores); "" when nothing needs to be set, None when the
+        device cannot. Answered without importing the framework (the parent process asks before any worker
+        starts). Default: the strict mode, if any, for float32; no TF32."""
+        if arithmetic != "float32":
+            return None
+        return next((name for name, mode in self.precision_modes().items() if mode.strict), "")
+
+    # --- resources -----------------------------------------------------------------------------------
+    def free_memory(self) -> int | None:
+        """Free bytes where this backend keeps its arrays: host memory for a CPU backend; for a GPU, what its
+        adapter reads from the framework, None (unknown) by default. Called after `setup`."""
+        return host_free_memory() if self.device_kind != "gpu" else None
+
+    def reset_compile_counters(self) -> None:
+        """Zero the compiler's counters before a case whose compilation `compile_counters` reports."""
+
+    def compile_counters(self) -> dict[str, Any]:
+        """What the compiler did since `reset_compile_counters`, for a compiled backend: at least `compiler`
+        and `fell_back_to_eager` (True when the timed op did not run compiled, so its time is not a compiled
+        time); {} for an uncompiled backend."""
+        if not self.compiled:
+            return {}
+        return {"compiler": self.framework, "fell_back_to_eager": False}
 
     # --- data --------------------------------------------------------------------------------------------
     def from_numpy(self, a: np.ndarray, dtype: str | None = None) -> Any:
@@ -162,6 +231,24 @@ class Backend:
     def supports(self, family: str) -> bool:
         return self.builder(family) is not None
 
+    def probe_builder(self, op: str) -> Builder | None:
+        """The builder of calibration probe `op`: the adapter's own, else (read, matmul) its SumAll/MatMul
+        builder, else None."""
+        if op in self.probes:
+            return self.probes[op]
+        family = _PROBE_FAMILIES.get(op)
+        return self.builders.get(family) if family else None
+
+    def probe_unavailable(self, op: str) -> str | None:
+        """Why this adapter cannot run probe `op` (the calibration records it as n/a), or None."""
+        if op not in PROBE_OPS:
+            return f"unknown probe {op!r}; valid choices: {', '.join(PROBE_OPS)}"
+        if self.probe_builder(op) is None:
+            family = _PROBE_FAMILIES.get(op)
+            return (f"the {self.name} adapter declares no {op} probe"
+                    + (f" and has no {family} builder" if family else ""))
+        return None
+
     def prepare(self, case: Case, inputs: tuple[np.ndarray, ...], dtype: str | None = None) -> Prepared:
         """Convert the inputs (data to `dtype` when given, index inputs as they are) and build the call.
         Without `dtype`, `from_numpy` is called with the array alone (the adapter's own default conversion)."""
@@ -172,6 +259,15 @@ class Backend:
         if build is None:
             raise KeyError(f"{self.name} has no implementation of {case.family}")
         prepared = build(self, case, native)
+        self.sync()
+        return prepared
+
+    def prepare_probe(self, probe: Probe, inputs: tuple[np.ndarray, ...], dtype: str) -> Prepared:
+        """Convert the probe's inputs to `dtype` and build its call (`probe_builder`)."""
+        build = self.probe_builder(probe.op)
+        if build is None:
+            raise KeyError(self.probe_unavailable(probe.op))
+        prepared = build(self, probe, tuple(self.from_numpy(a, dtype) for a in inputs))
         self.sync()
         return prepared
 

@@ -45,7 +45,7 @@ import importlib.util
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
@@ -183,6 +183,11 @@ class JAXBackend(Backend):
     framework = "jax"
     compiled = True
     builders = _builders()
+    # jitted by `compile` like every case; XLA may elide a plain copy, so the copy adds one
+    probes: ClassVar[dict[str, Builder]] = {
+        "copy": lambda be, probe, args: Prepared(lambda a: a + 1, args, how="jit(x + 1) (XLA may elide a plain copy)"),
+        "read": lambda be, probe, args: Prepared(lambda a: _jnp().sum(a), args, how="jit(jnp.sum)(x)"),
+    }
     platform = "cpu"
 
     def __init__(self) -> None:
@@ -292,6 +297,10 @@ class JAXBackend(Backend):
     def release(self) -> None:
         self._last, self._pending = None, []
 
+    def compile_counters(self) -> dict[str, Any]:
+        return {"compiler": "jax.jit", "fell_back_to_eager": False,
+                "note": "recompiles once per new input shape; no recompile limit, no eager fallback"}
+
 
 class JAXCPU(JAXBackend):
     name = "jax_cpu"
@@ -328,3 +337,11 @@ class JAXGPU(JAXBackend):
     def settings(self) -> dict[str, Any]:
         device = self._target()
         return {**super().settings(), "compute_capability": str(getattr(device, "compute_capability", ""))}
+
+    def matmul_mode(self, arithmetic: str) -> str | None:
+        """float32 dots are IEEE under "highest" and TF32 under "high" (= "tensorfloat32") on NVIDIA GPUs."""
+        return {"float32": "highest", "TF32": "high"}.get(arithmetic)
+
+    def free_memory(self) -> int | None:
+        stats = self._target().memory_stats() or {}
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)) if "bytes_limit" in stats else None

@@ -17,7 +17,7 @@ import operator
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -124,10 +124,17 @@ def _builders() -> dict[str, Builder]:
     }
 
 
+def _copy_probe(be: Backend, probe: Any, args: tuple[Any, ...]) -> Prepared:
+    # `mx.array(x)` may go through the host; `x + 0` streams the same bytes as a copy, in a cached buffer
+    return Prepared(lambda a: a + 0, args, how="x + 0 (mlx has no explicit copy)")
+
+
 class MLXBackend(Backend):
     framework = "mlx"
     lazy = True
     builders = _builders()
+    probes: ClassVar[dict[str, Builder]] = {
+        "copy": _copy_probe, "read": lambda be, probe, args: Prepared(_mx().sum, args, how="mx.sum(x)")}
     gpu = False
 
     def availability(self) -> Availability:
@@ -157,9 +164,36 @@ class MLXBackend(Backend):
 
     def precision_modes(self) -> dict[str, PrecisionMode]:
         """MLX has no in-process switch: MLX_ENABLE_TF32 (default 1) is read once per process and lets
-        supported GPUs run float32 matmuls in TF32. `0` keeps them IEEE float32."""
-        return {"MLX_ENABLE_TF32=0": PrecisionMode("environment MLX_ENABLE_TF32=0 (fresh process)", strict=True,
-                                                   env={"MLX_ENABLE_TF32": "0"})}
+        supported GPUs run float32 matmuls in TF32. `0` keeps them IEEE float32; on a CUDA GPU `1` asks for
+        TF32 explicitly (whatever the environment says)."""
+        modes = {"MLX_ENABLE_TF32=0": PrecisionMode("environment MLX_ENABLE_TF32=0 (fresh process)", strict=True,
+                                                    env={"MLX_ENABLE_TF32": "0"})}
+        if self._cuda_gpu():
+            modes["MLX_ENABLE_TF32=1"] = PrecisionMode("environment MLX_ENABLE_TF32=1 (fresh process)",
+                                                       env={"MLX_ENABLE_TF32": "1"})
+        return modes
+
+    def _cuda_gpu(self) -> bool:
+        """MLX's GPU is CUDA on Linux (TF32 tensor cores), Metal on macOS (no TF32)."""
+        return self.gpu and sys.platform != "darwin"
+
+    def matmul_mode(self, arithmetic: str) -> str | None:
+        if not self._cuda_gpu():  # the CPU and Metal have no TF32: float32 is float32 with nothing set
+            return "" if arithmetic == "float32" else None
+        return {"float32": "MLX_ENABLE_TF32=0", "TF32": "MLX_ENABLE_TF32=1"}.get(arithmetic)
+
+    def free_memory(self) -> int | None:
+        if not self.gpu:
+            return super().free_memory()
+        mx = _mx()
+        total = int(mx.device_info().get("memory_size", 0))
+        return total - int(mx.get_active_memory()) if total else None
+
+    def compile_counters(self) -> dict[str, Any]:
+        if not self.compiled:
+            return {}
+        return {"compiler": "mx.compile", "fell_back_to_eager": False,
+                "note": "retraces once per new input shape; no recompile limit, no eager fallback"}
 
     def from_numpy(self, a: np.ndarray, dtype: str | None = None) -> Any:
         """Without `dtype`, int64 becomes int32 (MLX's index type). With it, the array gets exactly that type:

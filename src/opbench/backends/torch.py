@@ -12,7 +12,7 @@ import functools
 import importlib.util
 import operator
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,6 +51,20 @@ def _float32_matmul_precision(mode: str) -> Iterator[None]:
         yield
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+def dynamo_fell_back(counters: dict[str, dict[str, int]]) -> bool:
+    """True when dynamo gave up on a frame (recompile limit hit, or a frame it could not compile): the op then
+    ran eagerly, and its time is not a compiled time."""
+    frames = counters.get("frames", {})
+    limit_hit = any("recompile limit" in k.lower() for k in counters.get("unimplemented", {}))
+    return limit_hit or frames.get("total", 0) > frames.get("ok", 0)
+
+
+def _copy_probe(be: Backend, probe: Any, args: tuple[Any, ...]) -> Prepared:
+    (x,) = args
+    dst = x.new_empty(x.shape)  # preallocated: a fresh output per call would time page faults on a CPU
+    return Prepared(dst.copy_, (x,), how="Tensor.copy_ into a preallocated tensor", fresh_outputs=False)
 
 
 def _conv(case: Case, x: Any, w: Any, dims: int) -> Prepared:
@@ -120,6 +134,8 @@ class TorchBackend(Backend):
     framework = "torch"
     device = "cpu"
     builders = _builders()
+    probes: ClassVar[dict[str, Builder]] = {"copy": _copy_probe,
+              "read": lambda be, probe, args: Prepared(_torch().sum, args, how="torch.sum(x)")}
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("torch") is None:
@@ -167,6 +183,24 @@ class TorchBackend(Backend):
     def is_oom(self, exc: BaseException) -> bool:
         return isinstance(exc, getattr(_torch(), "OutOfMemoryError", ())) or super().is_oom(exc)
 
+    def reset_compile_counters(self) -> None:
+        if self.compiled:
+            from torch._dynamo.utils import counters
+
+            counters.clear()
+
+    def compile_counters(self) -> dict[str, Any]:
+        """torch.compile keys its cache by code object and, after `recompile_limit` shapes of one op, silently
+        runs it eagerly: dynamo's counters say whether that happened (graphs compiled, frames compiled)."""
+        if not self.compiled:
+            return {}
+        from torch._dynamo.utils import counters
+
+        frames = dict(counters.get("frames", {}))
+        return {"compiler": "torch.compile", "graphs": int(counters.get("stats", {}).get("unique_graphs", 0)),
+                "frames_total": int(frames.get("total", 0)), "frames_ok": int(frames.get("ok", 0)),
+                "fell_back_to_eager": dynamo_fell_back({k: dict(v) for k, v in counters.items()})}
+
 
 class TorchCPU(TorchBackend):
     name = "cpu"
@@ -189,6 +223,10 @@ class TorchMPS(TorchBackend):
 
     def release(self) -> None:
         _torch().mps.empty_cache()
+
+    def free_memory(self) -> int | None:
+        mps = _torch().mps
+        return int(mps.recommended_max_memory() - mps.driver_allocated_memory())
 
 
 class TorchCUDA(TorchBackend):
@@ -217,6 +255,13 @@ class TorchCUDA(TorchBackend):
 
     def release(self) -> None:
         _torch().cuda.empty_cache()
+
+    def free_memory(self) -> int | None:
+        return int(_torch().cuda.mem_get_info()[0])
+
+    def matmul_mode(self, arithmetic: str) -> str | None:
+        """float32 matmuls are IEEE under "highest" and run on TF32 tensor cores under "high"."""
+        return {"float32": "highest", "TF32": "high"}.get(arithmetic)
 
 
 class TorchCUDACompile(TorchCUDA):

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from opbench import machine
-from opbench.backends import get_backend, parse_backends
+from opbench.backends import parse_backends
 from opbench.commands import add_format, console, options
 from opbench.commands.run import available_backends
 from opbench.errors import UsageError
@@ -55,15 +55,21 @@ def run(args: argparse.Namespace) -> int:
     info = machine.collect()
     err = console(stderr=True)
     calibration = None
+    failed = []
     for name in names:  # each backend is stored as soon as it is measured: a timeout loses only the one in flight
-        backend = get_backend(name)
-        backend.setup()
-        device = calibrate_backend(backend, settings, log=lambda s: err.print(s, markup=False))
+        device = calibrate_backend(name, settings, log=lambda s: err.print(s, markup=False))
+        if device.copy is None and device.read is None and not device.matmul:  # nothing to store: keep the old
+            why = "; ".join(f"{k}: {v}" for k, v in device.unsupported.items())
+            err.print(f"{name}: nothing measured ({why})", markup=False)
+            failed.append(name)
+            continue
         calibration = load_calibration(info, save_calibration(info, [device]))
         assert calibration is not None
         if args.out:
             atomic_write(args.out, json.dumps(calibration.to_dict(), indent=1, default=str) + "\n")
     if calibration is None:
+        if failed:
+            return 1
         raise UsageError("no backend to calibrate")
     table = calibration_table(calibration.devices.values())
     if args.format == "md":
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         console().print(to_rich(table))
     err.print(f"stored in {calibration_path(info)}" + (f" and {args.out}" if args.out else ""), markup=False)
-    return 0
+    return 1 if failed else 0
 
 
 def calibration_table(devices) -> Table:

@@ -28,7 +28,6 @@ from opbench.report.dtypes import LEGEND, error_table, matrix_table, precision_t
 from opbench.report.tables import Table, to_markdown, to_rich
 from opbench.results.files import atomic_write
 from opbench.results.store import check_store
-from opbench.studies.dtype_process import run_isolated
 from opbench.studies.dtypes import (
     MATRIX_MODE,
     MATRIX_TIMING,
@@ -39,6 +38,7 @@ from opbench.studies.dtypes import (
     Study,
     first_line,
     representative_cases,
+    run_isolated,
     work_items,
 )
 
@@ -192,21 +192,16 @@ def run(args: argparse.Namespace) -> int:
 def _measure(study: Study, runnable: list[str], cases, dtypes: list[str], args: argparse.Namespace,
              matrix_timing: TimingSettings, matmul_timing: TimingSettings, save, err,
              done: set[tuple[str, str, str, str]]) -> None:
-    """Each backend in its own process (`dtype_process`); precision modes set by environment variables in
-    one more process each, with those variables set. Items whose cell is in `done` (a resume) are skipped."""
+    """Each backend's items through the engine, in its worker processes (`dtypes.run_isolated`); items whose
+    cell is in `done` (a resume) are skipped."""
     plans = {}
     for name in runnable:
         backend = get_backend(name)  # imports the adapter module only, not the framework
-        modes = backend.precision_modes()
-        items = [i for i in work_items(backend, cases, dtypes, args.matmul_size)
-                 if (name, i.case.name, i.dtype, i.mode or MATRIX_MODE) not in done]
-        in_env = {m: mode.env for m, mode in modes.items() if mode.env}
-        groups = [({}, [i for i in items if i.mode not in in_env])]
-        groups += [(env, [i for i in items if i.mode == m]) for m, env in in_env.items()]
-        plans[name] = [(env, group) for env, group in groups if group]
-    bar, advance = progress(sum(len(g) for groups in plans.values() for _, g in groups), "dtypes", err)
+        plans[name] = [i for i in work_items(backend, cases, dtypes, args.matmul_size)
+                       if (name, i.case.name, i.dtype, i.mode or MATRIX_MODE) not in done]
+    bar, advance = progress(sum(len(items) for items in plans.values()), "dtypes", err)
     with bar:
-        for name, groups in plans.items():
+        for name, items in plans.items():
             def on_cell(cell: Cell, name: str = name) -> None:
                 (study.precision if cell.mode != MATRIX_MODE else study.cells).append(cell)
                 save()
@@ -215,8 +210,8 @@ def _measure(study: Study, runnable: list[str], cases, dtypes: list[str], args: 
             def on_info(info: dict, name: str = name) -> None:
                 study.backends[name].update(versions=info["versions"], settings=info["settings"])
 
-            for env, group in groups:
-                run_isolated(name, group, args.seed, matrix_timing, matmul_timing, env, on_cell, on_info)
+            if items:
+                run_isolated(name, items, args.seed, matrix_timing, matmul_timing, on_cell, on_info)
 
 
 def tables(study: Study) -> list[Table]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from opbench import machine
-from opbench.backends import get_backend, parse_backends
+from opbench.backends import parse_backends
 from opbench.commands import DTYPES, add_format, check_dtype, console, options
 from opbench.commands.run import available_backends, new_run_id
 from opbench.errors import UsageError
@@ -121,13 +121,11 @@ def run(args: argparse.Namespace) -> int:
     calibration = read_calibration(args.calibration) if args.calibration else load_calibration(info)
 
     runnable = [n for n in names if availability[n]["available"]]
-    backends = []
-    for name in runnable:
-        backend = get_backend(name)
-        backend.setup()
-        availability[name].update(versions=backend.versions(), settings=backend.settings())
-        backends.append(backend)
     settings_by_backend = {n: availability[n].get("settings", {}) for n in names}
+
+    def on_info(name: str, reported: dict[str, Any]) -> None:  # from the backend's worker, before its first point
+        availability[name].update(versions=reported["versions"], settings=reported["settings"])
+        settings_by_backend[name] = reported["settings"]
 
     sweep_id = previous[0]["id"] if previous else "sweep-" + new_run_id()
     if previous:  # a resume writes next to the sweep it continues
@@ -169,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
                 save(SweepPoint(n, CaseResult(case=case.name, family=family, backend=name, dtype=dtype,
                                               status="unsupported", error=availability[name]["reason"],
                                               flops=case.flops, bytes=case.bytes_moved(dtype))))
-    run_sweep(family, sizes, backends, settings, template, on_point=save, done=previous[1] if previous else ())
+    run_sweep(family, sizes, runnable, settings, template, on_point=save, done=previous[1] if previous else (),
+              on_info=on_info)
     annotate(record, points, calibration, settings_by_backend)  # a size's baseline point may come after the others
     atomic_write(out_dir / "sweep.json", json.dumps(record, indent=1, default=str) + "\n")
     return render(points, baseline, calibration, settings_by_backend, dtype, subject, xlabel, out_dir, args.format,

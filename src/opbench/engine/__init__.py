@@ -1,6 +1,9 @@
 """The measurement path: how one case is timed, verified and recorded.
 
-`runner` drives a run (backends x cases) through `worker` processes; `timing` takes the samples, `verify` checks
+`task` says what to measure (`Task`: a catalog case or a calibration probe) and what was found
+(`Measurement`); `execute.run_task` is the one place that prepares, times and verifies, in whatever process
+runs it; `engine.Engine` hands every study's tasks to the right `worker` process; `runner` drives a run
+(backends x cases, passes) through `worker` processes; `timing` takes the samples, `verify` checks
 every output against float64 (references from `reference_cache`), `arithmetic` says which precision mode was in
 force, `contention` records how busy the machine was, `passes` merges several worker processes per case into one
 result, `resume` finishes an interrupted run and `eta` estimates what is left. `phases` records where each case's

@@ -1,39 +1,33 @@
-"""Run a plan (cases x backends): prepare, time, verify, and turn every outcome into a `CaseResult`.
+"""Run a plan (cases x backends): every case a `Task` through the engine, every outcome a `CaseResult`.
 
-`measure_case` is the unit of work: it never raises for a problem with the case itself. An exception, an
-out-of-memory or a never-forced output becomes a result with its status and message, so one bad case on one
-backend cannot end the run. `run_plan` walks backends in the seed's column order and cases in catalog order,
-calling `on_result` as each case finishes, so that results already measured are never lost.
+`measure_case` is the unit of work (`engine.execute.run_task`, as a run records it): it never raises for a
+problem with the case itself. An exception, an out-of-memory or a never-forced output becomes a result with its
+status and message, so one bad case on one backend cannot end the run. `run_plan` walks backends in the seed's
+column order and cases in catalog order, calling `on_result` as each case finishes, so that results already
+measured are never lost.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import sys
 import time
-import traceback
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
-import numpy as np
-
-from opbench.backends import Backend, NotForcedError, get_backend
+from opbench.backends import Backend, get_backend
 from opbench.catalog import Case
-from opbench.catalog.user import unsupported_reason
-from opbench.engine import contention
-from opbench.engine.input_cache import case_inputs
+from opbench.engine.execute import release_case_memory, run_task, verify_output
 from opbench.engine.passes import combine, passes_done
-from opbench.engine.phases import WALL, PhaseClock
+from opbench.engine.phases import WALL
 from opbench.engine.phases import add as add_phases
 from opbench.engine.prefetch import Prefetcher
-from opbench.engine.reference_cache import expected_for
-from opbench.engine.timing import TimingSettings, measure
-from opbench.engine.verify import Verdict, verify
+from opbench.engine.task import Task
+from opbench.engine.timing import TimingSettings
 from opbench.results import CaseResult
 
 DEFAULT_TIMING = TimingSettings()
+__all__ = ["DEFAULT_TIMING", "Plan", "measure_case", "release_case_memory", "run_plan", "verify_output"]
 
 
 @dataclass(frozen=True)
@@ -57,99 +51,10 @@ class Plan:
         return sum(int(max(0, self.processes - passes_done(prior.get((b, c.name))))) for b, c in self.pairs())
 
 
-def verify_output(backend: Backend, case: Case, inputs: tuple[np.ndarray, ...], out: np.ndarray, dtype: str,
-                  seed: int, out_dtype: str | None = None) -> Verdict:
-    """Every element of `out` against the case's expectation (from the reference cache), under the arithmetic the
-    backend reports for this family and dtype (`Backend.narrower_arithmetic`)."""
-    exp = expected_for(case, inputs, dtype, seed)
-    return verify(case, inputs, out, dtype, backend.narrower_arithmetic(case.family, dtype), out_dtype, exp)
-
-
-def _base(case: Case, backend: Backend, dtype: str) -> dict:
-    return {"case": case.name, "family": case.family, "backend": backend.name, "dtype": dtype,
-            "flops": case.flops, "bytes": case.bytes_moved(dtype)}
-
-
-def release_case_memory(backend: Backend) -> None:
-    """Free what the case left behind: a full garbage collection (device arrays caught in reference cycles),
-    then the framework's cached device memory (`Backend.release`).
-
-    The survivors of the collection are then frozen (`gc.freeze`): a framework imports a few hundred thousand
-    long-lived objects, and a full collection that walks them all took 190-230 ms per case with torch, JAX
-    and MLX imported (2-core VM); frozen, the next collection walks only what later cases made (well under
-    a millisecond). Trade-off: a frozen object that later becomes cyclic garbage is never collected; what
-    survives a full collection between cases is the framework's own state, not the cases' arrays.
-    """
-    gc.collect()
-    gc.freeze()
-    with contextlib.suppress(Exception):
-        backend.release()
-
-
 def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int = 0,
                  timing: TimingSettings = DEFAULT_TIMING) -> CaseResult:
-    """Prepare, time and verify one case on an already set-up backend."""
-    base = _base(case, backend, dtype)
-    if not backend.supports(case.family):
-        return CaseResult(status="unsupported", error=unsupported_reason(backend.name, case.family), **base)
-    with warnings.catch_warnings(record=True) as caught:  # into the result, not onto the progress bar
-        warnings.simplefilter("default")
-        result = _measure_verified(backend, case, dtype, seed, timing, base)
-    said = tuple(dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0][:300]}"
-                               for w in caught if str(w.message)))
-    return replace(result, warnings=said) if said else result
-
-
-def _measure_verified(backend: Backend, case: Case, dtype: str, seed: int, timing: TimingSettings,
-                      base: dict) -> CaseResult:
-    clock = PhaseClock()
-    try:
-        with clock("inputs"):
-            inputs = case_inputs(case, dtype, seed, private=backend.device_kind == "cpu")
-        with clock("transfer"):
-            # bfloat16 inputs are float32 arrays of bfloat16 values (catalog._bfloat16): the adapter converts them
-            prepared = backend.prepare(case, inputs, dtype) if dtype == "bfloat16" else backend.prepare(case, inputs)
-            op = backend.compile(prepared.op) if backend.compiled else prepared.op
-        with contention.watch() as conditions:
-            result, out = measure(op, prepared.args, backend, timing)
-        clock.add("first_call", result.first_call_s)
-        clock.add("warmup", result.warmup_s)
-        clock.add("samples", result.sampling_s)
-        with clock("output"):
-            canonical = prepared.canonical(out)
-            out_dtype = backend.dtype_name(canonical)
-            out_np = backend.to_numpy(canonical)
-            del out, canonical, prepared
-        with clock("reference"):
-            exp = expected_for(case, inputs, dtype, seed)
-        with clock("verify"):
-            verdict = verify(case, inputs, out_np, dtype, backend.narrower_arithmetic(case.family, dtype), out_dtype,
-                             exp)
-    except NotForcedError as exc:
-        return CaseResult(status="not-forced", error=str(exc), phases_ms=clock.rounded(), **base)
-    except Exception as exc:
-        status = "oom" if backend.is_oom(exc) else "error"
-        message = f"{type(exc).__name__}: {exc}".strip().splitlines()
-        return CaseResult(status=status, error=message[0][:500] if message else type(exc).__name__,
-                          detail="".join(traceback.format_exception_only(type(exc), exc))[-2000:],
-                          phases_ms=clock.rounded(), **base)
-    finally:
-        with clock("cleanup"):
-            release_case_memory(backend)
-    return CaseResult(
-        status=verdict.status,
-        samples_ms=tuple(s * 1e3 for s in result.samples_s),
-        calls_per_sample=result.calls_per_sample,
-        first_call_ms=result.first_call_s * 1e3,
-        warmup_calls=result.warmup_calls,
-        stop_reason=result.stop_reason,
-        rel_error=verdict.rel_error,
-        tolerance=verdict.tolerance,
-        detail=verdict.detail,
-        conditions=conditions,
-        phases_ms=clock.rounded(),
-        **base,
-    )
+    """Prepare, time and verify one case on an already set-up backend, in this process (`engine.execute`)."""
+    return run_task(backend, Task(case, backend.name, dtype, seed, timing)).to_case_result()
 
 
 def _off_host(name: str) -> bool:

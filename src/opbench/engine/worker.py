@@ -3,9 +3,10 @@
 Protocol (one duplex pipe): the worker sets its environment, imports and sets up its backend, and sends
 `("ready", info)` (or `("setup-error", message)`); then, for each `(fn, args)` it receives (a module-level
 function, pickled by reference), it sends back `("result", fn(backend, *args))`, or `("error", message)` if
-that raised. `None` asks it to exit. `opbench run` sends `runner.measure_case`, `opbench dtypes`
-`dtypes.run_item`; environment variables a framework reads once at start-up (a precision mode such as
-`MLX_ENABLE_TF32=0`) are given to the worker as `env` and set before any import.
+that raised. `None` asks it to exit. Every study sends `engine.execute.run_task` with a `Task`
+(`BackendWorker.run`), and small questions the same way (`engine.execute.free_memory`); environment variables
+a framework reads once at start-up (a precision mode such as `MLX_ENABLE_TF32=0`) are given to the worker as
+`env` and set before any import.
 
 The parent (`BackendWorker`) waits on the pipe and on the process's sentinel at once, with a deadline:
 - a result arrives -> it is returned;
@@ -33,6 +34,11 @@ from dataclasses import replace
 from typing import Any
 
 from opbench.catalog import Case
+from opbench.catalog.probes import Probe
+from opbench.engine.execute import run_task
+from opbench.engine.phases import WALL
+from opbench.engine.phases import add as add_phases
+from opbench.engine.task import Measurement, Task
 from opbench.engine.timing import TimingSettings
 from opbench.results import CaseResult
 
@@ -108,7 +114,7 @@ class CaseCost:
         if result.bytes:
             self.s_per_byte = max(self.s_per_byte, first / result.bytes)
 
-    def first_call_s(self, case: Case, dtype: str) -> float:
+    def first_call_s(self, case: Case | Probe, dtype: str) -> float:
         return max(case.flops * self.s_per_flop, case.bytes_moved(dtype) * self.s_per_byte)
 
 
@@ -394,32 +400,33 @@ class BackendWorker:
         assert kind == "result", kind
         return payload
 
-    def measure(self, case: Case, dtype: str, seed: int, timing: TimingSettings) -> CaseResult:
-        """Measure one case in the worker; a worker failure becomes a result with its status and message. The
-        result's phases gain `wall` (the round trip as the parent saw it) and, when this case started a fresh
-        worker, `worker_start`."""
-        from opbench.engine.phases import WALL
-        from opbench.engine.phases import add as add_phases
-        from opbench.engine.runner import measure_case
-
-        base = {"case": case.name, "family": case.family, "backend": self.backend, "dtype": dtype}
+    def run(self, task: Task) -> Measurement:
+        """Measure one task in the worker; a worker failure becomes a measurement with its status and message
+        (phase `setup` when the backend could not start, `worker` when the process died, hung or raised). The
+        measurement's phases gain `wall` (the round trip as the parent saw it) and, when this task started a
+        fresh worker, `worker_start`."""
         timeout = self.case_timeout
         if self.adaptive:
-            predicted = self.cost.first_call_s(case, dtype)
-            timeout = max(timeout, COST_SAFETY * (predicted + expected_after_first_call(predicted, timing)))
+            predicted = self.cost.first_call_s(task.subject, task.dtype)
+            timeout = max(timeout, COST_SAFETY * (predicted + expected_after_first_call(predicted, task.timing)))
+        doing = f"measuring {task.name}" + (f" in {task.dtype}" if task.check == "inferred" else "")
         began, starts = time.perf_counter(), self.starts
         try:
-            result = self.call(measure_case, (case, dtype, seed, timing), f"measuring {case.name}", timeout, timing)
-            self.cost.observe(result)
+            measurement: Measurement = self.call(run_task, (task,), doing, timeout, task.timing)
+            if measurement.timed:
+                self.cost.observe(measurement.to_case_result())
         except WorkerFailure as failure:
-            if failure.status == "setup-error":
-                result = CaseResult(status="error", error=f"backend setup failed: {failure}", **base)
-            else:
-                result = CaseResult(status=failure.status, error=str(failure), **base)
+            phase = "setup" if failure.status == "setup-error" else "worker"
+            measurement = Measurement.failure(task, "error" if phase == "setup" else failure.status, str(failure),
+                                              phase)
         parent = {WALL: (time.perf_counter() - began) * 1e3}
         if self.starts != starts:
             parent["worker_start"] = self.last_start_s * 1e3
-        return replace(result, phases_ms=add_phases(result.phases_ms, parent))
+        return replace(measurement, phases_ms=add_phases(measurement.phases_ms, parent))
+
+    def measure(self, case: Case, dtype: str, seed: int, timing: TimingSettings) -> CaseResult:
+        """Measure one case in the worker, as `opbench run` records it (`run` with a task of the case)."""
+        return self.run(Task(case, self.backend, dtype, seed, timing)).to_case_result()
 
     def __enter__(self) -> BackendWorker:
         return self

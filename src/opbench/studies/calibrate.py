@@ -4,22 +4,30 @@ Two figures per backend, both timed by the core engine (`opbench.engine.timing.m
 ceiling is the fastest sample's rate, the median's is kept beside it (`Ceiling` says why):
 
 - **Memory bandwidth** from a large device-to-device copy: `bytes read + bytes written` (2 x the array size)
-  per second. torch copies with `Tensor.copy_` into a preallocated tensor (`clone()` on a CPU would time the
-  page faults of a fresh 256 MiB allocation per call, about 3x slower); MLX has no explicit copy op
-  (`mx.array(x)` may go through the host), so it streams `x + 0`, and JAX streams `jit(x + 1)` (XLA may elide
-  a plain copy): both move the same bytes as a copy, and their allocators reuse cached buffers. The array is
-  1 GiB on a GPU and 256 MiB on a CPU (both capped at 1/8 of free memory): larger than the caches.
+  per second. The adapters' copies: torch copies with `Tensor.copy_` into a preallocated tensor (`clone()` on
+  a CPU would time the page faults of a fresh 256 MiB allocation per call, about 3x slower); MLX has no
+  explicit copy op (`mx.array(x)` may go through the host), so it streams `x + 0`, and JAX streams
+  `jit(x + 1)` (XLA may elide a plain copy): both move the same bytes as a copy, and their allocators reuse
+  cached buffers. The array is 1 GiB on a GPU and 256 MiB on a CPU (both capped at 1/8 of free memory):
+  larger than the caches.
 - **Read bandwidth** from a full sum of the same array: its bytes per second, read only. A copy pays for its
   writes (on a CPU a write also reads the line first, which the 2x count does not see), so read-mostly cases
   (reductions) run above the copy rate; the memory ceiling (`DeviceCalibration.bandwidth_gbs`) is the higher
   of the two, the fastest the device was seen to move bytes.
-- **Peak matmul throughput** per dtype (float32, float16, bfloat16 where the backend supports them; for torch
-  CUDA and JAX on an NVIDIA GPU also `tf32`, float32 storage on TensorFloat-32 tensor cores; `float32` itself
-  is pinned to strict IEEE precision) from a square N x N @ N x N matmul at 2·N³ FLOP. N starts at 512 and
-  doubles until one call takes `target_call_s` or N reaches `max_n` (or memory runs short); every N is timed
-  and the best one is the peak (a CPU's rate still climbs past the first N that takes 50 ms).
+- **Peak matmul throughput** per dtype (float32, float16, bfloat16 where the backend supports them; on an
+  NVIDIA GPU also `tf32`, float32 storage on TensorFloat-32 tensor cores; `float32` itself and every other
+  dtype are pinned to strict IEEE precision) from a square N x N @ N x N matmul at 2·N³ FLOP. N starts at 512
+  and doubles until one call takes `target_call_s` or N reaches `max_n` (or memory runs short); every N is
+  timed and the best one is the peak (a CPU's rate still climbs past the first N that takes 50 ms).
   Trade-off: larger N come closer to the plateau but cost calibration time; stopping at ~50 ms per call
   keeps each dtype to seconds.
+
+How: every figure is one task of the engine (`opbench.engine`), measured in the backend's worker process like
+any case; the ops are the adapter's calibration probes (`Backend.probe_builder`: its copy, its SumAll and
+MatMul builders unless it declares its own), on inputs from `catalog.probes`, and the precision mode of each
+matmul dtype is the adapter's too (`Backend.matmul_mode`). A mode read once at start-up gets a worker of its
+own: MLX on a CUDA GPU measures float32 under MLX_ENABLE_TF32=0 and tf32 under MLX_ENABLE_TF32=1 in one
+calibration. A probe an adapter lacks is recorded as not measured, with the reason.
 
 These are practical ceilings (what the framework's best kernel achieves), not datasheet numbers; a case can
 therefore land near, but should never be far above, 100 % of them. Results are stored per machine in a JSON
@@ -29,22 +37,23 @@ every later run on the same machine finds them. `OPBENCH_DATA_DIR` overrides the
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import hashlib
 import json
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from opbench.backends import Backend
-from opbench.engine.timing import TimingSettings, measure
+from opbench.backends import Backend, get_backend
+from opbench.catalog.probes import Probe
+from opbench.engine.engine import Engine
+from opbench.engine.execute import free_memory
+from opbench.engine.task import Measurement, Task
+from opbench.engine.timing import TimingSettings
 from opbench.errors import UsageError
 from opbench.results.model import check_header
 
@@ -188,12 +197,14 @@ def save_calibration(info: dict[str, Any], devices: list[DeviceCalibration], pat
     path = path or calibration_path(info)
     old = load_calibration(info, path)
     merged = dict(old.devices) if old else {}
-    for d in devices:  # a re-calibrated dtype replaces its old figure; dtypes measured only before are kept
+    for d in devices:  # a re-calibrated figure replaces its old one; figures measured only before are kept
         before = merged.get(d.backend)
         if before is not None:
             matmul = {**before.matmul, **d.matmul}
-            unsupported = {k: v for k, v in {**before.unsupported, **d.unsupported}.items() if k not in matmul}
-            d = replace(d, matmul=matmul, unsupported=unsupported)
+            copy, read = d.copy or before.copy, d.read or before.read
+            measured = {*matmul, *(["copy"] if copy else []), *(["read"] if read else [])}
+            unsupported = {k: v for k, v in {**before.unsupported, **d.unsupported}.items() if k not in measured}
+            d = replace(d, copy=copy, read=read, matmul=matmul, unsupported=unsupported)
         merged[d.backend] = d
     cal = Calibration(machine_fingerprint(info), info, merged)
     atomic_write(Path(path), json.dumps(cal.to_dict(), indent=1, default=str) + "\n")
@@ -213,230 +224,88 @@ class CalibrationSettings:
     dtypes: tuple[str, ...] = MATMUL_DTYPES
 
 
-def _rate(work: float, timing: Any, unit: float) -> tuple[float, float]:
-    return work / timing.median_s / unit, work / timing.min_s / unit
+def calibrate_backend(backend: str | Backend, settings: CalibrationSettings | None = None,
+                      log: Callable[[str], None] = lambda s: None) -> DeviceCalibration:
+    """Measure one backend through the engine: a backend named is measured in its worker processes, a set-up
+    `Backend` object in this process (tests, debugging), but for precision modes that need a process of their
+    own. A probe or dtype the backend cannot run is recorded with its reason."""
+    be = backend if isinstance(backend, Backend) else get_backend(backend)  # the adapter only, no framework
+    settings = settings or CalibrationSettings()
+    with Engine(in_process={be.name: be} if isinstance(backend, Backend) else None) as engine:
+        free = engine.ask(be.name, free_memory, "reading free memory")
+        default_copy = (1 << 30) if be.device_kind == "gpu" else (256 << 20)
+        nbytes = settings.copy_bytes or default_copy
+        if free is not None:
+            nbytes = min(nbytes, free // 8)
+        unsupported: dict[str, str] = {}
+        streaming: dict[str, Ceiling | None] = {}
+        for op in ("copy", "read"):
+            log(f"{be.name}: {op} bandwidth ({nbytes / 2**20:.0f} MiB)")
+            m = engine.run(Task(Probe(op, max(1, nbytes // 4)), be.name, "float32",
+                                timing=TimingSettings(budget_s=settings.budget_s, min_samples=5), check="none"))
+            streaming[op] = _ceiling(m, m.how) if m.timed else None
+            if not m.timed:  # a framework without the op keeps the other as its memory ceiling
+                unsupported[op] = m.error
+                log(f"{be.name}: {op} bandwidth not measured: {m.error}")
+        matmul: dict[str, Ceiling] = {}
+        for dtype in settings.dtypes:
+            tf32 = dtype == "tf32"
+            mode = be.matmul_mode("TF32" if tf32 else "float32")  # every dtype but tf32 pinned to IEEE float32
+            if mode is None:
+                if not tf32:  # a device without TF32 has no tf32 figure to miss
+                    unsupported[dtype] = f"{be.name} has no precision mode that keeps float32 matmuls IEEE"
+                continue
+            log(f"{be.name}: {dtype} matmul peak")
+            peak, why = measure_matmul(engine, be.name, dtype, mode, settings, free)
+            if peak is not None:
+                matmul[dtype] = peak
+            else:
+                unsupported[dtype] = why
+        versions = dict(engine.info(be.name).get("versions", {}))
+    return DeviceCalibration(be.name, be.framework, be.device_kind, streaming["copy"], matmul, unsupported,
+                             versions, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                             streaming["read"])
 
 
-def measure_copy(backend: Backend, nbytes: int, budget_s: float = 1.0) -> Ceiling:
-    """Bandwidth of a device-to-device copy of `nbytes` float32 bytes: 2·nbytes per call (read + write)."""
-    return _streaming_ceiling(backend, nbytes, _copy_op, 2.0, budget_s)
+def _ceiling(m: Measurement, how: str) -> Ceiling:
+    """A timed probe's ceiling: `size` is N for a matmul, the array's bytes for a copy or a read."""
+    probe = m.task.subject
+    assert isinstance(probe, Probe) and m.timing is not None
+    rate, best = m.rates()
+    size = probe.size if probe.op == "matmul" else 4 * probe.size
+    return Ceiling(rate, best, m.timing.median_s * 1e3, size, probe.work, m.timing.n, how)
 
 
-def measure_read(backend: Backend, nbytes: int, budget_s: float = 1.0) -> Ceiling:
-    """Bandwidth of a full float32 sum of `nbytes` bytes: nbytes per call, read only (see the module doc)."""
-    return _streaming_ceiling(backend, nbytes, _sum_op, 1.0, budget_s)
-
-
-def _copy_op(backend: Backend, x: Any) -> tuple[Callable[[Any], Any], str]:
-    if backend.framework == "mlx":
-        return (lambda a: a + 0), "x + 0 (mlx has no explicit copy)"
-    if backend.framework == "torch":
-        dst = x.new_empty(x.shape)  # preallocated: a fresh output per call would time page faults on a CPU
-        return dst.copy_, "Tensor.copy_ into a preallocated tensor"
-    if backend.framework == "jax":
-        import jax
-
-        return jax.jit(lambda a: a + 1), "jit(x + 1) (XLA may elide a plain copy)"
-    return _generic_copy(backend), "framework copy"
-
-
-def _sum_op(backend: Backend, x: Any) -> tuple[Callable[[Any], Any], str]:
-    if backend.framework == "mlx":
-        import mlx.core as mx
-
-        return mx.sum, "mx.sum(x)"
-    if backend.framework == "torch":
-        import torch
-
-        return torch.sum, "torch.sum(x)"
-    if backend.framework == "jax":
-        import jax
-        import jax.numpy as jnp
-
-        return jax.jit(jnp.sum), "jit(jnp.sum)(x)"
-    raise UsageError(f"{backend.name}: no sum operation known for framework {backend.framework}")
-
-
-def _streaming_ceiling(backend: Backend, nbytes: int, make_op: Callable[[Backend, Any], tuple[Callable, str]],
-                       passes: float, budget_s: float) -> Ceiling:
-    """Time `op(x)` on a float32 array x of `nbytes` bytes with the engine; `passes` x nbytes are moved per call.
-    The array and the op are freed (and the framework's cache released) before returning."""
-    n = max(1, nbytes // 4)
-    x = backend.from_numpy(np.ones(n, dtype=np.float32))
-    backend.sync()
-    try:
-        op, how = make_op(backend, x)
-        timing, last = measure(op, (x,), backend, TimingSettings(budget_s=budget_s, min_samples=5),
-                               fresh_outputs=False)  # a copy into one preallocated buffer
-        del last, op
-    finally:
-        del x
-        _release(backend)
-    work = passes * n * 4
-    rate, best = _rate(work, timing, 1e9)
-    return Ceiling(rate, best, timing.median_s * 1e3, n * 4, work, timing.n, how)
-
-
-def _generic_copy(backend: Backend) -> Callable[[Any], Any]:
-    copy = getattr(backend, "copy", None)
-    if copy is None:
-        raise UsageError(f"{backend.name}: no copy operation known for framework {backend.framework}")
-    return copy
-
-
-@contextlib.contextmanager
-def _matmul_mode(backend: Backend, dtype: str) -> Iterator[str]:
-    """Yield the storage dtype for `dtype`; for torch and JAX, pin the float32 matmul precision (strict or
-    TF32) and restore it afterwards."""
-    if backend.framework == "jax":
-        import jax
-
-        with jax.default_matmul_precision("tensorfloat32" if dtype == "tf32" else "highest"):
-            yield "float32" if dtype == "tf32" else dtype
-        return
-    if backend.framework != "torch":
-        yield dtype
-        return
-    import torch
-
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high" if dtype == "tf32" else "highest")
-    try:
-        yield "float32" if dtype == "tf32" else dtype
-    finally:
-        torch.set_float32_matmul_precision(before)
-
-
-def _matmul_op(backend: Backend) -> Callable[[Any, Any], Any]:
-    if backend.framework == "mlx":
-        import mlx.core as mx
-
-        return mx.matmul
-    if backend.framework == "jax":  # a fresh jit, traced (on its first call) under the precision in force
-        import jax
-
-        return jax.jit(lambda a, b: a @ b)
-    return lambda a, b: a @ b
-
-
-def _supports_tf32(backend: Backend) -> bool:
-    """TF32 is a CUDA tensor-core mode, reachable from torch CUDA, JAX and MLX on an NVIDIA GPU."""
-    if backend.framework == "torch":
-        return backend.device_kind == "gpu" and getattr(backend, "device", "") == "cuda"
-    return (backend.framework == "jax" and backend.device_kind == "gpu") or _mlx_cuda_tf32(backend) is not None
-
-
-def _mlx_cuda_tf32(backend: Backend) -> bool | None:
-    """For MLX on a CUDA GPU, whether float32 matmuls run on TF32 (`MLX_ENABLE_TF32`, default 1, has no
-    in-process switch); None for every other backend (Metal has no TF32)."""
-    if backend.framework != "mlx" or backend.device_kind != "gpu" or sys.platform == "darwin":
-        return None
-    return os.environ.get("MLX_ENABLE_TF32", "1") != "0"
-
-
-def measure_matmul(backend: Backend, dtype: str, settings: CalibrationSettings, free_bytes: int | None) -> Ceiling:
-    """Peak GFLOP/s of a square matmul in `dtype`: every N of the doubling sequence is timed by the engine
-    (median), and the best size's rate is the peak (see the module docstring)."""
-    from opbench.catalog._case import Case
-
+def measure_matmul(engine: Engine, backend: str, dtype: str, mode: str, settings: CalibrationSettings,
+                   free_bytes: int | None) -> tuple[Ceiling | None, str]:
+    """Peak GFLOP/s of a square matmul in `dtype` (`tf32`: float32 storage under the TF32 `mode`): every N of
+    the doubling sequence is a task timed by the engine, and the best size's rate is the peak (see the module
+    docstring). Returns (peak, "") or, when not even the first N could be measured, (None, why). A failure at
+    a larger N (memory, time-out) ends the sequence; the sizes measured before it still count, and `how` says
+    where it stopped."""
+    storage = "float32" if dtype == "tf32" else dtype
+    itemsize = 2 if storage in ("float16", "bfloat16") else np.dtype(storage).itemsize
     tried: list[Ceiling] = []
-    with _matmul_mode(backend, dtype) as storage:
-        itemsize = 2 if storage in ("float16", "bfloat16") else np.dtype(storage).itemsize
-        op = _matmul_op(backend)
-        n = settings.min_n
-        while True:
-            a, b = _square_inputs(backend, n, storage)
-            try:
-                timing, out = measure(op, (a, b), backend,
-                                      TimingSettings(budget_s=settings.budget_s, min_samples=5))
-                del out
-            finally:
-                del a, b
-                _release(backend)
-            work = float(Case("MatMul", ((n, n), (n, n))).flops)
-            rate, best = _rate(work, timing, 1e9)
-            how = f"{n}x{n} @ {n}x{n}" + (" (float32 storage, TF32 tensor cores)" if dtype == "tf32" else "")
-            tried.append(Ceiling(rate, best, timing.median_s * 1e3, n, work, timing.n, how))
-            bigger = 2 * n
-            fits = free_bytes is None or 3 * bigger * bigger * itemsize < free_bytes // 4
-            if timing.median_s >= settings.target_call_s or bigger > settings.max_n or not fits:
-                break
-            n = bigger
+    stopped = ""
+    n = settings.min_n
+    while True:
+        m = engine.run(Task(Probe("matmul", n), backend, storage, timing=TimingSettings(budget_s=settings.budget_s,
+                                                                                        min_samples=5),
+                            precision_mode=mode, check="none"))
+        if not m.timed:
+            stopped = f"N = {n}: {m.error}"
+            break
+        assert m.timing is not None
+        how = f"{n}x{n} @ {n}x{n}" + (" (float32 storage, TF32 tensor cores)" if dtype == "tf32" else "")
+        tried.append(_ceiling(m, how))
+        bigger = 2 * n
+        fits = free_bytes is None or 3 * bigger * bigger * itemsize < free_bytes // 4
+        if m.timing.median_s >= settings.target_call_s or bigger > settings.max_n or not fits:
+            break
+        n = bigger
+    if not tried:
+        return None, stopped
     peak = max(tried, key=lambda c: c.best_rate)
     sizes = ", ".join(f"{c.size}: {c.best_rate:,.0f}" for c in tried)
     return Ceiling(peak.rate, peak.best_rate, peak.median_ms, peak.size, peak.work, peak.samples,
-                   f"{peak.how}; best of N (GFLOP/s) {sizes}")
-
-
-# Length of the random block the calibration operands are tiled from: about 2^20 values, and prime, so that no
-# two rows of an N x N operand start at the same offset (every row differs).
-_BLOCK = 1_048_573
-
-
-def _square_inputs(backend: Backend, n: int, dtype: str) -> tuple[Any, Any]:
-    """N x N operands tiled from seeded blocks of standard-normal float32 values, converted to `dtype` by the
-    backend itself. Trade-off: no check needs exact inputs here, and drawing 2·N² normal values costs seconds
-    per size and dtype at N = 16384 (about 4x the tiling); tiled random data keeps the bit patterns, and so the
-    tensor cores' power draw, like random data's, where constant operands could run at higher clocks."""
-    rng = np.random.default_rng(0)
-    a = np.resize(rng.standard_normal(_BLOCK, dtype=np.float32), (n, n))
-    b = np.resize(rng.standard_normal(_BLOCK, dtype=np.float32), (n, n))
-    xa, xb = backend.from_numpy(a, dtype), backend.from_numpy(b, dtype)
-    backend.sync()
-    return xa, xb
-
-
-def _release(backend: Backend) -> None:
-    gc.collect()
-    with contextlib.suppress(Exception):
-        backend.release()
-
-
-def calibrate_backend(backend: Backend, settings: CalibrationSettings | None = None,
-                      log: Callable[[str], None] = lambda s: None) -> DeviceCalibration:
-    """Measure one (already set-up) backend. A dtype the backend cannot run is recorded with its reason."""
-    from opbench.studies.sweep import free_memory
-
-    settings = settings or CalibrationSettings()
-    free = free_memory(backend)
-    default_copy = (1 << 30) if backend.device_kind == "gpu" else (256 << 20)
-    nbytes = settings.copy_bytes or default_copy
-    if free is not None:
-        nbytes = min(nbytes, free // 8)
-    log(f"{backend.name}: copy bandwidth ({nbytes / 2**20:.0f} MiB)")
-    copy = measure_copy(backend, nbytes, settings.budget_s)
-    log(f"{backend.name}: read bandwidth ({nbytes / 2**20:.0f} MiB)")
-    try:
-        read = measure_read(backend, nbytes, settings.budget_s)
-    except Exception as exc:  # a framework without a usable sum keeps the copy as its memory ceiling
-        log(f"{backend.name}: read bandwidth not measured: {type(exc).__name__}: {exc}".splitlines()[0])
-        read = None
-    matmul: dict[str, Ceiling] = {}
-    unsupported: dict[str, str] = {}
-    mlx_tf32 = _mlx_cuda_tf32(backend)
-    for dtype in settings.dtypes:
-        if dtype == "tf32" and not _supports_tf32(backend):
-            continue
-        if dtype in ("float32", "tf32") and mlx_tf32 is not None:
-            # MLX on CUDA: MLX_ENABLE_TF32 (read once per process, default 1) decides what float32 runs on
-            if (dtype == "tf32") != mlx_tf32:
-                unsupported[dtype] = (f"MLX_ENABLE_TF32={'1' if mlx_tf32 else '0'} in this process; run "
-                                      f"`MLX_ENABLE_TF32={'0' if mlx_tf32 else '1'} opbench calibrate --backends "
-                                      f"{backend.name}` to add the {dtype} peak")
-                continue
-            log(f"{backend.name}: {dtype} matmul peak")
-            try:
-                matmul[dtype] = measure_matmul(backend, "float32", settings, free)
-            except Exception as exc:
-                unsupported[dtype] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                _release(backend)
-            continue
-        log(f"{backend.name}: {dtype} matmul peak")
-        try:
-            matmul[dtype] = measure_matmul(backend, dtype, settings, free)
-        except Exception as exc:  # a dtype the device or framework lacks: recorded, not fatal
-            unsupported[dtype] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            _release(backend)
-    return DeviceCalibration(backend.name, backend.framework, backend.device_kind, copy, matmul, unsupported,
-                             backend.versions(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                             read)
+                   f"{peak.how}; best of N (GFLOP/s) {sizes}" + (f"; stopped at {stopped}" if stopped else "")), ""

@@ -23,27 +23,29 @@ For every backend x dtype x family (one representative case per family, or all c
 The matmul precision study runs one square matmul per backend and dtype with nothing changed (`as-is`), and in
 float32 under each of the framework's precision modes (`Backend.precision_modes`): modes that work in-process
 are entered around preparation and timing; modes set by environment variables read once at start-up
-(MLX_ENABLE_TF32) need a process started with them. The unit of work is a `WorkItem`; `dtype_process` runs
-a backend's items in their own process, so that a crash or a hang costs one item, not the study.
+(MLX_ENABLE_TF32) need a process started with them. The unit of work is a `WorkItem`, which becomes one task
+of the engine (`WorkItem.task`, check `inferred`: see `opbench.engine.task`); `run_isolated` measures a
+backend's items in its worker processes (`opbench.engine.Engine`), so that a crash or a hang costs one item,
+not the study, and `cell_from` turns each measurement into a cell by the rules above. Nothing here times or
+verifies anything itself.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
-import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from opbench.backends._base import Backend, NotForcedError, PrecisionMode
+from opbench.backends._base import Backend
 from opbench.catalog import Case
-from opbench.engine.timing import TimingSettings, measure
-from opbench.engine.verify import OK, REDUCED, WRONG, expected_output_dtype, verify
-from opbench.engine.verify import expected as expectation
+from opbench.engine.engine import Engine
+from opbench.engine.execute import run_task
+from opbench.engine.task import Measurement, Task
+from opbench.engine.timing import TimingSettings
+from opbench.engine.verify import OK, REDUCED, WRONG, expected_output_dtype
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 INT_DTYPES = ("int32", "int64")
@@ -53,9 +55,13 @@ NA = "n/a"
 UNSUPPORTED = "unsupported"
 CONVERTED = "silently-converted"
 ERROR = "error"  # opbench itself failed (a never-forced output, a conversion back to NumPy that broke)
-CRASHED = "crashed"  # the backend's process died on this item (dtype_process)
-TIMEOUT = "timeout"  # the backend's process gave no result in time and was killed (dtype_process)
+CRASHED = "crashed"  # the backend's process died on this item (`run_isolated`)
+TIMEOUT = "timeout"  # the backend's process gave no result in time and was killed (`run_isolated`)
 STATUSES = (OK, CONVERTED, UNSUPPORTED, WRONG, NA, ERROR, CRASHED, TIMEOUT)
+
+DEFAULT_ITEM_TIMEOUT_S = 300.0
+# how a worker failure reads as a cell status (an out-of-memory kill is a crash of the item)
+FAILURE_STATUS = {"setup-error": UNSUPPORTED, "error": ERROR, "timeout": TIMEOUT, "crashed": CRASHED, "oom": CRASHED}
 
 MATRIX_MODE = ""  # the `mode` of a matrix cell: no precision mode involved
 DEFAULT_MODE = "as-is"  # nothing set: the framework default, unless the environment changed it
@@ -197,53 +203,37 @@ def precision_like(err: float) -> str:
 
 
 def measure_cell(backend: Backend, case: Case, dtype: str, seed: int = 0,
-                 timing: TimingSettings = MATRIX_TIMING, mode: str = "",
-                 precision_mode: PrecisionMode | None = None) -> Cell:
-    """Run, time and classify one case in one dtype on an already set-up backend (never raises for a problem
-    with the case: a framework's refusal is a status)."""
-    base: dict[str, Any] = {"backend": backend.name, "family": case.family, "case": case.name, "dtype": dtype,
-                            "flops": case.flops, "mode": mode,
-                            "mode_description": precision_mode.description if precision_mode else "",
-                            "strict": bool(precision_mode and precision_mode.strict)}
-    if is_integer(dtype) and not case.spec.integer_ok:
-        return Cell(status=NA, detail=f"{case.family} is not defined on integers", **base)
-    if not backend.supports(case.family):
-        return Cell(status=UNSUPPORTED, error=f"the {backend.name} adapter has no {case.family}", **base)
-    enter = precision_mode.enter if precision_mode and precision_mode.enter else contextlib.nullcontext
-    try:
-        with enter():
-            return _run_cell(backend, case, dtype, seed, timing, base)
-    finally:
-        gc.collect()
-        with contextlib.suppress(Exception):
-            backend.release()
+                 timing: TimingSettings = MATRIX_TIMING, mode: str = "") -> Cell:
+    """Run, time and classify one case in one dtype on an already set-up backend, in this process (never raises
+    for a problem with the case: a framework's refusal is a status). `mode` as in `WorkItem`."""
+    item = WorkItem(case, dtype, mode or None)
+    if not_applicable := item.not_applicable(backend.name):
+        return not_applicable
+    return cell_from(item, run_task(backend, item.task(backend.name, seed, timing, timing)))
 
 
-def _run_cell(backend: Backend, case: Case, dtype: str, seed: int, timing: TimingSettings,
-              base: dict[str, Any]) -> Cell:
-    inputs = case.make_inputs(dtype, seed)
-    data = next(i for i in range(len(inputs)) if i not in case.spec.index_inputs)
-    try:
-        in_dtype = backend.dtype_name(backend.from_numpy(inputs[data], dtype))
-        prepared = backend.prepare(case, inputs, dtype)
-        op = backend.compile(prepared.op) if backend.compiled else prepared.op
-        result, out = measure(op, prepared.args, backend, timing)
-    except NotForcedError as exc:
-        return Cell(status=ERROR, error=str(exc), **base)
-    except Exception as exc:  # the framework refused: its own words are the record
-        return Cell(status=UNSUPPORTED, error=first_line(exc), **base)
-    samples = tuple(s * 1e3 for s in result.samples_s)
-    try:
-        out_dtype = backend.dtype_name(out)
-        out_np = backend.to_numpy(prepared.canonical(out))
-        del out, prepared
-        exp = expectation(case, inputs)
-        verdict = verify(case, inputs, out_np, dtype, check_dtype=False, exp=exp)
-        verdict = _narrower_fit(case, inputs, out_np, dtype, exp, verdict)
-    except Exception as exc:
-        return Cell(status=ERROR, error=f"verifying: {first_line(exc)}", samples_ms=samples, **base)
-    measured = {"in_dtype": in_dtype, "out_dtype": out_dtype, "rel_error": verdict.rel_error,
-                "expected_error": verdict.tolerance, "samples_ms": samples}
+def cell_from(item: WorkItem, m: Measurement) -> Cell:
+    """The engine's measurement of an item as a cell of this study (the status rules of the module docstring)."""
+    case, dtype = item.case, item.dtype
+    base: dict[str, Any] = {"backend": m.task.backend, "family": case.family, "case": case.name, "dtype": dtype,
+                            "flops": case.flops, "mode": item.mode or MATRIX_MODE}
+    if m.phase in ("setup", "worker"):  # nothing ran: the process could not start, or died, hung or raised
+        return item.unmeasured(m.task.backend, FAILURE_STATUS.get(m.status if m.phase == "worker" else "setup-error",
+                                                                  CRASHED), m.error)
+    if item.mode:
+        base.update(mode_description=m.precision, strict=m.strict)
+    if m.phase == "support":
+        return Cell(status=UNSUPPORTED, error=f"the {m.task.backend} adapter has no {case.family}", **base)
+    if m.status == "not-forced" or m.phase == "mode" or m.compile.get("fell_back_to_eager"):
+        return Cell(status=ERROR, error=m.error, **base)
+    if m.phase in ("prepare", "time"):  # the framework refused: its own words are the record
+        return Cell(status=UNSUPPORTED, error=m.error[:300], **base)
+    samples = m.samples_ms
+    if m.phase == "verify":
+        return Cell(status=ERROR, error=f"verifying: {m.error[:300]}", samples_ms=samples, **base)
+    in_dtype, out_dtype = m.in_dtype, m.out_dtype
+    measured = {"in_dtype": in_dtype, "out_dtype": out_dtype, "rel_error": m.rel_error,
+                "expected_error": m.tolerance, "samples_ms": samples}
     expected = expected_output_dtype(case, dtype)
     if in_dtype != dtype:
         return Cell(status=CONVERTED, detail=f"{dtype} data became {in_dtype} on the way in", **measured, **base)
@@ -255,41 +245,19 @@ def _run_cell(backend: Backend, case: Case, dtype: str, seed: int, timing: Timin
     if expected is None and is_integer(out_dtype) is False:
         return Cell(status=WRONG, detail=f"indices returned as {out_dtype}", **measured, **base)
     limit = _LARGEST.get(dtype)
-    largest = _largest_exact(case, inputs) if verdict.status == WRONG and limit is not None else 0.0
+    largest = m.largest_exact or 0.0 if m.status == WRONG and limit is not None else 0.0
     if largest > (limit or math.inf):
         return Cell(status=NA, detail=f"the exact result (up to {largest:.3g}) does not fit in "
                     f"{dtype} (largest {limit:.4g})", **measured, **base)
-    if verdict.status == REDUCED:
-        like = precision_like(verdict.rel_error)
-        return Cell(status=CONVERTED, detail=f"{out_dtype} out, but error {verdict.rel_error:.1e} > "
-                    f"{verdict.tolerance:.1e} expected: computed like {like}", **measured, **base)
-    detail = verdict.detail
-    if verdict.status == WRONG and not detail:
-        detail = f"error {verdict.rel_error:.1e}, far above the {verdict.tolerance:.1e} expected in {dtype}"
-    return Cell(status=verdict.status, detail=detail, **measured, **base)
-
-
-# The narrower arithmetics a silent conversion of each dtype would use, most likely first.
-NARROWER = {"float64": ("float32",), "float32": ("TF32", "bfloat16")}
-
-
-def _narrower_fit(case: Case, inputs: tuple[np.ndarray, ...], out: np.ndarray, dtype: str, exp: Any,
-                  verdict: Any) -> Any:
-    """A `wrong` verdict that a narrower arithmetic explains becomes `reduced-precision` with that arithmetic
-    named: this study looks for silent narrowing, which no backend reports (unlike `run`, where only a reported
-    mode earns `reduced-precision`)."""
-    if verdict.status != WRONG:
-        return verdict
-    for word in NARROWER.get(dtype, ()):
-        fit = verify(case, inputs, out, dtype, mode=f"{word} (inferred)", check_dtype=False, exp=exp)
-        if fit.status == REDUCED:  # keep the dtype's own bound as the expected error
-            return type(fit)(REDUCED, fit.rel_error, verdict.tolerance, fit.detail)
-    return verdict
-
-
-def _largest_exact(case: Case, inputs: tuple[np.ndarray, ...]) -> float:
-    ref = case.reference(inputs)
-    return float(np.max(np.abs(ref))) if ref.size else 0.0
+    assert m.rel_error is not None and m.tolerance is not None
+    if m.status == REDUCED:
+        like = precision_like(m.rel_error)
+        return Cell(status=CONVERTED, detail=f"{out_dtype} out, but error {m.rel_error:.1e} > "
+                    f"{m.tolerance:.1e} expected: computed like {like}", **measured, **base)
+    detail = m.detail
+    if m.status == WRONG and not detail:
+        detail = f"error {m.rel_error:.1e}, far above the {m.tolerance:.1e} expected in {dtype}"
+    return Cell(status=m.status, detail=detail, **measured, **base)
 
 
 @dataclass(frozen=True)
@@ -314,6 +282,20 @@ class WorkItem:
         return Cell(backend=backend, family=self.case.family, case=self.case.name, dtype=self.dtype, status=status,
                     error=error, flops=self.case.flops, mode=self.mode or MATRIX_MODE)
 
+    def not_applicable(self, backend: str) -> Cell | None:
+        """The `n/a` cell of a family that is not defined on integers (nothing is run), else None."""
+        if is_integer(self.dtype) and not self.case.spec.integer_ok:
+            return Cell(backend=backend, family=self.case.family, case=self.case.name, dtype=self.dtype, status=NA,
+                        detail=f"{self.case.family} is not defined on integers", flops=self.case.flops,
+                        mode=self.mode or MATRIX_MODE)
+        return None
+
+    def task(self, backend: str, seed: int, timing: TimingSettings, matmul_timing: TimingSettings) -> Task:
+        """The engine's task: a matrix cell with nothing set, a matmul item as-is or under its precision mode."""
+        precision = self.mode if self.mode not in (None, DEFAULT_MODE) else ""
+        return Task(self.case, backend, self.dtype, seed, timing if self.mode is None else matmul_timing,
+                    precision_mode=precision or "", check="inferred")
+
 
 def work_items(backend: Backend, cases: list[Case], dtypes: list[str], matmul_size: int = 0) -> list[WorkItem]:
     """Every case in every dtype, then (with `matmul_size`) the square matmul in every dtype as-is, and in float32
@@ -328,37 +310,39 @@ def work_items(backend: Backend, cases: list[Case], dtypes: list[str], matmul_si
     return items
 
 
-def run_item(backend: Backend, item: WorkItem, seed: int = 0, timing: TimingSettings = MATRIX_TIMING,
-             matmul_timing: TimingSettings = PRECISION_TIMING) -> Cell:
-    """Measure one item in this process. A mode set by environment variables is assumed to be in force already
-    (the caller started this process with them: see `dtype_process`)."""
-    if item.mode is None:
-        return measure_cell(backend, item.case, item.dtype, seed, timing)
-    mode = as_is_mode(backend) if item.mode == DEFAULT_MODE else backend.precision_modes()[item.mode]
-    return measure_cell(backend, item.case, item.dtype, seed, matmul_timing, item.mode, mode)
+def run_isolated(backend: str, items: list[WorkItem], seed: int = 0, timing: TimingSettings = MATRIX_TIMING,
+                 matmul_timing: TimingSettings = PRECISION_TIMING,
+                 on_cell: Callable[[Cell], None] = lambda c: None,
+                 on_info: Callable[[dict[str, Any]], None] = lambda info: None,
+                 item_timeout_s: float = DEFAULT_ITEM_TIMEOUT_S, in_process: Backend | None = None) -> list[Cell]:
+    """Measure `items` on `backend` through the engine, in its worker processes (one more per precision mode
+    set by environment variables): one cell per item, in order of `items`; the modes' own processes run after
+    the others. A worker that dies on an item makes that item `crashed` (an out-of-memory kill too), one silent
+    past `item_timeout_s` is killed and the item is `timeout`; either way a fresh worker takes the next item. A
+    backend that cannot start is `unsupported` for every item, with its error. With `in_process` (a set-up
+    backend), items run in this process except those whose mode needs a fresh one."""
+    cells: dict[int, Cell] = {}
+    with Engine(item_timeout_s, {backend: in_process} if in_process else None,
+                on_info=lambda name, info: on_info(info)) as engine:
+        tasks = {i: item.task(backend, seed, timing, matmul_timing) for i, item in enumerate(items)
+                 if item.not_applicable(backend) is None}
+        envs = {i: tuple(sorted(engine.env_of(task).items())) for i, task in tasks.items()}
+        order = sorted(range(len(items)), key=lambda i: (bool(envs.get(i)), envs.get(i, ())))  # one process per env
+        for i in order:
+            item = items[i]
+            if i not in tasks:
+                cell = item.not_applicable(backend)
+                assert cell is not None
+            else:
+                cell = cell_from(item, engine.run(tasks[i]))
+            cells[i] = cell
+            on_cell(cell)
+    return [cells[i] for i in range(len(items))]
 
 
 def measure_precision(backend: Backend, n: int, dtypes: list[str], seed: int = 0,
                       timing: TimingSettings = PRECISION_TIMING) -> list[Cell]:
-    """The matmul precision study of one backend: in this process, except for modes set by environment
+    """The matmul precision study of one (set-up) backend: in this process, except for modes set by environment
     variables, which run in a fresh process with them set."""
-    from opbench.studies.dtype_process import run_isolated
-
-    cells = []
-    for item in work_items(backend, [], dtypes, n):
-        mode = backend.precision_modes().get(item.mode or "")
-        if mode is not None and mode.env:
-            cells += run_isolated(backend.name, [item], seed=seed, matmul_timing=timing, env=mode.env)
-        else:
-            cells.append(run_item(backend, item, seed, matmul_timing=timing))
-    return cells
-
-
-def as_is_mode(backend: Backend) -> PrecisionMode:
-    """The setting nothing was changed from, described by what is in force: the precision/TF32 entries of
-    `settings()` and the current value of every environment variable a mode would set."""
-    in_force = {k: v for k, v in backend.settings().items() if "precision" in k or "tf32" in k.lower()}
-    for mode in backend.precision_modes().values():
-        in_force.update({k: os.environ.get(k, "<unset>") for k in mode.env})
-    text = ", ".join(f"{k}={v}" for k, v in in_force.items())
-    return PrecisionMode(f"nothing set ({text})" if text else "nothing set (the framework has no switch)")
+    return run_isolated(backend.name, work_items(backend, [], dtypes, n), seed, matmul_timing=timing,
+                        in_process=backend)

@@ -9,8 +9,10 @@ Which case is measured at size N (`sweep_case`):
   keys and values); everything else (weights, index counts, the reduction axis) stays as in the seed. So
   `Softmax / dim=64x1000000 axi=-1` swept over 16:128:16 measures 16x1000000, 32x1000000, ...
 
-Per size and backend the case goes through `runner.measure_case` (inputs, timing engine, verification with row
-sampling for large outputs), so a sweep point is an ordinary `CaseResult` plus its size.
+Per size and backend the case is a `Task` for the engine (`opbench.engine.Engine`): it is measured in the
+backend's worker process like every case of `opbench run` (inputs, timing engine, verification), so a sweep
+point is an ordinary `CaseResult` plus its size and what the compiler did. Each backend keeps one worker for
+the whole sweep; nothing here sets up a framework, times or verifies anything itself.
 
 Bounding the sweep (`budget_s`, per size and backend):
 - the timing engine gets `budget_s` as its case budget (warm-up at most half of it, samples until it is spent
@@ -20,31 +22,32 @@ Bounding the sweep (`budget_s`, per size and backend):
   engine needs (first call + one warm-up + `min_samples`) would take longer than `budget_s`, the point and
   every larger size on that backend are `skipped`, with the prediction as the reason;
 - memory is estimated up front from the input and output bytes (`memory_need`) and compared with free memory
-  (`free_memory`); a point that cannot fit is `skipped` with both figures. A real out-of-memory is recorded as
+  (host memory, and on a GPU what the backend's own process reads: `Backend.free_memory`); a point that
+  cannot fit is `skipped` with both figures. A real out-of-memory is recorded as
   `oom` and ends that backend's sweep (larger sizes are `skipped`).
 
-Compiled backends: torch.compile keys its cache by code object, and a sweep calls the same op at a new shape
-for every size; after `recompile_limit` (8) shapes dynamo silently runs the op eagerly. The torch adapter
-resets dynamo before each case, so each point compiles exactly once; the sweep checks this rather than trusts
-it: it reads `torch._dynamo.utils.counters` around every point, records the graphs compiled, and turns a point
-whose frames fell back to eager into an `error` with no time. `mx.compile` and `jax.jit` retrace per new shape
-without a limit and never fall back to eager; that is recorded as such.
+Compiled backends: a sweep calls the same op at a new shape for every size, and a compiler with a recompile
+limit (torch.compile's dynamo, after 8 shapes) silently runs the op eagerly past it. The engine checks this
+rather than trusts it: it reads the compiler's counters around every case (`Backend.compile_counters`), each
+point records them, and a point whose compiler fell back to eager is an `error` with no time. `mx.compile`
+and `jax.jit` retrace per new shape without a limit and never fall back to eager; that is recorded as such.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from opbench.backends import Backend
+from opbench.backends import Backend, get_backend
+from opbench.backends._base import host_free_memory
 from opbench.catalog import FAMILIES, Case, all_cases
-from opbench.engine.runner import measure_case
+from opbench.engine.engine import Engine
+from opbench.engine.execute import free_memory
+from opbench.engine.task import Task
 from opbench.engine.timing import TimingSettings
 from opbench.errors import UsageError, unknown
 from opbench.results import CaseResult
@@ -126,52 +129,14 @@ def work(case: Case, dtype: str) -> float:
 # ------------------------------------------------------------------------------------------------ memory
 
 
-def host_free_memory() -> int | None:
-    """Available host memory in bytes (Linux MemAvailable, else sysconf), None when unknown."""
-    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    with contextlib.suppress(AttributeError, ValueError, OSError):
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    return None
-
-
-def free_memory(backend: Backend) -> int | None:
-    """Free memory where `backend` keeps its arrays: device memory for GPUs, host memory otherwise."""
-    if backend.device_kind != "gpu":
-        return host_free_memory()
-    with contextlib.suppress(Exception):
-        if backend.framework == "torch" and getattr(backend, "device", "") == "cuda":
-            import torch
-
-            return int(torch.cuda.mem_get_info()[0])
-        if backend.framework == "torch" and getattr(backend, "device", "") == "mps":
-            import torch
-
-            return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
-        if backend.framework == "mlx":
-            import mlx.core as mx
-
-            total = int(mx.device_info().get("memory_size", 0))
-            return total - int(mx.get_active_memory()) if total else None
-        if backend.framework == "jax":
-            import jax
-
-            stats = jax.devices()[0].memory_stats() or {}
-            if "bytes_limit" in stats:
-                return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-    return None
-
-
 @dataclass(frozen=True)
 class MemoryNeed:
     device: int  # bytes on the GPU (0 for CPU backends)
     host: int  # bytes in host memory
 
 
-def memory_need(case: Case, dtype: str, backend: Backend) -> MemoryNeed:
-    """Estimate of the peak memory of one point.
+def memory_need(case: Case, dtype: str, backend: Backend | str) -> MemoryNeed:
+    """Estimate of the peak memory of one point on `backend` (an adapter, or its `device_kind`).
 
     Device: inputs + output. Host: the NumPy inputs, plus their float64 upcast for the reference (2 x the
     float32 bytes), plus for CPU backends the framework's own copy of the inputs and its output. Row sampling
@@ -182,7 +147,7 @@ def memory_need(case: Case, dtype: str, backend: Backend) -> MemoryNeed:
     io = case.bytes_moved(dtype)
     output = io - inputs
     reference = sum(int(np.prod(s, dtype=np.int64)) * 8 for s, _ in case.make_input_specs(dtype))
-    if backend.device_kind == "gpu":
+    if (backend if isinstance(backend, str) else backend.device_kind) == "gpu":
         return MemoryNeed(device=io, host=inputs + reference)
     return MemoryNeed(device=0, host=2 * inputs + output + reference)
 
@@ -197,40 +162,6 @@ def memory_problem(need: MemoryNeed, device_free: int | None, host_free: int | N
         return (f"needs ~{need.host / gib:.1f} GiB of host memory (inputs, reference, output), "
                 f"{host_free / gib:.1f} GiB free")
     return None
-
-
-# ---------------------------------------------------------------------------------------- compile tracking
-
-
-def _dynamo_counters() -> Any:
-    from torch._dynamo.utils import counters
-
-    return counters
-
-
-def dynamo_fell_back(counters: dict[str, dict[str, int]]) -> bool:
-    """True when dynamo gave up on a frame (recompile limit hit, or a frame it could not compile): the op then
-    ran eagerly, and its time is not a compiled time."""
-    frames = counters.get("frames", {})
-    limit_hit = any("recompile limit" in k.lower() for k in counters.get("unimplemented", {}))
-    return limit_hit or frames.get("total", 0) > frames.get("ok", 0)
-
-
-def compile_info(backend: Backend, before: Callable[[], Any] | None = None) -> dict[str, Any]:
-    """What the compiler did for one point (see the module docstring)."""
-    if backend.framework == "torch":
-        c = _dynamo_counters()
-        frames = dict(c.get("frames", {}))
-        return {"compiler": "torch.compile", "graphs": int(c.get("stats", {}).get("unique_graphs", 0)),
-                "frames_total": int(frames.get("total", 0)), "frames_ok": int(frames.get("ok", 0)),
-                "fell_back_to_eager": dynamo_fell_back({k: dict(v) for k, v in c.items()})}
-    if backend.framework == "mlx":
-        return {"compiler": "mx.compile", "fell_back_to_eager": False,
-                "note": "retraces once per new input shape; no recompile limit, no eager fallback"}
-    if backend.framework == "jax":
-        return {"compiler": "jax.jit", "fell_back_to_eager": False,
-                "note": "recompiles once per new input shape; no recompile limit, no eager fallback"}
-    return {"compiler": backend.framework, "fell_back_to_eager": False}
 
 
 # ------------------------------------------------------------------------------------------------ the sweep
@@ -286,36 +217,47 @@ class SweepSettings:
     seed: int = 0
 
 
-def _skipped(case: Case, backend: Backend, dtype: str, reason: str) -> CaseResult:
-    return CaseResult(case=case.name, family=case.family, backend=backend.name, dtype=dtype, status="skipped",
+def _skipped(case: Case, backend: str, dtype: str, reason: str) -> CaseResult:
+    return CaseResult(case=case.name, family=case.family, backend=backend, dtype=dtype, status="skipped",
                       error=reason, flops=case.flops, bytes=case.bytes_moved(dtype))
 
 
-def run_sweep(family: str, sizes: Sequence[int], backends: Sequence[Backend], settings: SweepSettings,
+def run_sweep(family: str, sizes: Sequence[int], backends: Sequence[str | Backend], settings: SweepSettings,
               template: Case | None = None, on_point: Callable[[SweepPoint], None] = lambda p: None,
-              device_free: Callable[[Backend], int | None] = free_memory,
+              device_free: Callable[[str], int | None] | None = None,
               host_free: Callable[[], int | None] = host_free_memory,
-              done: Sequence[SweepPoint] = ()) -> list[SweepPoint]:
-    """Measure every size on every (already set-up) backend, smallest size first, all backends per size.
+              done: Sequence[SweepPoint] = (),
+              on_info: Callable[[str, dict[str, Any]], None] = lambda name, info: None) -> list[SweepPoint]:
+    """Measure every size on every backend, smallest size first, all backends per size, through the engine:
+    a backend given by name is measured in its worker process, an (already set-up) `Backend` object in this
+    process (tests, debugging).
 
-    `on_point` is called after each point (the caller saves it at once). The free-memory probes are
-    parameters so that tests can plant small limits. `done` are points of a resumed sweep: they are not
-    measured again, but they feed the budget prediction and the stops as if they had just been measured.
+    `on_point` is called after each point (the caller saves it at once); `on_info(name, info)` once per backend
+    with the versions and settings its measuring process reports, before that backend's first point. The
+    free-memory probes are parameters so that tests can plant small limits (`device_free(name)`, by default
+    asked of the backend's own process). `done` are points of a resumed sweep: they are not measured again,
+    but they feed the budget prediction and the stops as if they had just been measured.
     """
     timing = TimingSettings(budget_s=settings.budget_s, min_samples=settings.min_samples)
+    adapters = {b.name: b for b in backends if isinstance(b, Backend)}
+    names = [b.name if isinstance(b, Backend) else b for b in backends]
+    kinds = {n: (adapters.get(n) or get_backend(n)).device_kind for n in names}  # the adapter only, no framework
     stopped: dict[str, str] = {}
     largest: dict[str, tuple[float, float, int]] = {}  # backend -> (work, seconds per call, size)
     measured = {(p.size, p.backend): p for p in done}
     points: list[SweepPoint] = []
-    for n in sorted(sizes):
-        case = sweep_case(family, n, template)
-        for backend in backends:
-            if (n, backend.name) in measured:
-                _replay(measured[(n, backend.name)], work(case, settings.dtype), stopped, largest)
-                continue
-            point = _one_point(case, n, backend, settings, timing, stopped, largest, device_free, host_free)
-            points.append(point)
-            on_point(point)
+    with Engine(in_process=adapters, on_info=on_info) as engine:
+        free = device_free or (lambda name: engine.ask(name, free_memory, "reading free memory"))
+        for n in sorted(sizes):
+            case = sweep_case(family, n, template)
+            for name in names:
+                if (n, name) in measured:
+                    _replay(measured[(n, name)], work(case, settings.dtype), stopped, largest)
+                    continue
+                point = _one_point(engine, case, n, name, kinds[name], settings, timing, stopped, largest, free,
+                                   host_free)
+                points.append(point)
+                on_point(point)
     return points
 
 
@@ -328,12 +270,12 @@ def _replay(point: SweepPoint, w: float, stopped: dict[str, str], largest: dict[
         stopped[res.backend] = f"not measured: size {point.size} was already {res.status}"
 
 
-def _one_point(case: Case, n: int, backend: Backend, settings: SweepSettings, timing: TimingSettings,
-               stopped: dict[str, str], largest: dict[str, tuple[float, float, int]],
-               device_free: Callable[[Backend], int | None], host_free: Callable[[], int | None]) -> SweepPoint:
-    dtype, name = settings.dtype, backend.name
+def _one_point(engine: Engine, case: Case, n: int, name: str, device_kind: str, settings: SweepSettings,
+               timing: TimingSettings, stopped: dict[str, str], largest: dict[str, tuple[float, float, int]],
+               device_free: Callable[[str], int | None], host_free: Callable[[], int | None]) -> SweepPoint:
+    dtype = settings.dtype
     if name in stopped:
-        return SweepPoint(n, _skipped(case, backend, dtype, stopped[name]))
+        return SweepPoint(n, _skipped(case, name, dtype, stopped[name]))
     w = work(case, dtype)
     if name in largest:
         w0, t0, n0 = largest[name]
@@ -343,21 +285,16 @@ def _one_point(case: Case, n: int, backend: Backend, settings: SweepSettings, ti
             reason = (f"over budget: predicted {predicted:.3g} s per call from size {n0}, so the engine's "
                       f"{calls} calls would take {predicted * calls:.3g} s > --budget {settings.budget_s:g} s")
             stopped[name] = f"not measured: size {n} was already over budget"
-            return SweepPoint(n, _skipped(case, backend, dtype, reason))
-    problem = memory_problem(memory_need(case, dtype, backend), device_free(backend), host_free())
+            return SweepPoint(n, _skipped(case, name, dtype, reason))
+    need = memory_need(case, dtype, device_kind)
+    problem = memory_problem(need, device_free(name) if need.device else None, host_free())
     if problem:
         stopped[name] = f"not measured: size {n} already did not fit in memory"
-        return SweepPoint(n, _skipped(case, backend, dtype, f"does not fit in memory: {problem}"))
-    track = backend.compiled and backend.framework == "torch"
-    if track:
-        _dynamo_counters().clear()
-    result = measure_case(backend, case, dtype, settings.seed, timing)
-    info = compile_info(backend) if backend.compiled else {}
-    if info.get("fell_back_to_eager"):
-        result = replace(result, status="error", samples_ms=(), error="torch.compile fell back to eager "
-                         f"(dynamo counters: {info}); the time would not be a compiled time and is discarded")
+        return SweepPoint(n, _skipped(case, name, dtype, f"does not fit in memory: {problem}"))
+    measurement = engine.run(Task(case, name, dtype, settings.seed, timing))
+    result = measurement.to_case_result()
     if result.status == "oom":
         stopped[name] = f"not measured: size {n} already ran out of memory"
     if result.timed:
         largest[name] = (w, result.median_ms / 1e3, n)
-    return SweepPoint(n, result, info)
+    return SweepPoint(n, result, dict(measurement.compile))
