@@ -172,7 +172,7 @@ def test_compiled_sweep_never_reports_an_eager_fallback_as_compiled() -> None:
     assert [p.result.status for p in good] == ["ok"] * 3
     assert all(p.compile["graphs"] == 1 and not p.compile["fell_back_to_eager"] for p in good)
     # without the reset, the shared op hits the recompile limit: those points are errors with no time
-    fell = [p for p in bad if p.compile["fell_back_to_eager"]]
+    fell = [p for p in bad if p.compile.get("fell_back_to_eager")]  # a point skipped over budget has no record
     assert fell and all(p.result.status == "error" and not p.result.samples_ms for p in fell)
     assert "fell back to eager" in fell[0].result.error
 
