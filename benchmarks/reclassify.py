@@ -1,7 +1,7 @@
 """Re-classify stored runs with the current verifier, from their stored relative errors and settings.
 
 For every timed result of each run file given: the narrower arithmetic its backend reported
-(`opbench.engine.arithmetic.narrower_arithmetic`, from the run's recorded backend settings), the normwise bounds the
+(`opbench.backends.arithmetic.narrower_arithmetic`, from the run's recorded backend settings), the normwise bounds the
 current `verify` applies to that case (recomputed from the regenerated inputs, through the reference cache), and
 the verdict they give to the stored relative error. The componentwise check needs the outputs, which runs do not
 store, so this is the normwise half of the verdict only; a stored `wrong` from a tie-aware check (Argmax,
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from opbench.catalog import all_cases
-from opbench.engine.arithmetic import narrower_arithmetic
+from opbench.backends.arithmetic import narrower_arithmetic
 from opbench.engine.reference_cache import expected_for
 from opbench.engine.verify import OK, REDUCED, WRONG, normwise_tolerance
 

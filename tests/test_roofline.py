@@ -66,9 +66,15 @@ def test_peaks_follow_precision_settings_and_compiled_twins() -> None:
     assert peaks_for(cal, "cuda", "float32", {"float32_matmul_precision": "high"}).gflops == 400000.0
     assert peaks_for(cal, "cuda_compile", "float32").gbs == 3000.0
     assert peaks_for(cal, "mlx_gpu", "float32") is None
-    assert peaks_for(cal, "cuda", "float32", {"jax_default_matmul_precision": "default"}).gflops == 400000.0
-    assert peaks_for(cal, "cuda", "float32", {"MLX_ENABLE_TF32": "1"}).gflops == 400000.0
-    assert peaks_for(cal, "cuda", "float32", {"MLX_ENABLE_TF32": "0"}).gflops == 52000.0
+    # each framework's own switch, as its adapter reads the settings that framework records
+    cuda = cal.devices["cuda"]
+    gpus = Calibration("f", {}, {"cuda": cuda, "jax_gpu": replace(cuda, backend="jax_gpu", framework="jax"),
+                                 "mlx_gpu": replace(cuda, backend="mlx_gpu", framework="mlx")})
+    assert peaks_for(gpus, "jax_gpu", "float32", {"jax_default_matmul_precision": "default"}).gflops == 400000.0
+    assert peaks_for(gpus, "jax_gpu", "float32", {"jax_default_matmul_precision": "highest"}).gflops == 52000.0
+    assert peaks_for(gpus, "mlx_gpu", "float32", {"MLX_ENABLE_TF32": "1"}).gflops == 400000.0
+    assert peaks_for(gpus, "mlx_gpu", "float32", {"MLX_ENABLE_TF32": "0"}).gflops == 52000.0
+    assert peaks_for(gpus, "cuda", "float32", {"MLX_ENABLE_TF32": "1"}).gflops == 52000.0  # not torch's switch
 
 
 def test_torch_convolutions_follow_cudnns_own_tf32_switch() -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from opbench.backends.arithmetic import narrower_arithmetic
 from opbench.catalog import Case, preset_cases
 from opbench.catalog.families import _conv_nd
-from opbench.engine.arithmetic import narrower_arithmetic
 from opbench.engine.verify import OK, REDUCED, WRONG, Arithmetic, expected, normwise_tolerance, tolerance, verify
 
 

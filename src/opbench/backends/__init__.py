@@ -8,7 +8,7 @@ from opbench.backends._base import Availability, Backend, NotForcedError, Prepar
 from opbench.errors import unknown
 
 __all__ = ["BACKEND_NAMES", "Availability", "Backend", "NotForcedError", "Prepared", "availability_table",
-           "get_backend", "parse_backends"]
+           "framework_of", "get_backend", "parse_backends"]
 
 # name -> "module:Class". The order is the seed's column order, then the backends opbench adds.
 _REGISTRY: dict[str, str] = {
@@ -42,6 +42,18 @@ def get_backend(name: str) -> Backend:
         raise unknown("backend", name, list(_REGISTRY))
     module, cls = _REGISTRY[name].split(":")
     return getattr(importlib.import_module(module), cls)()
+
+
+def framework_of(name: str) -> str:
+    """The framework of backend `name` (its adapter's `framework`: imports the adapter module, not the
+    framework); "" for a name no adapter is registered under, or whose adapter cannot be imported."""
+    if name not in _REGISTRY:
+        return ""
+    module, cls = _REGISTRY[name].split(":")
+    try:
+        return str(getattr(importlib.import_module(module), cls).framework)
+    except Exception:  # a broken adapter cannot name its framework
+        return ""
 
 
 def parse_backends(text: str | None) -> list[str] | None:

@@ -122,6 +122,16 @@ class Backend:
     def setup(self) -> None:
         """Import the framework and select the device. Called once in the process that measures."""
 
+    def preload(self) -> None:
+        """Import the framework without touching a device, so that a held worker pays for its import before
+        its pass begins (`BackendWorker.prestart`). Default: nothing (the import happens in `setup`)."""
+
+    def compile_cache_env(self, directory: str) -> dict[str, str]:
+        """Environment variables that let this backend's workers keep compiled executables in `directory` for
+        a run's later passes (`worker.shared_compile_cache`); {} when the framework already keeps its own on
+        disk between processes, or has nothing to compile. Read before any worker starts."""
+        return {}
+
     def versions(self) -> dict[str, str]:
         return {}
 
@@ -131,8 +141,8 @@ class Backend:
 
     def narrower_arithmetic(self, family: str, dtype: str) -> str | None:
         """The narrower arithmetic this process runs `family` in for `dtype` (e.g. `TF32 (cudnn.allow_tf32)`), or
-        None; derived from `settings()` by `opbench.engine.arithmetic`, so stored runs can be re-classified."""
-        from opbench.engine.arithmetic import narrower_arithmetic
+        None; derived from `settings()` by `opbench.backends.arithmetic`, so stored runs can be re-classified."""
+        from opbench.backends.arithmetic import narrower_arithmetic
 
         return narrower_arithmetic(self.name, self.settings(), family, dtype)
 

@@ -148,6 +148,9 @@ class MLXBackend(Backend):
                                        "install mlx[cuda13] on a machine with an NVIDIA GPU)")
         return Availability(True, f"mlx {mx.__version__} on the GPU ({_gpu_name(mx)})")
 
+    def preload(self) -> None:
+        _mx()  # MLX creates its device context on first use, not at import
+
     def setup(self) -> None:
         mx = _mx()
         mx.set_default_device(mx.gpu if self.gpu else mx.cpu)

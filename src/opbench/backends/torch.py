@@ -148,6 +148,9 @@ class TorchBackend(Backend):
     def setup(self) -> None:
         _torch().set_grad_enabled(False)
 
+    def preload(self) -> None:
+        _torch()  # torch creates its device contexts on first use, not at import
+
     def versions(self) -> dict[str, str]:
         return {"torch": _torch().__version__}
 

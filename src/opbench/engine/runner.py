@@ -24,6 +24,7 @@ from opbench.engine.phases import add as add_phases
 from opbench.engine.prefetch import Prefetcher
 from opbench.engine.task import Task
 from opbench.engine.timing import TimingSettings
+from opbench.engine.worker import BackendWorker, default_case_timeout, shared_compile_cache
 from opbench.results import CaseResult
 
 DEFAULT_TIMING = TimingSettings()
@@ -107,8 +108,6 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
     progress bar's label); `on_pass(name, seconds)` after each pass of a backend with its wall time (worker start to
     stop, storing included). Returns the final result of every pair measured.
     """
-    from opbench.engine.worker import BackendWorker, default_case_timeout, shared_compile_cache
-
     if plan.processes < 1 or (plan.processes > 1 and not isolate):
         raise ValueError("processes must be >= 1, and more than one needs isolated worker processes")
     current = dict(prior or {})
@@ -160,7 +159,7 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
             if spare is not None:
                 spare.__exit__(*sys.exc_info())
 
-    with shared_compile_cache() if isolate else contextlib.nullcontext({}) as cache_env:
+    with shared_compile_cache() if isolate else contextlib.nullcontext("") as cache_dir:
         for name in plan.backends:
-            measure_backend(name, cache_env)
+            measure_backend(name, get_backend(name).compile_cache_env(cache_dir) if cache_dir else {})
     return list(measured.values())

@@ -5,7 +5,7 @@ Verdicts
 - `ok`: the output has the case's shape and dtype, and it is within the bounds that correct arithmetic in the
   case's dtype gives (below), normwise and element by element.
 - `reduced-precision`: it is outside the dtype's own bounds but within the bounds of a narrower arithmetic that
-  the measuring process *reported* for this family and dtype (`opbench.engine.arithmetic`: TF32 under
+  the measuring process *reported* for this family and dtype (`opbench.backends.arithmetic`: TF32 under
   `cudnn.allow_tf32`, `jax_default_matmul_precision`, MLX's TF32 default on CUDA, ...). The detail names that
   mode. Without a reported mode there is no `reduced-precision`: the bound is the dtype's own.
 - `wrong`: anything else, including a NaN where the reference is finite, a shape or dtype mismatch (a float16
@@ -674,7 +674,7 @@ def verify(case: Case, inputs: tuple[np.ndarray, ...], out: np.ndarray, dtype: s
     """Check one backend output (NumPy, canonical layout) against `case`'s function of `inputs`.
 
     `mode` is the narrower arithmetic the measuring process reported for this family and dtype, if any
-    (`opbench.engine.arithmetic`); `out_dtype` the output's native element type name (bfloat16 outputs arrive in NumPy
+    (`opbench.backends.arithmetic`); `out_dtype` the output's native element type name (bfloat16 outputs arrive in NumPy
     as float32, so the type is checked before conversion); `exp` the expectation, when it is already known (from
     the reference cache).
     """

@@ -51,24 +51,17 @@ WORKER_ENV: dict[str, str] = {
 
 
 @contextlib.contextmanager
-def shared_compile_cache() -> Iterator[dict[str, str]]:
-    """Environment for the workers of one run that lets JAX keep compiled executables on disk for the run's
-    later passes: a temporary directory (removed at the end of the run) as `JAX_COMPILATION_CACHE_DIR`, with
-    every compilation cached. Pass 1 of a JAX backend compiles each case (its first call shows it); passes 2
-    and 3 load the executable instead of compiling it again (XLA took 19 s of first calls per pass of the
-    seed preset on an H200). torch.compile (Inductor's FX graph and Triton caches) and MLX's CUDA kernels
-    (its PTX cache) already keep theirs on disk between processes. A cache the user set is left alone.
-    Trade-off: the first call of a later pass is a load, not a compilation (the result keeps pass 1's)."""
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        yield {}
-        return
+def shared_compile_cache() -> Iterator[str]:
+    """A temporary directory (removed at the end of the run) where the workers of one run may keep compiled
+    executables for the run's later passes: each backend's environment for it is its adapter's to say
+    (`Backend.compile_cache_env`). Trade-off: the first call of a later pass is a load, not a compilation (the
+    result keeps pass 1's)."""
     import shutil
     import tempfile
 
-    path = tempfile.mkdtemp(prefix="opbench-xla-")
+    path = tempfile.mkdtemp(prefix="opbench-compile-")
     try:
-        yield {"JAX_COMPILATION_CACHE_DIR": path, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-               "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+        yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -152,19 +145,6 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-# The module whose import is most of a framework's start-up, by `Backend.framework` (default: that name).
-IMPORT_MODULE = {"mlx": "mlx.core"}
-
-
-def _preload(framework: str) -> None:
-    """Import the framework (no device is touched: torch, JAX and MLX create their device contexts on first
-    use), so that a held worker has paid for its import before it is told to start."""
-    import importlib
-
-    with contextlib.suppress(Exception):  # a broken install fails in setup, with its message
-        importlib.import_module(IMPORT_MODULE.get(framework, framework))
-
-
 def worker_main(conn: multiprocessing.connection.Connection, backend: str, registry: dict[str, str],
                 env: dict[str, str], overrides: dict[str, str] | None = None,
                 catalogs: list[tuple[str, str]] | None = None, hold: bool = False) -> None:
@@ -187,7 +167,8 @@ def worker_main(conn: multiprocessing.connection.Connection, backend: str, regis
             load_catalog(path, digest)
         be = get_backend(backend)
         if hold:
-            _preload(be.framework)
+            with contextlib.suppress(Exception):  # a broken install fails in setup, with its message
+                be.preload()
             try:
                 if conn.recv() != "go":
                     return

@@ -38,9 +38,9 @@ def sweep_table(points: Sequence[SweepPoint], baseline: str, calibration: Calibr
                      _f(r[(p.size, p.backend)], 2), rf.text(), verdict])
         if not res.timed:
             untimed.setdefault((res.backend, res.status, res.error or res.detail), []).append(p.size)
-        elif p.compile.get("compiler") == "torch.compile":
-            notes.append(f"{p.size} {res.backend}: torch.compile built {p.compile.get('graphs')} graph(s), "
-                         f"{p.compile.get('frames_ok')}/{p.compile.get('frames_total')} frames compiled")
+        elif "graphs" in p.compile:  # a compiler that counts what it built (`Backend.compile_counters`)
+            notes.append(f"{p.size} {res.backend}: {p.compile.get('compiler')} built {p.compile.get('graphs')} "
+                         f"graph(s), {p.compile.get('frames_ok')}/{p.compile.get('frames_total')} frames compiled")
     for (backend, status, reason), sizes in untimed.items():
         shown = ", ".join(map(str, sizes)) if len(sizes) <= 3 else f"{sizes[0]} to {sizes[-1]} ({len(sizes)} sizes)"
         notes.append(f"{backend} at {shown}: {status}: {reason}")

@@ -66,7 +66,6 @@ _BACKEND_NAME = re.compile(r"^[A-Za-z][\w.+-]{0,39}$")
 _CASE_NAME = re.compile(r"^([A-Za-z][A-Za-z0-9_]{0,63}) / (\S.*)$")
 _MARKS = {"✗": "wrong", "†": "reduced-precision"}
 _IGNORED_MARKS = "~*‡"
-_TORCH_BACKENDS = ("cpu", "mps", "cuda", "cuda_compile")
 
 
 @dataclass
@@ -240,13 +239,15 @@ def parse_published_markdown(text: str, source: str = "") -> list[Run]:
                          "with an 'Operation' column and rows like 'Argmax / dim=64x1024x128 axi=0')")
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    from opbench.backends import framework_of
+
     runs = []
     for index, section in enumerate(sections):
         machine, versions = parse_heading(section.heading)
         key = hashlib.sha256(f"{digest}:{index}:{section.heading}".encode("utf-8", "surrogatepass")).hexdigest()
         backends = {}
         for b in section.backends:
-            pkg = "mlx" if b.startswith("mlx") else "torch" if b in _TORCH_BACKENDS else ""
+            pkg = framework_of(b)  # the published backend's framework, as its adapter names it
             backends[b] = {"available": True, "published": True,
                            "versions": {pkg: versions[pkg]} if pkg in versions else {}}
         runs.append(Run(run_id=f"pub-{_slug(machine['device'])}-{key[:8]}", created=created,

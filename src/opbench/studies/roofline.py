@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opbench.backends.arithmetic import narrower_arithmetic
 from opbench.results import CaseResult
 from opbench.studies.calibrate import Calibration
 
@@ -82,21 +83,12 @@ CONV_FAMILIES = frozenset({"Conv1d", "Conv2d"})
 TF32_FAMILIES = frozenset({"MatMul", "Linear", "ScaledDotProductAttention"}) | CONV_FAMILIES
 
 
-def tf32_enabled(settings: dict[str, Any] | None, family: str | None = None) -> bool:
-    """Whether the recorded settings let float32 work of `family` use TF32: torch's allow_tf32 / matmul
-    precision high|medium, JAX's default matmul precision other than highest/float32 (XLA's default is TF32),
-    or MLX_ENABLE_TF32 (MLX's default on CUDA). torch convolutions have their own switch,
-    `torch.backends.cudnn.allow_tf32`, on by default: an H100 float32 Conv1d/Conv2d runs on TF32 even with
-    matmul precision "highest" (its error, 2.9e-4, says so too)."""
-    s = settings or {}
-    if family in CONV_FAMILIES and s.get("cudnn_allow_tf32"):
-        return True
-    jax_precision = s.get("jax_default_matmul_precision")
-    return (bool(s.get("cuda_matmul_allow_tf32")) or s.get("float32_matmul_precision") in ("high", "medium")
-            or (jax_precision is not None and jax_precision not in ("highest", "float32"))
-            or s.get("MLX_ENABLE_TF32", "0") != "0")  # only used where a tf32 peak exists (MLX on CUDA)
-
-
+def tf32_in_force(backend: str, settings: dict[str, Any] | None, family: str | None = None) -> bool:
+    """Whether the settings `backend` recorded put float32 work of `family` (default: a matmul) on a narrower
+    arithmetic than IEEE float32 -- TF32 tensor cores, or bfloat16 passes -- as its adapter reads them
+    (`backends.arithmetic`: torch's allow_tf32 / matmul precision, cudnn's own switch for convolutions, JAX's
+    default matmul precision, MLX_ENABLE_TF32 on CUDA). Such work is held to the tf32 ceiling."""
+    return narrower_arithmetic(backend, settings, family or "MatMul", "float32") is not None
 
 
 def peaks_for(calibration: Calibration | None, backend: str, dtype: str,
@@ -113,7 +105,7 @@ def peaks_for(calibration: Calibration | None, backend: str, dtype: str,
         return None
     peers = [d for d in calibration.devices.values() if d.device_kind == device.device_kind]
     key = dtype
-    if dtype == "float32" and tf32_enabled(settings, family) and (family is None or family in TF32_FAMILIES):
+    if dtype == "float32" and (family is None or family in TF32_FAMILIES) and tf32_in_force(backend, settings, family):
         if any("tf32" in d.matmul for d in peers):
             key = "tf32"
         elif any("tf32" in d.unsupported for d in peers):
