@@ -23,8 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from opbench.catalog import all_cases
 from opbench.backends.arithmetic import narrower_arithmetic
+from opbench.catalog import all_cases
 from opbench.engine.reference_cache import expected_for
 from opbench.engine.verify import OK, REDUCED, WRONG, normwise_tolerance
 
