@@ -2,17 +2,26 @@
 
     PYTHONPATH=src python benchmarks/significance.py aa    --preset quick --backends cpu,mlx_cpu,jax_cpu --out DIR
     PYTHONPATH=src python benchmarks/significance.py power --preset quick --backends cpu,mlx_cpu,jax_cpu --out DIR
+    PYTHONPATH=src python benchmarks/significance.py both  --preset quick --backends cpu,mlx_cpu,jax_cpu --out DIR
     PYTHONPATH=src python benchmarks/significance.py show  DIR        # figures again from the saved runs
 
 `aa` measures the same cases twice with default settings (two runs, one after the other, same code, same
-machine) and counts the rows `compare` calls different (faster or slower): the goal is at most 5 %.
-`power` measures run A, then run B on backends that do 10 % more real work (`opbench.testing.planted`: every
-tenth call runs twice), and counts the rows of 50 µs or more (A's time) called slower: the goal is 90 % or more.
-Both save their runs as DIR/a.json and DIR/b.json (re-readable by `opbench compare`) and print the figures
-per backend, split at 50 µs, with the load average before and after each run (a busy machine is noisier).
+machine, `DEFAULT_UNITS` worker processes per case) and counts the rows `compare` calls different (faster or
+slower): the goal is at most 5 %. Saved as DIR/aa/a.json and DIR/aa/b.json.
 
-Works against older opbench versions too (for a "before" figure): a row without a `verdict` counts as
-different when it is `significant`.
+`power` measures run A on `<backend>_x10` and run B on `<backend>_x11` (`opbench.testing.planted`: every
+timed call makes the op 10, then 11 times, so B does 10 % more real work in every sample) and counts the rows
+of 50 µs or more per op (A's time / 10) called slower: the goal is 90 % or more. Saved as DIR/power/.
+
+`both` runs `aa`, then `power` on only the cases the A/A's run A timed at 40 µs or more on that backend (the
+power figure is about cases of 50 µs or more; 40 leaves room for the run-to-run change): about half the
+cases on a GPU, so the pair costs about one default run more than the A/A alone.
+
+Every step prints its wall time and the load average before and after (a busy machine is noisier); the last
+lines are the summary: per backend, the A/A false-positive rate under 50 µs and at 50 µs or more, and the
+power at 50 µs or more. DIR/figures.json holds the same figures, DIR/figures.txt the printed text. `show`
+also reads the older layout (DIR/a.json, DIR/b.json, DIR/figures.json of one goal), and rows without a
+`verdict` (runs compared by an older opbench) count as different when they are `significant`.
 """
 
 from __future__ import annotations
@@ -20,30 +29,61 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
-from opbench import machine, timing
+import numpy as np
+
+from opbench import machine
 from opbench.analysis.compare import SHORT_CASE_MS, compare_runs
-from opbench.catalog import preset_cases
+from opbench.catalog import preset_cases, select_cases
+from opbench.engine import timing
 from opbench.engine.runner import Plan, run_plan
 from opbench.results import Run
 
+PERCENT = 10
+SELECT_MS = 0.8 * SHORT_CASE_MS  # `both`: power cases are those the A/A timed at least this long
 
-def measure(preset: str, backends: list[str], label: str) -> Run:
-    cases = tuple({c.name: c for c in preset_cases(preset)}.values())
+
+class Log:
+    """Print to stdout and keep the text for DIR/figures.txt."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, text: str) -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+
+def measure(cases_by_backend: dict[str, list], preset: str, label: str, log: Log, partial: Path) -> Run:
+    """One default run (`opbench run`'s settings: `DEFAULT_UNITS` worker processes per case, the default
+    budget split across them) of each backend's cases, one backend after another. Each result is appended to
+    `partial` (JSON lines) as it comes, so a run cut off by a time limit keeps what it measured."""
     load = os.getloadavg()
     start = time.perf_counter()
-    units = getattr(timing, "DEFAULT_UNITS", 1)  # what `opbench run` does by default (1 before units)
-    results = run_plan(Plan(cases, tuple(backends), processes=units))
+    units = getattr(timing, "DEFAULT_UNITS", 1)  # 1 for an opbench from before units
+    results = []
+    with partial.open("w") as sink:
+        def keep(result) -> None:
+            sink.write(json.dumps(result.to_dict(), default=str) + "\n")
+            sink.flush()
+
+        for backend, cases in cases_by_backend.items():
+            if cases:
+                t0 = time.perf_counter()
+                results += run_plan(Plan(tuple(cases), (backend,), processes=units), keep)
+                log(f"  {label}: {backend}: {len(cases)} cases in {time.perf_counter() - t0:.0f} s")
     wall = time.perf_counter() - start
-    print(f"{label}: {len(results)} results in {wall:.0f} s; load average {load[0]:.2f} before, "
-          f"{os.getloadavg()[0]:.2f} after", flush=True)
+    after = os.getloadavg()
+    log(f"{label}: {len(results)} results in {wall:.0f} s ({units} units per case); load average "
+        f"{', '.join(f'{x:.2f}' for x in load)} before, {', '.join(f'{x:.2f}' for x in after)} after")
     return Run(run_id=label, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                preset=preset, dtype="float32", machine=machine.collect(),
-               settings={"wall_s": wall, "load_before": load[0], "load_after": os.getloadavg()[0]},
+               settings={"wall_s": wall, "load_before": list(load), "load_after": list(after), "units": units},
                results=tuple(results))
 
 
@@ -56,61 +96,160 @@ def verdict(row) -> str:
     return "same"
 
 
-def figures(a: Run, b: Run, mapping: dict[str, str] | None, goal: str) -> dict:
+def base_backend(name: str) -> str:
+    """`cpu` for `cpu`, `cpu_x10` and `cpu_x10 vs cpu_x11`."""
+    name = name.split(" vs ")[0]
+    head, sep, tail = name.rpartition("_x")
+    return head if sep and tail.isdigit() else name
+
+
+def figures(a: Run, b: Run, mapping: dict[str, str] | None, goal: str, per_op: int, log: Log) -> dict:
+    """Per backend and duration class (A's time / `per_op` under or at least 50 µs): rows, hits (called
+    different for aa, slower for power), ambiguous; printed and returned."""
     comparison = compare_runs(a, b, mapping)
     table: dict[str, dict[str, list[int]]] = {}
     for row in comparison.rows:
-        split = "under 50 us" if row.time_a_ms < SHORT_CASE_MS else "50 us or more"
-        counts = table.setdefault(row.backend, {}).setdefault(split, [0, 0, 0])
+        split = "under 50 us" if row.time_a_ms / per_op < SHORT_CASE_MS else "50 us or more"
+        counts = table.setdefault(base_backend(row.backend), {}).setdefault(split, [0, 0, 0])
         v = verdict(row)
         counts[0] += v in ("faster", "slower") if goal == "aa" else v == "slower"
         counts[1] += 1
         counts[2] += v == "ambiguous"
     what = "called different" if goal == "aa" else "called slower"
-    total = [0, 0]
+    log(f"{goal}: {'A/A, two default runs' if goal == 'aa' else f'planted {PERCENT} % slowdown'}")
     for backend, splits in table.items():
-        for split, (hit, n, amb) in sorted(splits.items()):
-            total = [total[0] + hit, total[1] + n] if goal == "aa" or split != "under 50 us" else total
-            print(f"  {backend:>24} {split:>14}: {hit:3d} of {n:3d} {what} ({100 * hit / n:5.1f} %), "
-                  f"{amb} ambiguous")
-    label = "A/A: rows called different" if goal == "aa" else "power: rows of 50 us or more called slower"
-    if total[1]:
-        print(f"  {label}: {total[0]} of {total[1]} ({100 * total[0] / total[1]:.1f} %)")
-    return {"goal": goal, "table": table, "total": total}
+        for split, (hit, n, amb) in sorted(splits.items(), reverse=True):
+            log(f"  {backend:>12} {split:>14}: {hit:3d} of {n:3d} {what} ({100 * hit / n:5.1f} %), {amb} ambiguous")
+    return {"goal": goal, "table": table}
+
+
+def summary(results: dict[str, dict], log: Log) -> None:
+    """The closing lines: per backend, A/A false positives by duration class and power at 50 µs or more."""
+    log("summary (goal: A/A at most 5 % called different; power at least 90 % of rows of 50 us or more slower)")
+    backends = list(dict.fromkeys(b for r in results.values() for b in r["table"]))
+    if not backends:
+        log("  no pair of runs finished")
+
+    def cell(goal: str, backend: str, split: str) -> str:
+        hit, n, _ = results.get(goal, {}).get("table", {}).get(backend, {}).get(split, [0, 0, 0])
+        return f"{hit}/{n} = {100 * hit / n:.1f} %" if n else "-"
+
+    for backend in backends:
+        log(f"  {backend:>12}: A/A false positives under 50 us {cell('aa', backend, 'under 50 us')}, "
+            f"at 50 us or more {cell('aa', backend, '50 us or more')}; power at 50 us or more "
+            f"{cell('power', backend, '50 us or more')}")
+    for goal, split, label in (("aa", None, "A/A false positives, all rows"),
+                               ("power", "50 us or more", "power, rows of 50 us or more")):
+        if goal in results:
+            cells = [c for t in results[goal]["table"].values() for s, c in t.items() if split in (None, s)]
+            hit, n = sum(c[0] for c in cells), sum(c[1] for c in cells)
+            if n:
+                log(f"  {label}: {hit} of {n} ({100 * hit / n:.1f} %)")
+
+
+def show(path: Path) -> int:
+    log = Log()
+    meta = json.loads((path / "figures.json").read_text())
+    if "goal" in meta:  # the older layout: one goal, DIR/a.json and DIR/b.json
+        runs = {meta["goal"]: (path, meta.get("map"), 1)}
+    else:
+        runs = {goal: (path / goal, m.get("map"), m.get("per_op", 1)) for goal, m in meta["goals"].items()}
+    results = {goal: figures(Run.from_json(d / "a.json"), Run.from_json(d / "b.json"), mapping, goal, per_op, log)
+               for goal, (d, mapping, per_op) in runs.items()}
+    summary(results, log)
+    return 0
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=("aa", "power", "show"))
-    p.add_argument("dir", nargs="?", type=Path, help="for show: the directory of a.json and b.json")
-    p.add_argument("--preset", default="quick")
+    p.add_argument("mode", choices=("aa", "power", "both", "show"))
+    p.add_argument("dir", nargs="?", type=Path, help="for show: the output directory of an earlier call")
+    p.add_argument("--preset", default="quick", choices=("quick", "seed"))
     p.add_argument("--backends", default="cpu,mlx_cpu,jax_cpu")
+    p.add_argument("--ops", help="comma-separated families or case names (default: all; for a smoke test)")
     p.add_argument("--out", type=Path)
+    p.add_argument("--deadline", type=float, help="seconds from now: skip a run that (estimated from the earlier "
+                   "runs' time per case) would end after it; the figures of the finished runs are kept")
     args = p.parse_args()
-    backends = args.backends.split(",")
     if args.mode == "show":
-        meta = json.loads((args.dir / "figures.json").read_text())
-        a, b = Run.from_json(args.dir / "a.json"), Run.from_json(args.dir / "b.json")
-        figures(a, b, meta.get("map"), meta["goal"])
-        return 0
+        if args.dir is None or not (args.dir / "figures.json").is_file():
+            print(f"significance.py: no figures.json in {args.dir}", file=sys.stderr)
+            return 2
+        return show(args.dir)
     if args.out is None:
         print("significance.py: --out DIR is required", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    mapping = None
-    a = measure(args.preset, backends, "a")
-    a.to_json(args.out / "a.json")
-    if args.mode == "power":
-        from opbench.testing.planted import register_planted
+    from opbench.backends import get_backend
+    from opbench.errors import UsageError
 
-        mapping = register_planted(backends, 10)
-        b = measure(args.preset, list(mapping.values()), "b")
-    else:
-        b = measure(args.preset, backends, "b")
-    b.to_json(args.out / "b.json")
-    result = figures(a, b, mapping, args.mode)
-    (args.out / "figures.json").write_text(json.dumps({**result, "map": mapping, "preset": args.preset,
-                                                      "backends": backends}, indent=1) + "\n")
+    backends = [b for b in args.backends.split(",") if b]
+    try:
+        for b in backends:
+            get_backend(b)
+        cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
+    except UsageError as exc:
+        print(f"significance.py: {exc}", file=sys.stderr)
+        return 2
+    log = Log()
+    cases = list({c.name: c for c in cases}.values())
+    goals: dict[str, dict] = {}
+    results: dict[str, dict] = {}
+
+    def save() -> None:
+        (args.out / "figures.json").write_text(json.dumps({"goals": goals, "preset": args.preset,
+                                                          "backends": backends}, indent=1) + "\n")
+        (args.out / "figures.txt").write_text("\n".join(log.lines) + "\n")
+
+    deadline = time.monotonic() + args.deadline if args.deadline else math.inf
+    per_case: list[float] = []  # seconds per case of the runs so far, for the deadline's estimates
+
+    def run(label: str, cases_by_backend: dict[str, list], out: Path) -> Run | None:
+        """Measure and save `out`/<a|b>.json, or None when the estimate (from earlier runs) overruns the deadline."""
+        count = sum(len(c) for c in cases_by_backend.values())
+        if not count:
+            log(f"{label}: skipped: no cases")
+            return None
+        estimate = count * float(np.mean(per_case)) if per_case else 0.0
+        if time.monotonic() + estimate > deadline:
+            log(f"{label}: skipped: about {estimate:.0f} s needed, {deadline - time.monotonic():.0f} s left "
+                "before --deadline")
+            return None
+        t0 = time.perf_counter()
+        measured = measure(cases_by_backend, args.preset, label, log, out / f"{label[-1]}.partial.jsonl")
+        measured.to_json(out / f"{label[-1]}.json")
+        (out / f"{label[-1]}.partial.jsonl").unlink()
+        per_case.append((time.perf_counter() - t0) / count)
+        return measured
+
+    power_cases = {b: cases for b in backends}
+    if args.mode in ("aa", "both"):
+        out = args.out / "aa"
+        out.mkdir(parents=True, exist_ok=True)
+        a = run("aa-a", {b: cases for b in backends}, out)
+        b = run("aa-b", {b: cases for b in backends}, out) if a else None
+        if a and b:
+            results["aa"] = figures(a, b, None, "aa", 1, log)
+            goals["aa"] = {"map": None, "per_op": 1, "table": results["aa"]["table"]}
+            save()
+        if args.mode == "both" and a:
+            long = {(r.backend, r.case) for r in a.results if r.timed and r.median_ms >= SELECT_MS}
+            power_cases = {backend: [c for c in cases if (backend, c.name) in long] for backend in backends}
+            log(f"power cases (A/A run A at {SELECT_MS * 1e3:g} us or more): "
+                + ", ".join(f"{b} {len(c)} of {len(cases)}" for b, c in power_cases.items()))
+    if args.mode in ("power", "both"):
+        from opbench.testing.planted import calls_per_op, register_planted
+
+        out = args.out / "power"
+        out.mkdir(parents=True, exist_ok=True)
+        mapping = register_planted(backends, PERCENT)
+        k = calls_per_op(PERCENT)
+        a = run("power-a", {f"{b}_x{k}": power_cases[b] for b in backends}, out)
+        b = run("power-b", {mapping[f"{b}_x{k}"]: power_cases[b] for b in backends}, out) if a else None
+        if a and b:
+            results["power"] = figures(a, b, mapping, "power", k, log)
+            goals["power"] = {"map": mapping, "per_op": k, "table": results["power"]["table"]}
+    summary(results, log)
+    save()
     return 0
 
 

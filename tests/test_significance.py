@@ -13,7 +13,7 @@ from opbench.analysis.compare import compare_runs
 from opbench.cli import main
 from opbench.engine.timing import effective_size, median_ci
 from opbench.results import CaseResult, Run
-from opbench.testing.planted import slowed
+from opbench.testing.planted import register_planted, repeated
 
 
 def ar1(rng: np.random.Generator, n: int, rho: float) -> np.ndarray:
@@ -93,12 +93,25 @@ def test_too_few_units_for_a_noisy_case_is_ambiguous_not_a_change() -> None:
     assert all(r.units == (2, 2) for r in compare_runs(a, b).rows)
 
 
-def test_the_planted_slowdown_does_ten_percent_more_calls() -> None:
+def test_the_planted_pair_does_ten_percent_more_work_in_every_call() -> None:
+    """B's calls make the op 11 times, A's 10: 10 % more work in every sample whatever the block size (one
+    call per sample included), every intermediate output forced."""
     calls, forced = [], []
-    op = slowed(lambda: calls.append(1) or len(calls), 10, forced.append)
-    for _ in range(100):
-        op()
-    assert len(calls) == 110 and len(forced) == 10
+    a = repeated(lambda: calls.append(1) or len(calls), 10, forced.append)
+    b = repeated(lambda: calls.append(1) or len(calls), 11, forced.append)
+    assert a() == 10 and len(forced) == 9
+    assert b() == 21 and len(calls) == 21 and len(forced) == 19
+
+
+def test_planted_backends_are_registered_in_pairs_and_refuse_bad_input() -> None:
+    from opbench.backends import get_backend
+    from opbench.testing.fakes import register_fakes
+
+    register_fakes()
+    assert register_planted(["fake_numpy"], 10) == {"fake_numpy_x10": "fake_numpy_x11"}
+    assert get_backend("fake_numpy_x11").name == "fake_numpy_x11"
+    with pytest.raises(ValueError, match="divide 100"):
+        register_planted(["fake_numpy"], 7)
 
 
 def test_noise_command_measures_twice_and_saves_the_floor(tmp_path, monkeypatch, capsys) -> None:

@@ -41,6 +41,10 @@ import numpy as np
 PRIOR_DF = 4
 PRIOR_MIN_ROWS = 3
 EQUIVALENCE = 0.05
+POWER_Z = 1.2816  # one-sided z for 90 % power
+# A result is marked noisy (~) when a comparison with a run as spread as itself would not detect a change
+# this large nine times in ten (`detectable_change`).
+NOISY_DETECTABLE = 0.10
 VERDICTS = ("slower", "faster", "same", "ambiguous", "untested")
 
 
@@ -128,3 +132,35 @@ def geomean_interval(log_ratios: Sequence[float], log_ses: Sequence[float | None
     mean = float(x.mean())
     q = float(student.ppf(1 - alpha / 2, df))
     return math.exp(mean), math.exp(mean - q * se), math.exp(mean + q * se)
+
+
+def detectable_change(se: float, df: float) -> float:
+    """The smallest slowdown that a comparison whose log ratio has standard error `se` and `df` degrees of
+    freedom calls "slower" nine times in ten: exp((t₀.₉₇₅(df) + z₀.₉)·se) − 1 (the normal approximation to the
+    power of the t interval; df = inf: the normal interval)."""
+    from scipy.stats import t as student
+
+    q = 1.959964 if math.isinf(df) else float(student.ppf(0.975, df))
+    return math.expm1((q + POWER_Z) * se)
+
+
+def result_detectable_change(unit_medians: Sequence[float], samples: Sequence[float]) -> float:
+    """What one result can tell apart: `detectable_change` of a comparison of it with a like run (as many
+    units, the same spread), without the moderation of other rows (a result is judged on its own).
+
+    With two or more units: se = s·sqrt(2/k), s² the variance of the log unit medians, 2(k − 1) degrees of
+    freedom. With one unit (`--processes 1`, older runs) the between-unit spread is unknown, and the only
+    evidence is the spread inside the process: the 95 % interval of the median at the AR(1) effective size
+    (`timing.median_ci`), as a normal standard error of the log median, times sqrt(2). That is a lower bound
+    (processes differ more than samples of one process), which the process-spread note says. nan with fewer
+    than two samples."""
+    k = len(unit_medians)
+    if k >= 2 and min(unit_medians) > 0:
+        var, df = log_unit_spread(unit_medians, ())
+        return detectable_change(math.sqrt(var * 2 / k), 2 * df)
+    if len(samples) < 2 or min(samples) <= 0:
+        return math.nan
+    from opbench.engine.timing import effective_size, median_ci
+
+    lo, hi = median_ci(samples, n_eff=effective_size(samples))
+    return detectable_change(math.sqrt(2) * (math.log(hi) - math.log(lo)) / (2 * 1.959964), math.inf)

@@ -18,7 +18,8 @@ processes, not only several samples); each pass is one independent unit of `opbe
 
 Trade-off: pooling weights each pass by its sample count (a noisier pass draws more samples); the median of
 the pooled samples stays robust to one outlying pass, and `CaseResult.noisy` flags a case whose pass medians
-are more than `results.model.PROCESS_SPREAD_LIMIT` apart so the pooling never hides a bimodal case.
+are too spread to detect a 10 % change (`significance.NOISY_DETECTABLE`), so the pooling never hides a
+bimodal case.
 """
 
 from __future__ import annotations
@@ -109,30 +110,37 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
 
 def process_spread_note(results: Sequence[CaseResult], processes: int,
                         is_gpu: Callable[[str], bool]) -> str | None:
-    """What this run measured about the spread between its worker processes: per duration class (split at
-    `SHORT_CASE_MS`), the median over results of max / min - 1 of their process medians, and how many results
-    exceed `PROCESS_SPREAD_LIMIT` (marked ~). After a one-process run with GPU results under `SHORT_CASE_MS`
-    (the ones whose times move most between processes), it says that their spread was not measured. None when
-    there is nothing to say."""
+    """What this run measured about the spread between its worker processes, in the terms of the model that
+    `compare` tests (`opbench.analysis.significance`): per duration class (split at `SHORT_CASE_MS`), the median over
+    results of the standard deviation of their log process medians, and of the smallest change a comparison
+    with a like run would detect nine times in ten (`CaseResult.detectable_change`); and how many results
+    cannot detect `NOISY_DETECTABLE` (marked ~). After a one-process run the between-process spread was not
+    measured: it says so (the ~ mark then rests on the spread inside one process, a lower bound), naming the
+    GPU results under `SHORT_CASE_MS`, whose times move most between processes. None when there is nothing
+    to say."""
     from opbench.analysis.compare import SHORT_CASE_MS
-    from opbench.results.model import PROCESS_SPREAD_LIMIT
+    from opbench.analysis.significance import NOISY_DETECTABLE, log_unit_spread
 
     split = f"{SHORT_CASE_MS * 1e3:g} µs"
+    timed = [r for r in results if r.timed and r.samples_ms]
     if processes <= 1:
-        short = sum(r.timed and r.median_ms < SHORT_CASE_MS and is_gpu(r.backend) for r in results)
+        short = sum(r.median_ms < SHORT_CASE_MS and is_gpu(r.backend) for r in timed)
         if not short:
             return None
         return (f"{short} GPU result(s) took under {split} per call: such times are bound by host dispatch and "
                 "move most between worker processes; this run used one process per backend, so their spread "
                 "was not measured and `compare` cannot test them against it (`--processes 3`, the default)")
-    spreads: dict[bool, list[float]] = {True: [], False: []}
-    for r in results:
-        if r.timed and not math.isnan(r.process_spread):
-            spreads[r.median_ms < SHORT_CASE_MS].append(r.process_spread)
-    if not spreads[True] and not spreads[False]:
+    groups: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for r in timed:
+        if len(r.unit_medians_ms) >= 2:
+            var, _ = log_unit_spread(r.unit_medians_ms, ())
+            groups[r.median_ms < SHORT_CASE_MS].append((math.sqrt(var), r.detectable_change))
+    if not groups[True] and not groups[False]:
         return None
-    parts = [f"median {100 * float(np.median(v)):.1f} % over {len(v)} result(s) {label}"
-             for label, v in ((f"under {split}", spreads[True]), (f"at or above {split}", spreads[False])) if v]
-    over = sum(s > PROCESS_SPREAD_LIMIT for v in spreads.values() for s in v)
-    return (f"spread between the {processes} worker processes of this run (max / min - 1 of their medians): "
-            f"{'; '.join(parts)}; {over} result(s) over {100 * PROCESS_SPREAD_LIMIT:.0f} % (marked ~)")
+    parts = [f"{label} {100 * float(np.median([s for s, _ in v])):.1f} % and "
+             f"{100 * float(np.nanmedian([d for _, d in v])):.1f} % ({len(v)} result(s))"
+             for label, v in ((f"under {split}", groups[True]), (f"at or above {split}", groups[False])) if v]
+    over = sum(r.noisy for r in timed)
+    return (f"spread between the {processes} worker processes of this run (median sd of the log process medians) "
+            f"and the change a comparison with a like run detects 9 times in 10 (median): {'; '.join(parts)}; "
+            f"{over} result(s) cannot detect {100 * NOISY_DETECTABLE:.0f} % (marked ~)")

@@ -90,8 +90,8 @@ def _tooltip(result: CaseResult) -> str:
         lines.append(f"relative error {result.rel_error:.2g}{tol}")
     if len(result.process_medians_ms) >= 2:
         lines.append("process medians " + ", ".join(f"{m:.4g}" for m in result.process_medians_ms) + " ms")
-    lines.append(f"verdict {result.status}" + (" · noisy (IQR/median > 10 % or process medians > 10 % apart)"
-                                                if result.noisy else ""))
+    lines.append(f"verdict {result.status}" + (f" · noisy (a change under {result.detectable_change:.0%} "
+                                                "would not be detected)" if result.noisy else ""))
     if result.busy:
         lines.append(f"busy machine: other processes took {result.conditions['other_cpu_cores']:g} cores "
                      f"of {result.conditions.get('cpus', '?')} while it was timed")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from opbench.analysis.significance import NOISY_DETECTABLE
 from opbench.engine.contention import BUSY_OTHER_CORES, BUSY_SHARE, MARK_BUSY
 from opbench.results import CaseResult
 
@@ -20,7 +21,8 @@ NO_COMMON = "–"  # an Average speedup with no case that both backends timed an
 MODE_NOT_RECORDED = "mode not recorded (a verdict of an older verifier: re-classify the run)"
 
 WRONG_TEXT = f"{MARK_WRONG} wrong: the output is outside the verifier's bounds (see the notes)"
-NOISY_TEXT = f"{MARK_NOISY} noisy: IQR/median > 10 %, or the worker processes' medians more than 10 % apart"
+NOISY_TEXT = (f"{MARK_NOISY} noisy: its worker processes disagree too much for a comparison with a like run to "
+              f"detect a {NOISY_DETECTABLE:.0%} change nine times in ten")
 BUSY_TEXT = (f"{MARK_BUSY} measured on a busy machine (other processes took ≥ {BUSY_OTHER_CORES:g} core or "
              f"{BUSY_SHARE:.0%} of the CPUs)")
 REDUCED_TEXT = (f"{MARK_REDUCED} reduced precision: within the bounds of a narrower arithmetic that the measuring "

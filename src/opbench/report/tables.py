@@ -7,11 +7,12 @@ The Average table is the arithmetic mean of a family's times per backend (the se
 on request; its speedups are computed from those means.
 
 Marks (`report.marks`): `✗` wrong result, `†` reduced precision (under the mode the backend reported), `~`
-noisy (IQR/median > 10 %, or the medians of `run --processes N`'s worker processes more than 10 % apart), `‡`
-measured on a busy machine (`opbench.engine.contention`; a speedup from such a cell carries it too, so no busy number
-reads as clean), `*` an average or speedup over only some of the family's cases (`report.averages`: speedups
-compare like with like). Each table carries its own legend, naming the marks that appear in it. A cell without a
-time reads `nan`, and a note under the table says why.
+noisy (the worker processes disagree too much for a comparison with a like run to detect a 10 % change nine
+times in ten: `CaseResult.detectable_change`), `‡` measured on a busy machine (`opbench.engine.contention`; a
+speedup from such a cell carries it too, so no busy number reads as clean), `*` an average or speedup over only
+some of the family's cases (`report.averages`: speedups compare like with like). Each table carries its own
+legend, naming the marks that appear in it. A cell without a time reads `nan`, and a note under the table says
+why.
 """
 
 from __future__ import annotations

@@ -27,9 +27,6 @@ FORMAT_NAME = "opbench-run"
 # Statuses with a time. `wrong` keeps its time but is marked in every table; the rest have none.
 TIMED_STATUSES = ("ok", "reduced-precision", "wrong")
 UNTIMED_STATUSES = ("error", "oom", "unsupported", "crashed", "timeout", "not-forced", "skipped")
-NOISY_IQR_RATIO = 0.10
-# Pass medians further apart than this (max / min - 1) make a result noisy (`opbench.engine.passes`).
-PROCESS_SPREAD_LIMIT = 0.10
 
 
 def check_header(d: Any, format_name: str, version: int, what: str) -> None:
@@ -127,10 +124,21 @@ class CaseResult:
         return is_busy(self.conditions)
 
     @property
+    def detectable_change(self) -> float:
+        """The smallest slowdown a comparison of this result with a like run would call "slower" nine times in
+        ten, from the spread between its units (`significance.result_detectable_change`); nan without two
+        samples."""
+        from opbench.analysis.significance import result_detectable_change
+
+        return result_detectable_change(self.unit_medians_ms, self.samples_ms)
+
+    @property
     def noisy(self) -> bool:
-        """IQR over 10 % of the median, or process medians more than 10 % apart."""
-        return (self.n >= 2 and self.iqr_ms > NOISY_IQR_RATIO * self.median_ms) or \
-            self.process_spread > PROCESS_SPREAD_LIMIT
+        """Too spread to resolve a change of `significance.NOISY_DETECTABLE` (10 %): `detectable_change`
+        above it (the ~ mark)."""
+        from opbench.analysis.significance import NOISY_DETECTABLE
+
+        return self.timed and self.detectable_change > NOISY_DETECTABLE
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
