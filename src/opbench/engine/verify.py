@@ -727,11 +727,18 @@ def _verify_scatter(inputs: tuple[np.ndarray, ...], out: np.ndarray, ref: np.nda
     got = out
     row_ok = np.all(got == ref, axis=tuple(range(1, got.ndim)))
     torn = 0
-    for r in np.flatnonzero(~row_ok):  # a duplicate index: any one of the competing update rows is right
-        competing = upd[np.flatnonzero(idx == r)]
-        row_ok[r] = any(np.array_equal(got[r], row) for row in competing)
+    bad_rows = np.flatnonzero(~row_ok)
+    if len(bad_rows):
+        order = np.argsort(idx, kind="stable")  # the updates of each row, found by one sort, not a scan per row
+        starts = np.searchsorted(idx[order], bad_rows, side="left")
+        ends = np.searchsorted(idx[order], bad_rows, side="right")
+    for r, lo, hi in zip(bad_rows, starts, ends) if len(bad_rows) else ():
+        # a duplicate index: any one of the competing update rows is right (compared as whole rows at once)
+        competing = upd[order[lo:hi]]
+        same = competing == got[r]
+        row_ok[r] = bool(np.any(np.all(same.reshape(len(competing), -1), axis=1))) if len(competing) else False
         # a torn row: every element comes from some competing update, but no single update wrote the row
-        torn += bool(not row_ok[r] and len(competing) > 1 and np.all(np.any(competing == got[r], axis=0)))
+        torn += bool(not row_ok[r] and len(competing) > 1 and np.all(np.any(same, axis=0)))
     bad = int(np.count_nonzero(~row_ok))
     if not bad:
         return Verdict(OK, 0.0, 0.0)
