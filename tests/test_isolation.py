@@ -136,3 +136,29 @@ def test_case_cost_ignores_first_calls_that_are_mostly_overhead() -> None:
     cost.observe(CaseResult(case="b", family="ReLU", backend="x", dtype="float32", status="ok", samples_ms=(1.0,),
                             first_call_ms=2000.0, flops=2 * 10**9, bytes=10**9))
     assert cost.s_per_flop == pytest.approx(1e-9) and cost.s_per_byte == pytest.approx(2e-9)
+
+
+def test_an_overhead_dominated_first_call_cannot_make_the_time_out_overflow(monkeypatch) -> None:
+    """H200: a 0.1 s first call (a compilation) on a case of a few bytes predicted days for a 537 MB case, and
+    the wait on the worker's pipe raised OverflowError, ending the run. The adaptive time-out is capped and the
+    wait is made in slices, so the case is measured and the run goes on."""
+    from opbench.engine import worker as worker_module
+    from opbench.engine.worker import MAX_ADAPTIVE_TIMEOUT_S, BackendWorker
+    from opbench.results import CaseResult
+
+    timing = TimingSettings(budget_s=0.01, min_samples=3, block_s=0.002)
+    with BackendWorker("fake_numpy", case_timeout=5.0, adaptive=True) as w:
+        w.cost.observe(CaseResult(case="tiny", family="ReLU", backend="fake_numpy", dtype="float32", status="ok",
+                                  samples_ms=(1.0,), first_call_ms=100.0, flops=1, bytes=1))
+        assert w.cost.first_call_s(cases()[0], "float32") * 3 > MAX_ADAPTIVE_TIMEOUT_S  # the silly prediction
+        waited: list[float] = []
+        real_wait = worker_module.multiprocessing.connection.wait
+
+        def recording_wait(objects, timeout=None):
+            waited.append(timeout)
+            return real_wait(objects, timeout)
+
+        monkeypatch.setattr(worker_module.multiprocessing.connection, "wait", recording_wait)
+        result = w.measure(cases()[0], "float32", 0, timing)
+    assert result.status == "ok", result.error
+    assert waited and max(waited) <= worker_module.WAIT_SLICE_S

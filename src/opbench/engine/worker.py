@@ -72,6 +72,11 @@ MAX_START_FAILURES = 3
 
 # The adaptive time-out allows this many times the expected cost (a loaded machine runs slower than it did).
 COST_SAFETY = 3.0
+# The adaptive time-out never exceeds this: a prediction from a first call dominated by fixed overhead (a
+# compilation on a tiny case) extrapolates to days for a large case. An explicit --case-timeout is not capped.
+MAX_ADAPTIVE_TIMEOUT_S = 4 * 3600.0
+# A wait on the worker's pipe is made in slices no longer than this (the OS poll takes at most ~24 days).
+WAIT_SLICE_S = 600.0
 # First calls shorter than this are mostly fixed overhead and say little about a backend's speed per FLOP/byte.
 MIN_RATE_CALL_S = 0.05
 
@@ -324,7 +329,10 @@ class BackendWorker:
                 self._discard()
                 raise WorkerFailure("timeout", f"no answer after {deadline - start:.4g} s while {doing} "
                                                "(--case-timeout); worker killed and restarted")
-            ready = multiprocessing.connection.wait([self._conn, self._proc.sentinel], timeout=left)
+            ready = multiprocessing.connection.wait([self._conn, self._proc.sentinel],
+                                                    timeout=min(left, WAIT_SLICE_S))
+            if not ready:
+                continue
             if self._conn in ready:
                 try:
                     message = self._conn.recv()
@@ -333,7 +341,7 @@ class BackendWorker:
                 if message is not None and message[0] == "first-call":
                     if self.adaptive and timing is not None:
                         allowance = COST_SAFETY * expected_after_first_call(float(message[1]), timing)
-                        deadline = max(deadline, time.monotonic() + allowance)
+                        deadline = max(deadline, time.monotonic() + min(allowance, MAX_ADAPTIVE_TIMEOUT_S))
                     continue
                 if message is not None:
                     return message
