@@ -98,13 +98,15 @@ def test_without_samples_there_is_no_test() -> None:
     published = parse_published_markdown(
         "**M3 Max** mlx 0.2.0\n\n| Operation | cpu |\n|--|--|\n| ReLU / dim=16x16 | 2.00 |\n"
         "| Sum / dim=8x8 axi=0 | nan |\n| Sum / dim=8x8 axi=1 | 0.00 |\n", "m3.md")[0]
-    comparison = compare_runs(_run("a"), published)
+    with pytest.raises(UsageError, match=r"share no timing mode .A: throughput; B: latency.*--across-modes"):
+        compare_runs(_run("a"), published)  # a published table is latency mode (a sync per call)
+    comparison = compare_runs(_run("a"), published, across_modes=True)
     (row,) = comparison.rows
     assert row.case == "ReLU / dim=16x16" and row.ratio == pytest.approx(2.0, rel=0.05)
     assert row.significant is None and row.p_value is None and row.ci_low is None and row.ci_high is None
     assert row.change.endswith("(untested)")
     notes = " ".join(comparison.notes)
-    assert "nan in published table" in notes and "0.00 ms" in notes
+    assert "nan in published table" in notes and "0.00 ms" in notes and "across timing modes" in notes
     assert comparison.regressions(5) == []  # an untested row never counts as a significant regression
 
 
@@ -197,7 +199,7 @@ def test_cli_fail_above_trips_on_the_overall_geomean_of_a_published_table(tmp_pa
     a_path, md = tmp_path / "a.json", tmp_path / "pub.md"
     _run("a").to_json(a_path)
     md.write_text("**RTX4090 (x)**\n\n| Operation | cpu |\n|--|--|\n| ReLU / dim=16x16 | 1.5 |\n")
-    code, _, err = _cli("compare", str(a_path), str(md), "--format", "md", "--fail-above", "20")
+    code, _, err = _cli("compare", str(a_path), str(md), "--format", "md", "--fail-above", "20", "--across-modes")
     assert code == 1 and "overall geometric mean" in err and "significant regression" not in err
 
 
@@ -229,6 +231,9 @@ def test_cli_import_stores_runs_once(tmp_path: Path) -> None:
     code, out, _ = _cli("import", str(pub), "--store", str(store))
     pub_id = out.split()[1]
     code, out, err = _cli("compare", "20260101-000000-aaaa", pub_id, "--store", str(store), "--format", "md")
+    assert code == 2 and "share no timing mode" in err and len(err.strip().splitlines()) == 1
+    code, out, err = _cli("compare", "20260101-000000-aaaa", pub_id, "--store", str(store), "--format", "md",
+                          "--across-modes")
     assert code == 0, err
     assert "| ReLU / dim=16x16" in out and "2.00x faster (untested)" in out
 

@@ -39,11 +39,9 @@ if TYPE_CHECKING:
     from opbench.analysis.compare import Comparison
     from opbench.report.tables import Table
 
-# The timing mode of every result today; a column so that frames of future modes (latency, memory) concatenate.
-MODE = "throughput"
 RESULT_COLUMNS = ("run_id", "label", "case", "family", "backend", "dtype", "mode", "median_ms", "iqr_ms", "n",
                   "verdict", "error", "gflops", "gbs", "rel_error", "tolerance", "noisy", "first_call_ms",
-                  "process_spread", "versions")
+                  "process_spread", "method", "peak_memory_bytes", "energy_j_per_call", "versions")
 
 
 def _pandas() -> Any:
@@ -80,12 +78,14 @@ def result_records(run: Run) -> list[dict[str, Any]]:
         versions = (run.backends.get(r.backend) or {}).get("versions") or {}
         records.append({
             "run_id": run.run_id, "label": run.label, "case": r.case, "family": r.family, "backend": r.backend,
-            "dtype": r.dtype, "mode": MODE,
+            "dtype": r.dtype, "mode": r.mode,
             "median_ms": _nan_to_none(r.median_ms) if r.timed else None,
             "iqr_ms": _nan_to_none(r.iqr_ms) if r.timed else None, "n": r.n, "verdict": r.status,
             "error": r.error, "gflops": _rate(r.flops, r), "gbs": _rate(r.bytes, r), "rel_error": r.rel_error,
             "tolerance": r.tolerance, "noisy": r.noisy if r.timed else None, "first_call_ms": r.first_call_ms,
-            "process_spread": _nan_to_none(r.process_spread),
+            "process_spread": _nan_to_none(r.process_spread), "method": r.method,
+            "peak_memory_bytes": r.conditions.get("peak_memory_bytes"),
+            "energy_j_per_call": r.conditions.get("energy_j_per_call"),
             "versions": " ".join(f"{k}={v}" for k, v in versions.items()), **machine})
     return records
 
@@ -131,8 +131,11 @@ class RunResults:
                                          list(RESULT_COLUMNS))
 
     def _detailed(self) -> Table:
-        from opbench.report.tables import detailed_table
+        """The Detailed table of the run's first timing mode (`modes_table` when it has several)."""
+        from opbench.report.tables import detailed_table, modes_table
 
+        if len(self.run.modes()) > 1:
+            return modes_table(self.run.results)
         return detailed_table(self.run.results)
 
     def _title(self) -> str:
@@ -245,15 +248,17 @@ def _names(value: str | Iterable[str] | None) -> str | None:
 def run(ops: str | Sequence[str] | None = None, backends: str | Sequence[str] | None = None, *,
         catalog: str | Path | Sequence[str | Path] | None = None, preset: str | None = None,
         dtype: str | None = None, budget: float | None = None, min_samples: int | None = None,
-        seed: int | None = None, processes: int | None = None, case_timeout: float | None = None,
+        seed: int | None = None, processes: int | None = None, mode: str | Sequence[str] | None = None,
+        case_timeout: float | None = None,
         isolate: bool = True, store: str | Path | None = None, out: str | Path | None = None,
         resume: str | None = None, echo: bool = False) -> RunResults:
     """Measure a plan as `opbench run` does and return the run (also saved to the store, like the CLI's).
 
     `ops` are families or exact case names (default: every case, or the `catalog`'s families); `backends`
     default to every available one; `catalog` is a user catalog file (or entry point name), or several;
-    `preset`, `dtype`, `budget` (seconds of samples per case), `min_samples`, `seed`, `processes`,
-    `case_timeout`, `resume` (a stored run id) are the CLI's options of the same names. `isolate=False` measures
+    `preset`, `dtype`, `budget` (seconds of samples per case), `min_samples`, `seed`, `processes`, `mode`
+    (timing modes: a comma list or a sequence of throughput, latency, device, cold), `case_timeout`, `resume`
+    (a stored run id) are the CLI's options of the same names. `isolate=False` measures
     in this process (debugging). `out` keeps run.json and the Markdown tables in that directory (default: a
     temporary one, removed). `echo` prints the CLI's tables. Bad input raises `UsageError` before anything is
     measured; Ctrl-C keeps what was measured (resume it with `resume=`) and raises KeyboardInterrupt.
@@ -264,6 +269,7 @@ def run(ops: str | Sequence[str] | None = None, backends: str | Sequence[str] | 
     options: list[tuple[str, Any]] = [
         ("--ops", _names(ops)), ("--backends", _names(backends)), ("--preset", preset), ("--dtype", dtype),
         ("--budget", budget), ("--min-samples", min_samples), ("--seed", seed), ("--processes", processes),
+        ("--mode", _names(mode)),
         ("--case-timeout", case_timeout), ("--store", store), ("--resume", resume),
         *(("--catalog", c) for c in catalogs)]
     argv = ["run", "--format", "md", *(f"{flag}={value}" for flag, value in options if value is not None)]
@@ -296,13 +302,16 @@ def _parse(argv: list[str]) -> Any:
 
 
 def compare(a: RunLike, b: RunLike, *, map: Mapping[str, str] | None = None, alpha: float = 0.05,
-            noise_floor: float | None = None, store: str | Path | None = None) -> ComparisonResults:
+            noise_floor: float | None = None, store: str | Path | None = None,
+            across_modes: bool = False) -> ComparisonResults:
     """Run `b` against baseline `a` (each anything `load` takes, or a loaded run) with the significance rules of
     `opbench compare` (`compare.compare_runs`): Mann-Whitney p-value, bootstrap interval of the ratio of
     medians, and a noise floor (a fraction, default 2 %). `map` pairs a backend of A with one of B
-    (`{"cpu": "mlx_cpu"}`)."""
+    (`{"cpu": "mlx_cpu"}`). Results pair within one timing mode; runs that share none are refused unless
+    `across_modes` (one mode each side, compared as such)."""
     from opbench.analysis.compare import DEFAULT_NOISE_FLOOR, compare_runs
 
     run_a, run_b = load(a, store).run, load(b, store).run
     floor = DEFAULT_NOISE_FLOOR if noise_floor is None else noise_floor
-    return ComparisonResults(compare_runs(run_a, run_b, dict(map) if map else None, alpha=alpha, noise_floor=floor))
+    return ComparisonResults(compare_runs(run_a, run_b, dict(map) if map else None, alpha=alpha, noise_floor=floor,
+                                          across_modes=across_modes))

@@ -299,15 +299,36 @@ def _pairs(a: Run, b: Run, backends_b: dict[str, str] | None) -> list[tuple[str,
     return [(x, y) for x, y in pairs if y in in_b]
 
 
+def mode_pairs(a: Run, b: Run, across_modes: bool = False) -> list[tuple[str, str]]:
+    """(A's mode, B's mode) pairs to compare: every timing mode both runs measured (like with like). Runs that
+    share none are refused (one line, naming each side's modes) unless `across_modes`, which pairs the one mode
+    of each side (a comparison labelled as across methods)."""
+    modes_a, modes_b = a.modes(), b.modes()
+    common = [m for m in modes_a if m in modes_b]
+    if common:
+        return [(m, m) for m in common]
+    if not modes_a or not modes_b:
+        return []
+    if across_modes and len(modes_a) == 1 and len(modes_b) == 1:
+        return [(modes_a[0], modes_b[0])]
+    why = ("--across-modes pairs runs of one mode each" if across_modes else
+           "measure one again in the other's mode (`opbench run --mode ...`) to compare like with like, or pass "
+           "--across-modes to compare two single-mode runs anyway")
+    raise UsageError(f"runs {a.run_id} and {b.run_id} share no timing mode (A: {', '.join(modes_a)}; B: "
+                     f"{', '.join(modes_b)}): {why}")
+
+
 def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha: float = 0.05,
                  noise_floor: float = DEFAULT_NOISE_FLOOR,
-                 machine_floors: dict[tuple[str, bool], float] | None = None) -> Comparison:
+                 machine_floors: dict[tuple[str, bool], float] | None = None,
+                 across_modes: bool = False) -> Comparison:
     """Compare run B against run A (see the module doc for matching and statistics). `machine_floors` maps
     (A's backend, A's time under `SHORT_CASE_MS`) to the noise floor `opbench noise` measured there; a row's
-    floor is the larger of it and `noise_floor`.
+    floor is the larger of it and `noise_floor`. Results pair only within one timing mode (`mode_pairs`); with
+    several modes, each row's backend label names its mode (`cuda [latency]`).
 
     Raises UsageError when a mapped backend is missing from its run, when alpha or the noise floor is out of
-    range, or when the two runs have no backend in common (naming each run's backends).
+    range, when the two runs have no backend in common (naming each run's backends), or no timing mode.
     """
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must be between 0 and 1, got {alpha}")
@@ -317,28 +338,40 @@ def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha
     if not pairs:
         raise UsageError(f"runs {a.run_id} and {b.run_id} share no backend (A: {', '.join(a.backend_names())}; "
                          f"B: {', '.join(b.backend_names())}); pair them with --map A_BACKEND=B_BACKEND")
-    index_a = {(r.case, r.backend): r for r in a.results}
-    index_b = {(r.case, r.backend): r for r in b.results}
+    modes = mode_pairs(a, b, across_modes)
+    index_a = {(r.case, r.backend, r.mode): r for r in a.results}
+    index_b = {(r.case, r.backend, r.mode): r for r in b.results}
     cases = list(dict.fromkeys(r.case for r in a.results))
     matched: list[tuple[str, str, CaseResult, CaseResult]] = []
     skipped: dict[str, list[str]] = {}
-    for name_a, name_b in pairs:
-        label = name_a if name_a == name_b else f"{name_a} vs {name_b}"
-        for case in cases:
-            ra, rb = index_a.get((case, name_a)), index_b.get((case, name_b))
-            if ra is None:
-                continue
-            reason = _why_not_comparable(ra, rb)
-            if reason:
-                skipped.setdefault(f"{label}: {reason}", []).append(case)
-                continue
-            assert rb is not None
-            matched.append((name_a, label, ra, rb))
-        only_b = [c for (c, backend) in index_b if backend == name_b and (c, name_a) not in index_a]
-        if only_b:
-            skipped.setdefault(f"{label}: only in B", []).extend(dict.fromkeys(only_b))
+    for mode_a, mode_b in modes:
+        in_label = "" if len(modes) == 1 and mode_a == mode_b else \
+            f" [{mode_a}]" if mode_a == mode_b else f" [{mode_a} vs {mode_b}]"
+        for name_a, name_b in pairs:
+            label = (name_a if name_a == name_b else f"{name_a} vs {name_b}") + in_label
+            for case in cases:
+                ra, rb = index_a.get((case, name_a, mode_a)), index_b.get((case, name_b, mode_b))
+                if ra is None:
+                    continue
+                reason = _why_not_comparable(ra, rb)
+                if reason:
+                    skipped.setdefault(f"{label}: {reason}", []).append(case)
+                    continue
+                assert rb is not None
+                matched.append((name_a + in_label, label, ra, rb))
+            only_b = [c for (c, backend, m) in index_b
+                      if backend == name_b and m == mode_b and (c, name_a, mode_a) not in index_a]
+            if only_b:
+                skipped.setdefault(f"{label}: only in B", []).extend(dict.fromkeys(only_b))
     rows = _rows(matched, alpha, noise_floor, machine_floors or {})
     notes = [_note(reason, names) for reason, names in skipped.items()]
+    for side, run, other in (("A", a, b), ("B", b, a)):
+        alone = [m for m in run.modes() if m not in other.modes() and not any(m in pair for pair in modes)]
+        if alone:
+            notes.append(f"only {side} measured mode {', '.join(alone)}: not compared")
+    if any(mode_a != mode_b for mode_a, mode_b in modes):
+        notes.insert(0, f"across timing modes: A {modes[0][0]}, B {modes[0][1]} (--across-modes): the ratios "
+                        "include the difference between the two methods, not only between the runs")
     if a.dtype != b.dtype:
         notes.insert(0, f"the runs measured different dtypes: A {a.dtype}, B {b.dtype}")
     return Comparison(a, b, tuple(rows), tuple(notes), alpha, noise_floor)
@@ -346,8 +379,8 @@ def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha
 
 def _rows(matched: list[tuple[str, str, CaseResult, CaseResult]], alpha: float, noise_floor: float,
           machine_floors: dict[tuple[str, bool], float]) -> list[ComparisonRow]:
-    """The rows of `matched` (A backend, label, A result, B result), each moderated by the prior of its
-    backend and duration class."""
+    """The rows of `matched` (A backend with its `[mode]` label, label, A result, B result), each moderated by
+    the prior of its backend, mode and duration class."""
     def group(name_a: str, ra: CaseResult) -> tuple[str, bool]:
         return name_a, ra.median_ms < SHORT_CASE_MS
 
@@ -359,7 +392,7 @@ def _rows(matched: list[tuple[str, str, CaseResult, CaseResult]], alpha: float, 
     rows = []
     for name_a, label, ra, rb in matched:
         key = group(name_a, ra)
-        floor = max(noise_floor, machine_floors.get(key, 0.0))
+        floor = max(noise_floor, machine_floors.get((name_a.split(" [")[0], key[1]), 0.0))  # the floor: per backend
         rows.append(compare_pair(ra.case, ra.family, label, ra, rb, alpha, floor, priors.get(key)))
     return rows
 

@@ -20,12 +20,23 @@ import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from opbench.catalog import Case
 from opbench.catalog.probes import PROBE_OPS, Probe
+
+if TYPE_CHECKING:
+    from opbench.engine.modes import DeviceTimer
+
+
+class CacheFlush(Protocol):
+    """A cache flush of the `cold` mode (`Backend.flush_cache`)."""
+
+    def __call__(self) -> None: ...
+
+    def describe(self) -> str: ...
 
 # Lower-case fragments of the allocation-failure messages of the frameworks (and of the C library).
 OOM_MARKERS = ("out of memory", "failed to allocate", "can't allocate memory", "cannot allocate memory",
@@ -220,6 +231,37 @@ class Backend:
 
     def release(self) -> None:
         """Free cached device memory between cases."""
+
+    # --- timing modes and telemetry (`opbench.engine.modes`, `opbench.engine.telemetry`) -------------------
+    def device_timer(self, op: Callable[..., Any], args: tuple[Any, ...], per_call_s: float) -> DeviceTimer:
+        """A timer of `op(*args)`'s device time alone (the `device` mode), given the wall-clock estimate of one
+        call. The default: none on a CPU backend (`ModeNotApplicable`), CUPTI kernel time through torch.profiler
+        on a GPU one (needs a CUDA build of torch in the process). Adapters with something better override it."""
+        from opbench.backends._device_timers import ProfilerTimer
+        from opbench.engine.modes import ModeNotApplicable
+
+        if self.device_kind == "cpu":
+            raise ModeNotApplicable("CPU (no device apart from the host: its time is the latency mode's)")
+        return ProfilerTimer(op, args, self.force, self.sync)
+
+    def flush_cache(self) -> CacheFlush:
+        """What the `cold` mode calls before each timed call, outside the timed region: a callable that evicts the
+        caches the case's data sits in, with `describe()`. CPU backends write a buffer larger than the last-level
+        cache (`modes.CPUCacheFlush`); GPU adapters write one larger than the L2. A flush is made for one mode's
+        timing and dropped after it, so its buffer never counts in another case's peak memory."""
+        from opbench.engine.modes import CPUCacheFlush, ModeNotApplicable
+
+        if self.device_kind != "cpu":
+            raise ModeNotApplicable(f"no L2 flush for {self.name}")
+        return CPUCacheFlush()
+
+    def reset_peak_memory(self) -> None:
+        """Start a new peak of the framework's device memory counter (before a case is timed)."""
+
+    def peak_memory(self) -> tuple[int, str] | None:
+        """(peak device bytes since `reset_peak_memory`, the counter that said so), or None where the framework
+        has no counter (CPU backends: the telemetry samples the resident memory instead)."""
+        return None
 
     def is_oom(self, exc: BaseException) -> bool:
         """Whether `exc` is an allocation failure: Python's MemoryError, or a framework's own message (torch's

@@ -41,6 +41,7 @@ which sets the same variable) removes that too.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
@@ -316,6 +317,34 @@ class JAXBackend(Backend):
                 "note": "recompiles once per new input shape; no recompile limit, no eager fallback"}
 
 
+@functools.lru_cache(maxsize=2)
+def _flush_fill(nbytes: int) -> Callable[[Any], Any]:
+    """A jitted fill of `nbytes` bytes with a scalar value (it runs on the device the value is on); made once."""
+    jnp = _jnp()
+    return _jax().jit(lambda v: jnp.full((nbytes,), v, dtype=jnp.uint8))
+
+
+class JAXCacheFlush:
+    """The `cold` mode's flush on a JAX GPU: a jitted fill of `modes.GPU_FLUSH_BYTES` with a new value each time
+    (an argument, so XLA cannot fold it), waited for and dropped."""
+
+    def __init__(self, device: Any) -> None:
+        from opbench.engine.modes import GPU_FLUSH_BYTES
+
+        jax = _jax()
+        self.nbytes = GPU_FLUSH_BYTES
+        self._device, self._put = device, jax.device_put
+        self._fill = _flush_fill(self.nbytes)
+        self._value = 0
+
+    def __call__(self) -> None:
+        self._value = (self._value + 1) % 251
+        self._fill(self._put(np.uint8(self._value), self._device)).block_until_ready()
+
+    def describe(self) -> str:
+        return f"L2 flushed (writing {self.nbytes >> 20} MiB) before each call"
+
+
 class JAXCPU(JAXBackend):
     name = "jax_cpu"
 
@@ -359,3 +388,27 @@ class JAXGPU(JAXBackend):
     def free_memory(self) -> int | None:
         stats = self._target().memory_stats() or {}
         return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)) if "bytes_limit" in stats else None
+
+    def flush_cache(self) -> Any:
+        return JAXCacheFlush(self._target())
+
+    def _memory_stats(self) -> dict[str, Any]:
+        try:
+            return dict(self._target().memory_stats() or {})
+        except Exception:  # a client without statistics
+            return {}
+
+    def reset_peak_memory(self) -> None:
+        """JAX cannot reset its peak: remember it, so `peak_memory` can tell whether this case raised it."""
+        self._peak_before = self._memory_stats().get("peak_bytes_in_use")
+
+    def peak_memory(self) -> tuple[int, str] | None:
+        """`peak_bytes_in_use` when this case raised it (then it is the case's peak); otherwise the case stayed
+        under an earlier case's peak, which is all JAX can say (labelled so)."""
+        peak = self._memory_stats().get("peak_bytes_in_use")
+        if peak is None:
+            return None
+        before = getattr(self, "_peak_before", None)
+        if before is None or peak > before:
+            return int(peak), "jax memory_stats peak_bytes_in_use"
+        return int(peak), "jax memory_stats peak_bytes_in_use (an earlier case's peak: at most this)"

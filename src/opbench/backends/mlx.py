@@ -245,6 +245,56 @@ class MLXBackend(Backend):
         if clear is not None:
             clear()
 
+    def device_timer(self, op: Callable[..., Any], args: tuple[Any, ...], per_call_s: float) -> Any:
+        """CUPTI kernel time (torch.profiler) on MLX's CUDA backend; none on Metal or the CPU."""
+        from opbench.engine.modes import ModeNotApplicable
+
+        if self.gpu and sys.platform == "darwin":
+            raise ModeNotApplicable("Metal (MLX exposes no GPU-side kernel timer there)")
+        return super().device_timer(op, args, per_call_s)
+
+    def flush_cache(self) -> Any:
+        if not self.gpu:
+            return super().flush_cache()
+        return MLXCacheFlush()
+
+    def reset_peak_memory(self) -> None:
+        reset = _memory_function(_mx(), "reset_peak_memory")
+        if self.gpu and reset is not None:
+            reset()
+
+    def peak_memory(self) -> tuple[int, str] | None:
+        peak = _memory_function(_mx(), "get_peak_memory")
+        if not self.gpu or peak is None:
+            return None
+        return int(peak()), "mx.get_peak_memory"
+
+
+class MLXCacheFlush:
+    """The `cold` mode's flush on MLX's GPU: a fresh `modes.GPU_FLUSH_BYTES` array filled with a new value and
+    evaluated (a write larger than the L2), then dropped."""
+
+    def __init__(self) -> None:
+        from opbench.engine.modes import GPU_FLUSH_BYTES
+
+        self.nbytes = GPU_FLUSH_BYTES
+        self._value = 0
+
+    def __call__(self) -> None:
+        mx = _mx()
+        self._value = (self._value + 1) % 251
+        buffer = mx.full((self.nbytes,), self._value, dtype=mx.uint8)
+        mx.eval(buffer)
+        del buffer
+
+    def describe(self) -> str:
+        return f"L2 flushed (writing {self.nbytes >> 20} MiB) before each call"
+
+
+def _memory_function(mx: Any, name: str) -> Any:
+    """`mx.<name>` (MLX >= 0.24), else the older `mx.metal.<name>`, else None."""
+    return getattr(mx, name, None) or getattr(getattr(mx, "metal", None), name, None)
+
 
 def _gpu_name(mx: Any) -> str:
     try:

@@ -130,6 +130,25 @@ def _builders() -> dict[str, Builder]:
     }
 
 
+class TorchCacheFlush:
+    """The `cold` mode's flush on a torch GPU: zero a device buffer of twice the L2 (at least
+    `modes.GPU_FLUSH_BYTES`), as `triton.testing.do_bench` does."""
+
+    def __init__(self, device: str) -> None:
+        from opbench.engine.modes import GPU_FLUSH_BYTES
+
+        torch = _torch()
+        l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) if device == "cuda" else 0
+        self.nbytes = max(GPU_FLUSH_BYTES, 2 * int(l2 or 0))
+        self._buffer = torch.empty(self.nbytes, dtype=torch.uint8, device=device)
+
+    def __call__(self) -> None:
+        self._buffer.zero_()
+
+    def describe(self) -> str:
+        return f"L2 flushed (zeroing {self.nbytes >> 20} MiB) before each call"
+
+
 class TorchBackend(Backend):
     framework = "torch"
     device = "cpu"
@@ -224,6 +243,14 @@ class TorchMPS(TorchBackend):
     def sync(self) -> None:
         _torch().mps.synchronize()
 
+    def device_timer(self, op: Callable[..., Any], args: tuple[Any, ...], per_call_s: float) -> Any:
+        from opbench.engine.modes import ModeNotApplicable
+
+        raise ModeNotApplicable("MPS (torch exposes no GPU-side timer for Metal)")
+
+    def flush_cache(self) -> Any:
+        return TorchCacheFlush("mps")
+
     def release(self) -> None:
         _torch().mps.empty_cache()
 
@@ -265,6 +292,30 @@ class TorchCUDA(TorchBackend):
     def matmul_mode(self, arithmetic: str) -> str | None:
         """float32 matmuls are IEEE under "highest" and run on TF32 tensor cores under "high"."""
         return {"float32": "highest", "TF32": "high"}.get(arithmetic)
+
+    def device_timer(self, op: Callable[..., Any], args: tuple[Any, ...], per_call_s: float) -> Any:
+        """CUDA-graph replay timed with CUDA events; for an op that cannot be captured (it synchronizes, or
+        allocates in a way capture forbids), CUPTI kernel time through torch.profiler, the reason in the method."""
+        from opbench.backends._device_timers import CUDAGraphTimer, ProfilerTimer
+
+        try:
+            return CUDAGraphTimer(op, args, per_call_s)
+        except Exception as exc:  # capture refused: the profiler needs nothing from the op
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+            with contextlib.suppress(Exception):
+                _torch().cuda.synchronize()
+            timer = ProfilerTimer(op, args, self.force, self.sync)
+            timer.method = f"{timer.method}; CUDA-graph capture failed ({reason})"
+            return timer
+
+    def flush_cache(self) -> Any:
+        return TorchCacheFlush("cuda")
+
+    def reset_peak_memory(self) -> None:
+        _torch().cuda.reset_peak_memory_stats()
+
+    def peak_memory(self) -> tuple[int, str] | None:
+        return int(_torch().cuda.max_memory_allocated()), "torch.cuda.max_memory_allocated"
 
 
 class TorchCUDACompile(TorchCUDA):

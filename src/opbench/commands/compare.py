@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-above", type=options.finite_float(0.0, 1e6, low_inclusive=True), metavar="PCT",
                    help="exit 1 if a case is called slower in B by more than PCT %%, or the overall "
                         "geometric mean of B/A is called slower and exceeds 1 + PCT/100")
+    p.add_argument("--across-modes", action="store_true",
+                   help="compare two single-mode runs of different timing modes (e.g. a throughput run against "
+                        "a published table, measured in latency mode); without it such runs are refused")
     p.add_argument("--out", type=options.output_file, help="also write the Markdown report to this file")
     add_format(p)
     p.set_defaults(func=run)
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     floors, floor_note = machine_floors(run_a)
     comparison = compare_runs(run_a, run_b, mapping, alpha=args.alpha, noise_floor=args.noise_floor / 100,
-                              machine_floors=floors)
+                              machine_floors=floors, across_modes=args.across_modes)
     if floor_note:
         console(stderr=True).print(f"note: {floor_note}", soft_wrap=True)
     report = to_markdown_report(comparison)

@@ -19,9 +19,10 @@ from opbench.results import Run
 from opbench.results.files import atomic_write
 from opbench.results.resolve import load_run
 
-CSV_COLUMNS = ("run_id", "case", "family", "backend", "dtype", "status", "median_ms", "iqr_ms", "n", "noisy",
-               "first_call_ms", "rel_error", "tolerance", "flops", "bytes", "published_ms", "calls_per_sample",
-               "warmup_calls", "stop_reason", "error", "process_medians_ms", "unit_sizes", "samples_ms")
+CSV_COLUMNS = ("run_id", "case", "family", "backend", "dtype", "mode", "status", "median_ms", "iqr_ms", "n",
+               "noisy", "first_call_ms", "rel_error", "tolerance", "flops", "bytes", "published_ms", "calls_per_sample",
+               "warmup_calls", "stop_reason", "error", "method", "peak_memory_bytes", "energy_j_per_call",
+               "process_medians_ms", "unit_sizes", "samples_ms")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,11 +45,13 @@ def to_csv(r: Run) -> str:
     writer.writerow(CSV_COLUMNS)
     for res in r.results:
         timed = bool(res.samples_ms) or res.published_ms is not None
-        writer.writerow([r.run_id, res.case, res.family, res.backend, res.dtype, res.status,
+        writer.writerow([r.run_id, res.case, res.family, res.backend, res.dtype, res.mode, res.status,
                          _number(res.median_ms) if timed else "", _number(res.iqr_ms), res.n,
                          int(res.noisy), _number(res.first_call_ms), _number(res.rel_error),
                          _number(res.tolerance), res.flops, res.bytes, _number(res.published_ms),
-                         res.calls_per_sample, res.warmup_calls, res.stop_reason, res.error,
+                         res.calls_per_sample, res.warmup_calls, res.stop_reason, res.error, res.method,
+                         _number(res.conditions.get("peak_memory_bytes")),
+                         _number(res.conditions.get("energy_j_per_call")),
                          " ".join(repr(m) for m in res.process_medians_ms),
                          " ".join(str(k) for k in res.unit_sizes),
                          " ".join(repr(s) for s in res.samples_ms)])

@@ -95,6 +95,17 @@ def backend_name(text: str) -> str:
     return text
 
 
+def mode_list(text: str) -> str:
+    """A `type=` for `--mode`: a non-empty comma list of timing modes (`opbench.engine.modes.MODES`)."""
+    from opbench.engine.modes import parse_modes
+
+    try:
+        parse_modes(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def name_list(what: str) -> Callable[[str], str]:
     """A `type=` for a comma list that must name something (`--ops`, `--dtypes`); contents are checked later."""
 

@@ -28,7 +28,8 @@ from opbench.commands import (
 )
 from opbench.commands.options import check_pairs_present
 from opbench.engine.eta import CostModel, StartCosts, pass_phases
-from opbench.engine.passes import passes_done, process_spread_note
+from opbench.engine.modes import parse_modes
+from opbench.engine.passes import process_spread_note
 from opbench.engine.phases import WALL
 from opbench.engine.resume import check_resumable, fill_options, measured_results
 from opbench.engine.runner import Plan, run_plan
@@ -36,7 +37,7 @@ from opbench.engine.timing import DEFAULT_UNITS, TimingSettings
 from opbench.errors import UsageError, unknown
 from opbench.interrupts import deferred_interrupt
 from opbench.paths import os_error_text
-from opbench.report.tables import average_table, detailed_table, parse_pairs, to_markdown
+from opbench.report.tables import average_table, by_mode, detailed_table, parse_pairs, to_markdown
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
 from opbench.results.ids import folder_name
@@ -57,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  opbench run --backends cpu,mlx_cpu --preset quick      small shapes: a quick look\n"
                "  opbench run --ops Softmax,MatMul --format md            two families, Markdown tables\n"
                "  opbench run --backends cuda,cuda_compile --processes 3  3 worker processes per backend\n"
+               "  opbench run --backends cuda,mlx_gpu --mode throughput,latency,device   three timing modes\n"
                "  opbench run --resume RUN_ID                             measure what a cut-off run lacks")
     p.add_argument("--backends", type=options.backend_list,
                    help="comma-separated backends (default: every available one)")
@@ -84,6 +86,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="measure each backend in N passes, each in a fresh worker process (the independent "
                         f"units `compare` tests), splitting the budget between them (default {DEFAULT_UNITS}; "
                         "1 with --no-isolate)")
+    p.add_argument("--mode", type=options.mode_list,
+                   help="timing mode(s), comma-separated: throughput (back-to-back calls, one sync per block; "
+                        "the default), latency (a sync after every call, the seed's method), device (device "
+                        "time only: CUDA-graph replay or CUPTI kernel time), cold (caches flushed before each "
+                        "call); each result records its mode and method")
     add_catalog_option(p)
     add_table_options(p)
     p.add_argument("--roofline", action="store_true",
@@ -152,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         args.processes = 1  # in-process measurement has one process to give
     fill_options(args, previous)
     dtype = check_dtype(args.dtype)
+    modes = parse_modes(args.mode)
     if args.preset not in PRESETS:
         raise unknown("preset", args.preset, PRESETS)
     if not (0 < args.budget <= options.MAX_SECONDS and args.min_samples >= 1 and args.processes >= 1):
@@ -179,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
                    settings={"budget_s": settings.budget_s, "min_samples": settings.min_samples,
                              "block_s": settings.block_s, "rel_ci": settings.rel_ci, "seed": args.seed,
                              "backends": backends, "ops": args.ops, "cases": len(cases),
-                             "processes": args.processes,
+                             "processes": args.processes, "modes": list(modes),
                              **({"catalogs": [c.record() for c in catalogs]} if catalogs else {})},
                    backends=availability)
         db.create_run(meta)
@@ -207,27 +215,29 @@ def run(args: argparse.Namespace) -> int:
             store.run = replace(store.run, backends=backends_meta)
             store.write()
 
-    stored: set[tuple[str, str, str]] = {(r.case, r.backend, r.dtype) for r in meta.results}
+    stored: set[tuple[str, str, str, str]] = {r.key for r in meta.results}
 
     def record(result: CaseResult) -> None:  # the store first (one transaction per result), then run.json
         with deferred_interrupt():
             db.add_result(run_id, result)
-            stored.add((result.case, result.backend, result.dtype))
+            stored.add(result.key)
             store.add(result)
 
     for name in backends:
         if name not in runnable:
             for case in cases:
-                if (name, case.name) not in prior:
-                    record(CaseResult(case=case.name, family=case.family, backend=name, dtype=dtype,
-                                      status="unsupported", error=availability[name]["reason"]))
-    plan = Plan(tuple(cases), tuple(runnable), dtype, args.seed, settings, args.processes)
+                for mode in modes:
+                    if (name, case.name, mode) not in prior:
+                        record(CaseResult(case=case.name, family=case.family, backend=name, dtype=dtype,
+                                          status="unsupported", error=availability[name]["reason"], mode=mode))
+    plan = Plan(tuple(cases), tuple(runnable), dtype, args.seed, settings, args.processes, modes)
     todo = plan.passes_left(prior)
     err = console(stderr=True)
     passes = f" ({args.processes} processes per backend)" if args.processes > 1 else ""
+    in_modes = f" in {len(modes)} modes ({', '.join(modes)})" if len(modes) > 1 else f", {modes[0]} mode"
     err.print(f"opbench {run_id}{' (resumed)' if previous else ''}: {len(cases)} cases x {len(runnable)} "
-              f"backends ({', '.join(runnable)}), {todo} to measure{passes}, on {machine.describe(here)}; "
-              f"store {db.location}", soft_wrap=True)
+              f"backends ({', '.join(runnable)}){in_modes}, {todo} to measure{passes}, on "
+              f"{machine.describe(here)}; store {db.location}", soft_wrap=True)
     hint = f"opbench run --resume {run_id}" + (f" --store {mask_url(args.store)}" if args.store else "")
     try:
         _measure_with_progress(plan, record, err, prior, not args.no_isolate, args.case_timeout, on_backend,
@@ -248,18 +258,20 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write the tables to {out_dir}: {exc.strerror or exc}; all {len(stored)} results "
                          f"are in the store {db.location} (`opbench show {run_id}`)") from None
     results = store.run.results
-    detailed, average = detailed_table(results, pairs), average_table(results, pairs, args.geomean)
+    peak = None
     if args.roofline:  # optional % peak columns; the seed's layout is unchanged without the flag
         from opbench.commands.roofline import calibration_for
         from opbench.report.roofline import roofline_column
         from opbench.studies.roofline import backend_settings
 
         calibration = calibration_for(store.run, None)
-        detailed = detailed_table(results, pairs, roofline_column(calibration, backend_settings(store.run.backends)))
-    if args.format == "md":
-        print("Detailed benchmark:\n" + to_markdown(detailed) + "\nAverage benchmark:\n" + to_markdown(average))
-    else:
-        print_tables(console(), detailed, average)
+        peak = roofline_column(calibration, backend_settings(store.run.backends))
+    for subset in by_mode(results).values():  # one Detailed and one Average table per timing mode
+        detailed, average = detailed_table(subset, pairs, peak), average_table(subset, pairs, args.geomean)
+        if args.format == "md":
+            print(f"{detailed.title}:\n{to_markdown(detailed)}\n{average.title}:\n{to_markdown(average)}")
+        else:
+            print_tables(console(), detailed, average)
     if args.roofline:
         from opbench.commands.roofline import show_roofline
 
@@ -283,17 +295,18 @@ def _write_tables_if_possible(store: RunDirectory, pairs: list[tuple[str, str]] 
 
 
 def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err,
-                           prior: dict[tuple[str, str], CaseResult], isolate: bool, case_timeout: float | None,
+                           prior: dict[tuple[str, str, str], CaseResult], isolate: bool, case_timeout: float | None,
                            on_backend: Callable[[str, dict], None],
                            on_pass: Callable[[str, float], None] = lambda name, seconds: None) -> None:
     """Run the plan under the progress bar: its label names the case being measured now, its ETA is the cost
     model's (`opbench.engine.eta`: each pending case's FLOPs and bytes at the rate this machine has shown, from each
     case's recorded phases, plus the worker start-ups still to come)."""
     work = {c.name: float(c.flops + c.bytes_moved(plan.dtype)) for c in plan.cases}
-    left = {(b, c.name): int(max(0, plan.processes - passes_done(prior.get((b, c.name))))) for b, c in plan.pairs()}
+    left = {(b, c.name): plan.left(prior, b, c) for b, c in plan.pairs()}  # one per pass and mode
     pending = [(b, work[c]) for (b, c), n in left.items() for _ in range(n)]
     model = CostModel(prior_fixed_s=plan.timing.budget_s + 0.5)
-    starts = StartCosts({b: max((n for (bb, _), n in left.items() if bb == b), default=0) for b in plan.backends})
+    starts = StartCosts({b: -(-max((n for (bb, _), n in left.items() if bb == b), default=0) // len(plan.modes))
+                         for b in plan.backends})  # worker starts: passes, not modes
     before = {key: dict(r.phases_ms) for key, r in prior.items()}
     started: dict[str, float] = {}
 
@@ -308,11 +321,11 @@ def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err
             started.update(at=time.monotonic())
             advance(f"{backend}: {case.name}", done=False)
 
-        def on_result(result: CaseResult) -> None:
+        def on_result(result: CaseResult) -> None:  # one per case, pass and mode
             record(result)
             key = (result.backend, work.get(result.case, 0.0))
-            phases = pass_phases(before.get((result.backend, result.case), {}), result.phases_ms)
-            before[(result.backend, result.case)] = dict(result.phases_ms)
+            phases = pass_phases(before.get((result.backend, result.case, result.mode), {}), result.phases_ms)
+            before[(result.backend, result.case, result.mode)] = dict(result.phases_ms)
             elapsed = time.monotonic() - started.pop("at") if started else None
             if "worker_start" in phases:
                 starts.started(result.backend, phases["worker_start"] / 1e3)
@@ -320,7 +333,7 @@ def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err
                 pending.remove(key)
                 seconds = (phases[WALL] - phases.get("worker_start", 0.0)) / 1e3 if WALL in phases else elapsed
                 model.finished(result.backend, key[1], seconds)
-            advance(f"{result.backend}: {result.case} done")
+                advance(f"{result.backend}: {result.case} done")
 
         run_plan(plan, on_result, prior=prior, isolate=isolate, case_timeout=case_timeout, on_backend=on_backend,
                  on_start=on_start, on_pass=on_pass)

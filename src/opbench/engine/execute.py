@@ -42,9 +42,11 @@ from opbench.catalog.probes import Probe
 from opbench.catalog.user import unsupported_reason
 from opbench.engine import contention
 from opbench.engine.input_cache import case_inputs
+from opbench.engine.modes import ModeNotApplicable, not_applicable_error
 from opbench.engine.phases import PhaseClock
 from opbench.engine.reference_cache import expected_for
 from opbench.engine.task import UNVERIFIED, Measurement, Task
+from opbench.engine.telemetry import ENERGY_MIN_REGION_S, CaseTelemetry, process_gpu
 from opbench.engine.timing import measure
 from opbench.engine.verify import REDUCED, WRONG, Verdict, verify
 
@@ -140,18 +142,20 @@ def _prepare_time_verify(backend: Backend, task: Task, clock: PhaseClock) -> Mea
     except Exception as exc:
         return _failed(backend, task, exc, "prepare")
     try:
-        with contention.watch() as conditions:
-            timing, out = measure(op, prepared.args, backend, task.timing, fresh_outputs=prepared.fresh_outputs)
+        timing, out, conditions = _time_in_mode(backend, task, op, prepared)
         clock.add("first_call", timing.first_call_s)
         clock.add("warmup", timing.warmup_s)
         clock.add("samples", timing.sampling_s)
         compiled = backend.compile_counters()
+    except ModeNotApplicable as why:  # the timing mode does not apply to this backend: say why, no time
+        return Measurement.failure(task, "unsupported", not_applicable_error(str(why)), "time")
     except NotForcedError as exc:
         return Measurement.failure(task, "not-forced", str(exc), "time")
     except Exception as exc:
         return _failed(backend, task, exc, "time")
     del op
-    facts: dict[str, Any] = {"in_dtype": in_dtype, "how": prepared.how, "compile": compiled, "conditions": conditions}
+    facts: dict[str, Any] = {"in_dtype": in_dtype, "how": prepared.how, "compile": compiled, "conditions": conditions,
+                             "method": str(timing.extra.get("method", ""))}
     if compiled.get("fell_back_to_eager"):
         return Measurement.failure(task, "error", f"{compiled.get('compiler', 'the compiler')} fell back to eager "
                                    f"(counters: {compiled}); the time would not be a compiled time and is discarded",
@@ -170,6 +174,23 @@ def _prepare_time_verify(backend: Backend, task: Task, clock: PhaseClock) -> Mea
         return replace(_failed(backend, task, exc, "verify"), timing=timing, **facts)
     return Measurement(task, verdict.status, timing, verdict.rel_error, verdict.tolerance, verdict.detail,
                        largest_exact=largest, **facts)
+
+
+def _time_in_mode(backend: Backend, task: Task, op: Any, prepared: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """`timing.measure` in the task's timing mode, bracketed by `contention.watch` and the telemetry
+    (`engine.telemetry`: NVML on GPU backends, which lengthens the sample region to its energy counter's 0.1 s;
+    CPU frequency and peak memory everywhere)."""
+    settings = task.timing
+    gpu = process_gpu() if backend.device_kind == "gpu" else None
+    if gpu is not None and settings.min_region_s < ENERGY_MIN_REGION_S:
+        settings = replace(settings, min_region_s=ENERGY_MIN_REGION_S)
+    with contention.watch() as conditions, CaseTelemetry(backend, gpu) as telemetry:
+        timing, out = measure(op, prepared.args, backend, settings, fresh_outputs=prepared.fresh_outputs,
+                              mode=task.mode, region=telemetry.region)
+    readings = {**conditions, **telemetry.conditions(task.mode, str(timing.extra.get("method", "")))}
+    if task.mode == "cold" and "peak_memory_source" in readings:  # the flush buffer was alive while it was taken
+        readings["peak_memory_source"] += " (includes the cache-flush buffer)"
+    return timing, out, readings
 
 
 def _verify(backend: Backend, task: Task, case: Case, inputs: tuple[np.ndarray, ...], out: np.ndarray,

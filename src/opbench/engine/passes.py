@@ -30,8 +30,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from opbench.engine.contention import busiest
 from opbench.engine.phases import add as add_phases
+from opbench.engine.telemetry import merge as merge_conditions
 from opbench.results import CaseResult
 
 # Timed verdicts, least to most severe.
@@ -98,7 +98,7 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
     return replace(worst, samples_ms=prior.samples_ms + new.samples_ms,
                    process_medians_ms=_medians(prior) + _medians(new),
                    unit_sizes=(*_unit_sizes(prior), len(new.samples_ms)),
-                   conditions=busiest(prior.conditions, new.conditions),
+                   conditions=merge_conditions(prior.conditions, new.conditions),
                    warnings=tuple(dict.fromkeys(prior.warnings + new.warnings)),
                    warmup_calls=prior.warmup_calls + new.warmup_calls,
                    phases_ms=add_phases(prior.phases_ms, new.phases_ms),

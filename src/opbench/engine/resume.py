@@ -12,6 +12,7 @@ import argparse
 from typing import Any
 
 from opbench import machine
+from opbench.engine.modes import DEFAULT_MODE
 from opbench.engine.timing import DEFAULT_UNITS
 from opbench.errors import UsageError
 from opbench.results import CaseResult, Run
@@ -26,6 +27,7 @@ RESUMABLE_OPTIONS: dict[str, tuple[str, Any]] = {
     "min_samples": ("min_samples", 5),
     "seed": ("seed", 0),
     "processes": ("processes", DEFAULT_UNITS),
+    "mode": ("modes", DEFAULT_MODE),
 }
 
 
@@ -57,12 +59,14 @@ def fill_options(args: argparse.Namespace, run: Run | None) -> None:
                 value = getattr(run, key)
             elif key == "backends":
                 value = ",".join(run.settings.get("backends", [])) or None
+            elif key == "modes":  # a run from before modes was measured in the default one
+                value = ",".join(run.settings.get("modes", [])) or default
             else:
                 value = run.settings.get(key, default)
         setattr(args, option, value)
 
 
-def measured_results(run: Run, dtype: str) -> dict[tuple[str, str], CaseResult]:
-    """The results already in `run` in `dtype`, by (backend, case name): a resume measures only the passes
-    they lack (`passes.passes_done`)."""
-    return {(r.backend, r.case): r for r in run.results if r.dtype == dtype}
+def measured_results(run: Run, dtype: str) -> dict[tuple[str, str, str], CaseResult]:
+    """The results already in `run` in `dtype`, by (backend, case name, mode): a resume measures only the
+    passes they lack (`passes.passes_done`)."""
+    return {(r.backend, r.case, r.mode): r for r in run.results if r.dtype == dtype}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from opbench.backends import Backend, get_backend
 from opbench.catalog import Case
 from opbench.engine.execute import release_case_memory, run_task, verify_output
+from opbench.engine.modes import DEFAULT_MODE
 from opbench.engine.passes import combine, passes_done
 from opbench.engine.phases import WALL
 from opbench.engine.phases import add as add_phases
@@ -39,6 +40,7 @@ class Plan:
     seed: int = 0
     timing: TimingSettings = DEFAULT_TIMING
     processes: int = 1  # passes per backend, each in a fresh worker process (`opbench.engine.passes`): the units
+    modes: tuple[str, ...] = (DEFAULT_MODE,)  # timing modes (`opbench.engine.modes`): each case timed in every one
 
     def unit_timing(self) -> TimingSettings:
         """The timing settings of one pass: the case budget split across the passes."""
@@ -47,15 +49,24 @@ class Plan:
     def pairs(self) -> list[tuple[str, Case]]:
         return [(b, c) for b in self.backends for c in self.cases]
 
-    def passes_left(self, prior: Mapping[tuple[str, str], CaseResult]) -> int:
-        """Case measurements still to make, given what `prior` holds (for a progress bar)."""
-        return sum(int(max(0, self.processes - passes_done(prior.get((b, c.name))))) for b, c in self.pairs())
+    def modes_left(self, prior: Mapping[tuple[str, str, str], CaseResult], backend: str, case: Case) -> tuple[str, ...]:
+        """The modes in which (backend, case) still lacks passes, given what `prior` holds."""
+        return tuple(m for m in self.modes if passes_done(prior.get((backend, case.name, m))) < self.processes)
+
+    def left(self, prior: Mapping[tuple[str, str, str], CaseResult], backend: str, case: Case) -> int:
+        """Measurements (one per pass and mode) that (backend, case) still needs."""
+        return sum(int(max(0, self.processes - passes_done(prior.get((backend, case.name, m))))) for m in self.modes)
+
+    def passes_left(self, prior: Mapping[tuple[str, str, str], CaseResult]) -> int:
+        """Measurements still to make (a case in one mode, one pass), given what `prior` holds (progress bar)."""
+        return sum(self.left(prior, b, c) for b, c in self.pairs())
 
 
 def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int = 0,
-                 timing: TimingSettings = DEFAULT_TIMING) -> CaseResult:
-    """Prepare, time and verify one case on an already set-up backend, in this process (`engine.execute`)."""
-    return run_task(backend, Task(case, backend.name, dtype, seed, timing)).to_case_result()
+                 timing: TimingSettings = DEFAULT_TIMING, mode: str = DEFAULT_MODE) -> CaseResult:
+    """Prepare, time (in timing `mode`) and verify one case on an already set-up backend, in this process
+    (`engine.execute`)."""
+    return run_task(backend, Task(case, backend.name, dtype, seed, timing, mode=mode)).to_case_result()
 
 
 def _off_host(name: str) -> bool:
@@ -83,14 +94,15 @@ class _NoPrefetch:
 
 
 def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: None,
-             prior: Mapping[tuple[str, str], CaseResult] | None = None, isolate: bool = True,
+             prior: Mapping[tuple[str, str, str], CaseResult] | None = None, isolate: bool = True,
              case_timeout: float | None = None,
              on_backend: Callable[[str, dict], None] = lambda name, info: None,
              on_start: Callable[[str, Case], None] = lambda name, case: None,
              on_pass: Callable[[str, float], None] = lambda name, seconds: None) -> list[CaseResult]:
-    """Measure every (backend, case) pair in order, `plan.processes` passes each; `prior` holds results already
-    measured, keyed by (backend, case name): a pair is measured only for the passes it lacks (see
-    `passes.passes_done`), and new passes are combined with it (`passes.combine`).
+    """Measure every (backend, case) pair in order, `plan.processes` passes each, in every timing mode of
+    `plan.modes` (one after another in the same worker, each mode its own task: `opbench.engine.modes`);
+    `prior` holds results already measured, keyed by (backend, case name, mode): a pair is measured only in the
+    modes and passes it lacks (see `passes.passes_done`), and new passes are combined with it (`passes.combine`).
 
     With `isolate` (the default) each pass of a backend runs in its own spawned worker process
     (`opbench.engine.worker`): a segfault, an OS kill or a case running past its time-out becomes a `crashed`, `oom`
@@ -112,10 +124,10 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
         raise ValueError("processes must be >= 1, and more than one needs isolated worker processes")
     current = dict(prior or {})
     timeout = case_timeout if case_timeout is not None else default_case_timeout(plan.timing)
-    measured: dict[tuple[str, str], CaseResult] = {}
+    measured: dict[tuple[str, str, str], CaseResult] = {}
 
     def keep(name: str, case: Case, result: CaseResult) -> None:
-        key = (name, case.name)
+        key = (name, case.name, result.mode)
         current[key] = measured[key] = combine(current.get(key), result)
         on_result(current[key])
 
@@ -124,36 +136,39 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
         off_host = _off_host(name)
         spare: BackendWorker | None = None  # the next pass's worker, importing its framework meanwhile
         try:
-            while todo := [c for c in plan.cases if passes_done(current.get((name, c.name))) < plan.processes]:
+            while todo := [c for c in plan.cases if plan.modes_left(current, name, c)]:
                 began = time.perf_counter()
                 if not isolate:
                     backend = get_backend(name)
                     backend.setup()
                     on_backend(name, {"versions": backend.versions(), "settings": backend.settings()})
                     for case in todo:
-                        on_start(name, case)
-                        t0 = time.perf_counter()
-                        result = measure_case(backend, case, plan.dtype, plan.seed, plan.unit_timing())
-                        keep(name, case, replace(result, phases_ms=add_phases(
-                            result.phases_ms, {WALL: (time.perf_counter() - t0) * 1e3})))
+                        for mode in plan.modes_left(current, name, case):
+                            on_start(name, case)
+                            t0 = time.perf_counter()
+                            result = measure_case(backend, case, plan.dtype, plan.seed, plan.unit_timing(), mode)
+                            keep(name, case, replace(result, phases_ms=add_phases(
+                                result.phases_ms, {WALL: (time.perf_counter() - t0) * 1e3})))
                     on_pass(name, time.perf_counter() - began)
                     break
                 # one pass: every case still short of passes; a GPU backend's inputs and references made ahead
                 worker = spare or BackendWorker(name, timeout, env=cache_env, adaptive=case_timeout is None)
                 spare = None
-                another = off_host and any(passes_done(current.get((name, c.name))) + 1 < plan.processes for c in todo)
+                another = off_host and any(plan.left(current, name, c) > len(plan.modes_left(current, name, c))
+                                           for c in todo)
                 with worker, prefetcher(name, todo, plan, off_host) as ahead:
                     for case in todo:
-                        on_start(name, case)
                         ahead.advance(case)
-                        result = worker.measure(case, plan.dtype, plan.seed, plan.unit_timing())
-                        if not reported and worker.info:  # the worker starts on its first case
-                            on_backend(name, worker.info)
-                            reported = True
-                        if another and spare is None and worker.info:
-                            spare = BackendWorker(name, timeout, env=cache_env, adaptive=case_timeout is None)
-                            spare.prestart()
-                        keep(name, case, result)
+                        for mode in plan.modes_left(current, name, case):
+                            on_start(name, case)
+                            result = worker.measure(case, plan.dtype, plan.seed, plan.unit_timing(), mode)
+                            if not reported and worker.info:  # the worker starts on its first case
+                                on_backend(name, worker.info)
+                                reported = True
+                            if another and spare is None and worker.info:
+                                spare = BackendWorker(name, timeout, env=cache_env, adaptive=case_timeout is None)
+                                spare.prestart()
+                            keep(name, case, result)
                 on_pass(name, time.perf_counter() - began)
         finally:
             if spare is not None:

@@ -62,6 +62,7 @@ class Task:
     timing: TimingSettings = field(default_factory=TimingSettings)
     precision_mode: str = ""
     check: Check = "reported"
+    mode: str = "throughput"  # the timing mode (`opbench.engine.modes`)
 
     @property
     def name(self) -> str:
@@ -74,7 +75,8 @@ class Task:
     def describe(self) -> str:
         """For progress and failure messages: `measuring MatMul / ... in float16 [highest]`."""
         mode = f" [{self.precision_mode}]" if self.precision_mode else ""
-        return f"measuring {self.name} in {self.dtype}{mode}"
+        timing = f" ({self.mode} mode)" if self.mode != "throughput" else ""
+        return f"measuring {self.name} in {self.dtype}{mode}{timing}"
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Measurement:
     conditions: dict[str, Any] = field(default_factory=dict)  # how busy the machine was (`contention`)
     warnings: tuple[str, ...] = ()  # what the framework warned while measuring, one line each
     phases_ms: dict[str, float] = field(default_factory=dict)  # where the wall time went (`engine.phases`)
+    method: str = ""  # how the timing mode's number was taken (`Timing.extra["method"]`)
 
     @property
     def timed(self) -> bool:
@@ -128,7 +131,8 @@ class Measurement:
         """The measurement as a run's (or a sweep point's) `CaseResult`: exactly what `opbench run` records."""
         subject, task = self.task.subject, self.task
         base: dict[str, Any] = {"case": subject.name, "family": subject.family, "backend": task.backend,
-                                "dtype": task.dtype, "flops": subject.flops, "bytes": subject.bytes_moved(task.dtype)}
+                                "dtype": task.dtype, "flops": subject.flops, "bytes": subject.bytes_moved(task.dtype),
+                                "mode": task.mode}
         said: dict[str, Any] = {"warnings": self.warnings} if self.warnings else {}
         if self.phases_ms:
             said["phases_ms"] = dict(self.phases_ms)
@@ -145,4 +149,5 @@ class Measurement:
         return CaseResult(status=self.status, samples_ms=self.samples_ms,
                           calls_per_sample=timing.calls_per_sample, first_call_ms=timing.first_call_s * 1e3,
                           warmup_calls=timing.warmup_calls, stop_reason=timing.stop_reason, rel_error=self.rel_error,
-                          tolerance=self.tolerance, detail=self.detail, conditions=self.conditions, **said, **base)
+                          tolerance=self.tolerance, detail=self.detail, conditions=self.conditions,
+                          method=self.method, **said, **base)

@@ -61,6 +61,15 @@ from typing import Any
 import numpy as np
 
 from opbench.backends._base import Backend, NotForcedError
+from opbench.engine.modes import DEFAULT_MODE, MODES
+
+# How each mode's number was taken, when the backend adds nothing (device mode: the timer's own method).
+MODE_METHODS = {
+    "throughput": "wall clock, blocks of back-to-back calls, one sync per block",
+    "latency": "wall clock, one call and a sync per sample",
+    "device": "",
+    "cold": "wall clock, one call and a sync per sample",
+}
 
 NOISY_IQR_RATIO = 0.10
 SLOW_MIN_SAMPLES = 3
@@ -82,6 +91,7 @@ class TimingSettings:
     max_warmup: int = 100
     min_warmup_s: float = 0.05
     slow_samples: int = SLOW_MIN_SAMPLES  # samples of a call slower than the budget (per unit: `per_unit`)
+    min_region_s: float = 0.0  # the samples span at least this long (an energy counter needs >= 0.1 s)
 
     def per_unit(self, units: int) -> TimingSettings:
         """The settings of one of `units` units of a case: the timed budget, the sustained warm-up, the
@@ -162,15 +172,28 @@ def median_ci(samples: list[float] | np.ndarray, z: float = 1.96, n_eff: float |
 
 
 def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
-            settings: TimingSettings | None = None, fresh_outputs: bool = True) -> tuple[Timing, Any]:
-    """Time `op(*args)` on `backend` with the algorithm in the module docstring; return the timing and the
-    output of the last timed call (the one that gets verified). `fresh_outputs=False` drops the stale-output
-    check, for ops that write into a preallocated buffer on purpose (the calibration's copy).
+            settings: TimingSettings | None = None, fresh_outputs: bool = True, mode: str = DEFAULT_MODE,
+            region: Callable[[str, int], None] | None = None) -> tuple[Timing, Any]:
+    """Time `op(*args)` on `backend` with the algorithm in the module docstring, in timing `mode`
+    (`opbench.engine.modes`); return the timing and the output of the last timed call (the one that gets verified).
+    `fresh_outputs=False` drops the stale-output check, for ops that write into a preallocated buffer on
+    purpose (the calibration's copy). `region("start", 0)` and `region("end", calls)` bracket the samples
+    (telemetry reads the energy counter there); sampling goes on until the samples span
+    `settings.min_region_s`, so that such a counter can be read over the region.
+
+    Modes change only what one sample is (first call, warm-up and stop rule are shared):
+    `throughput` a block of `n` calls and one sync; `latency` one call and a sync; `cold` a cache flush
+    (`backend.flush_cache`, untimed, then synchronized) and one timed call; `device` the per-call device time
+    of `backend.device_timer` over a block of `n` calls. `Timing.extra["method"]` says how; a mode the
+    backend cannot do raises `ModeNotApplicable`.
 
     The inner loop is kept as lean as a hand-written one: eager backends (no `force`) run `op(*args)` alone,
     lazy ones add exactly one `force` call (benchmarks/overhead.py measures the difference).
     """
     settings = settings or TimingSettings()
+    if mode not in MODES:
+        raise ValueError(f"unknown timing mode {mode!r}")
+    flush = backend.flush_cache() if mode == "cold" else None  # ModeNotApplicable before any call
     clock = time.perf_counter
     force, sync = backend.force, backend.sync
     eager = type(backend).force is Backend.force
@@ -202,10 +225,12 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
         backend.on_first_call(first)
     warm: list[float] = []
     warm_start = clock()
-    if first > settings.budget_s:  # perhaps a slow call: the next one tells (it is a sample if it is slow too)
+    # perhaps a slow call: the next one tells (it is a sample if it is slow too). A slow call's samples are one
+    # synchronized call each, which is what throughput and latency both mean then; device and cold time theirs.
+    if first > settings.budget_s and mode in ("throughput", "latency"):
         t, out = timed_block(1)
         if t > settings.budget_s:
-            return _slow(timed_block, t, out, first, settings, warm_start, clock)
+            return _slow(timed_block, t, out, first, settings, warm_start, clock, region)
         warm.append(t)
     while len(warm) < settings.max_warmup:
         t, out = timed_block(1)
@@ -219,40 +244,87 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
         cap = max(1, int(settings.budget_s / settings.min_samples / per_call))
         return max(1, min(cap, math.ceil(settings.block_s / per_call)))
 
-    n = block_size(float(np.median(warm[-3:])))
+    per_call = float(np.median(warm[-3:]))  # the latest estimate of one call's time
+    n = block_size(per_call)
     warmup_calls = len(warm)
     while clock() - warm_start < min(settings.min_warmup_s, settings.budget_s / 2):
         t, out = timed_block(n)
         warmup_calls += n
-        n = block_size(t / n)
+        per_call = t / n
+        n = block_size(per_call)
 
     slow = float(np.median(warm[-3:])) > settings.budget_s
     min_samples = min(settings.min_samples, settings.slow_samples) if slow else settings.min_samples
+    method = MODE_METHODS[mode]
+    timer = None
+    if mode in ("latency", "cold"):
+        n = 1
+    if mode == "device":
+        timer = backend.device_timer(op, args, per_call)
+        method = timer.method
+    if flush is not None:
+        method = f"{method}, {flush.describe()}"
+
+    calls = 0  # calls made while sampling
+
+    def sample() -> tuple[float, Any]:
+        nonlocal calls
+        if timer is not None:
+            value, output = timer.sample(n)
+            calls += timer.calls_per_sample or n
+            return value, output
+        if flush is not None:
+            flush()
+            sync()
+        elapsed, output = timed_block(n)
+        calls += n
+        return elapsed / n, output
+
     samples: list[float] = []
-    start = clock()
     reason = "max_samples"
-    while len(samples) < settings.max_samples:
-        t, out = timed_block(n)
-        samples.append(t / n)
-        if len(samples) >= min_samples:
-            lo, hi = median_ci(samples, n_eff=effective_size(samples))
-            if (hi - lo) / 2 <= settings.rel_ci * float(np.median(samples)):
-                reason = "stable"
-                break
-            if clock() - start >= settings.budget_s:
-                reason = "budget"
-                break
-    end = clock()
-    return Timing(tuple(samples), n, first, warmup_calls, reason, warmup_s=start - warm_start,
-                  sampling_s=end - start), out
+    try:
+        if region is not None:
+            region("start", 0)
+        start = clock()
+        while len(samples) < settings.max_samples:
+            value, out = sample()
+            samples.append(value)
+            if len(samples) >= min_samples and clock() - start >= settings.min_region_s:
+                lo, hi = median_ci(samples, n_eff=effective_size(samples))
+                if (hi - lo) / 2 <= settings.rel_ci * float(np.median(samples)):
+                    reason = "stable"
+                    break
+                if clock() - start >= settings.budget_s:
+                    reason = "budget"
+                    break
+        region_s = clock() - start
+        if region is not None:
+            region("end", calls)
+    finally:
+        if timer is not None:
+            timer.close()
+        flush = None  # its buffer is freed before the next case (it would count in that case's peak memory)
+    extra = {"method": method, "region_s": region_s, "region_calls": calls}
+    per_sample = n  # the calls one sample's time is divided by
+    if timer is not None:
+        per_sample = getattr(timer, "calls", 0) or timer.calls_per_sample or n
+    return Timing(tuple(samples), per_sample, first, warmup_calls, reason, extra, warmup_s=start - warm_start,
+                  sampling_s=region_s), out
 
 
 def _slow(timed_block: Callable[[int], tuple[float, Any]], sample: float, out: Any, first: float,
-          settings: TimingSettings, start: float, clock: Callable[[], float]) -> tuple[Timing, Any]:
+          settings: TimingSettings, start: float, clock: Callable[[], float],
+          region: Callable[[str, int], None] | None = None) -> tuple[Timing, Any]:
     """A call slower than the whole budget, twice (the first call and `sample`): no warm-up series (the first
-    call was the warm-up), `settings.slow_samples` samples of one call each, `sample` the first of them."""
+    call was the warm-up), `settings.slow_samples` samples of one call each, `sample` the first of them (the
+    telemetry region brackets the later ones)."""
     samples = [sample]
+    if region is not None:
+        region("start", 0)
     while len(samples) < max(1, settings.slow_samples):
         t, out = timed_block(1)
         samples.append(t)
-    return Timing(tuple(samples), 1, first, 0, "slow", sampling_s=clock() - start), out
+    if region is not None:
+        region("end", len(samples) - 1)
+    return Timing(tuple(samples), 1, first, 0, "slow", {"method": MODE_METHODS["latency"]},
+                  sampling_s=clock() - start), out

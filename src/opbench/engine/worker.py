@@ -46,6 +46,7 @@ from opbench.results import CaseResult
 WORKER_ENV: dict[str, str] = {
     "XLA_PYTHON_CLIENT_PREALLOCATE": "false",  # JAX: allocate GPU memory as needed, not 75 % up front
     "TF_CPP_MIN_LOG_LEVEL": "2",  # JAX/XLA: no C++ info logs on stderr
+    "KINETO_LOG_LEVEL": "5",  # torch.profiler (the `device` mode's CUPTI timer): no info logs on stderr
 }
 
 
@@ -413,9 +414,11 @@ class BackendWorker:
             parent["worker_start"] = self.last_start_s * 1e3
         return replace(measurement, phases_ms=add_phases(measurement.phases_ms, parent))
 
-    def measure(self, case: Case, dtype: str, seed: int, timing: TimingSettings) -> CaseResult:
-        """Measure one case in the worker, as `opbench run` records it (`run` with a task of the case)."""
-        return self.run(Task(case, self.backend, dtype, seed, timing)).to_case_result()
+    def measure(self, case: Case, dtype: str, seed: int, timing: TimingSettings,
+                mode: str = "throughput") -> CaseResult:
+        """Measure one case in the worker in one timing mode, as `opbench run` records it (`run` with a task of
+        the case)."""
+        return self.run(Task(case, self.backend, dtype, seed, timing, mode=mode)).to_case_result()
 
     def __enter__(self) -> BackendWorker:
         return self

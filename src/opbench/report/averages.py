@@ -52,11 +52,13 @@ def format_speedup(value: float) -> str:
 
 
 def time_marks(result: CaseResult) -> str:
-    """The marks of one time: verdict, noisy, busy machine."""
+    """The marks of one time: verdict, noisy, busy machine, a slowed GPU (`engine.telemetry.gpu_flag`)."""
     from opbench.engine.contention import MARK_BUSY
+    from opbench.engine.telemetry import MARK_GPU, gpu_flag
 
     out = MARK_WRONG if result.status == "wrong" else MARK_REDUCED if result.status == "reduced-precision" else ""
-    return out + (MARK_NOISY if result.noisy else "") + (MARK_BUSY if result.busy else "")
+    return (out + (MARK_NOISY if result.noisy else "") + (MARK_BUSY if result.busy else "")
+            + (MARK_GPU if gpu_flag(result.conditions) else ""))
 
 
 def _why_not(result: CaseResult | None, backend: str) -> str | None:

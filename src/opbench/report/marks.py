@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from opbench.analysis.significance import NOISY_DETECTABLE
 from opbench.engine.contention import BUSY_OTHER_CORES, BUSY_SHARE, MARK_BUSY
+from opbench.engine.telemetry import MARK_GPU
 from opbench.results import CaseResult
 
 MARK_WRONG, MARK_REDUCED, MARK_NOISY, MARK_PARTIAL = "✗", "†", "~", "*"
@@ -25,6 +26,8 @@ NOISY_TEXT = (f"{MARK_NOISY} noisy: its worker processes disagree too much for a
               f"detect a {NOISY_DETECTABLE:.0%} change nine times in ten")
 BUSY_TEXT = (f"{MARK_BUSY} measured on a busy machine (other processes took ≥ {BUSY_OTHER_CORES:g} core or "
              f"{BUSY_SHARE:.0%} of the CPUs)")
+GPU_TEXT = f"{MARK_GPU} the GPU was throttled, or below 90 % of its clock under load, while measured (see the notes)"
+NOT_APPLICABLE_TEXT = "n/a: the timing mode does not apply to this backend (the cell says why)"
 REDUCED_TEXT = (f"{MARK_REDUCED} reduced precision: within the bounds of a narrower arithmetic that the measuring "
                 "process reported, not of the dtype's own")
 
@@ -73,8 +76,12 @@ def legend(results: Sequence[CaseResult], time_cells: Iterable[str], speedup_cel
                        "verified (ok or †), k of the family's n (see the notes)")
     if average and NO_COMMON in speedups:
         entries.append(f"{NO_COMMON}: no case that both backends timed and verified")
+    if MARK_GPU in "".join(times):
+        entries.append(GPU_TEXT)
     if missing in times:
         entries.append(f"{missing}: no time (see the notes)")
+    if any(t.startswith("n/a:") for t in times):
+        entries.append(NOT_APPLICABLE_TEXT)
     if any(s.startswith("nan%") for s in speedups):
         entries.append("nan%: one of the two has no time")
     return " · ".join(entries)

@@ -13,6 +13,10 @@ speedup from such a cell carries it too, so no busy number reads as clean), `*` 
 some of the family's cases (`report.averages`: speedups compare like with like). Each table carries its own
 legend, naming the marks that appear in it. A cell without a time reads `nan`, and a note under the table says
 why.
+A cell whose timing mode does not apply to its backend says so (`n/a: CPU`); `°`: the GPU was throttled or
+below 90 % of its clock under load (`engine.telemetry`). A table shows one timing mode (`opbench.engine.modes`),
+named in its title: results of several modes are split with `by_mode` first, never laid side by side as if they
+were alike (`modes_table` shows them as columns).
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from opbench.engine.contention import MARK_BUSY, busy_warning
+from opbench.engine.telemetry import gpu_warning
 from opbench.report.averages import average_notes, family_averages, format_speedup, speedup, time_marks
 from opbench.report.marks import (
     BUSY_TEXT,
+    GPU_TEXT,
     MARK_PARTIAL,
     MARK_REDUCED,
     MARK_WRONG,
     NOISY_TEXT,
+    NOT_APPLICABLE_TEXT,
     REDUCED_TEXT,
     WRONG_TEXT,
     legend,
@@ -43,17 +50,21 @@ DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
 )
 
 # Every mark at once (documentation; a rendered table carries `report.marks.legend` of what it shows).
-LEGEND = " · ".join((WRONG_TEXT, REDUCED_TEXT + " (the mode is named)", NOISY_TEXT, BUSY_TEXT,
-                     f"{MARK_PARTIAL} average or speedup over part of the family", "nan: not measured (see notes)"))
+LEGEND = " · ".join((WRONG_TEXT, REDUCED_TEXT + " (the mode is named)", NOISY_TEXT, BUSY_TEXT, GPU_TEXT,
+                     f"{MARK_PARTIAL} average or speedup over part of the family", "nan: not measured (see notes)",
+                     NOT_APPLICABLE_TEXT))
 
 
 @dataclass(frozen=True)
 class Cell:
     value: float
     marks: str = ""
+    label: str = ""  # shown instead of `nan` for a cell whose timing mode does not apply (`n/a: CPU`)
 
     def text(self, digits: int = 2) -> str:
-        return "nan" if math.isnan(self.value) else f"{self.value:.{digits}f}{self.marks}"
+        if math.isnan(self.value):
+            return self.label or "nan"
+        return f"{self.value:.{digits}f}{self.marks}"
 
 
 @dataclass
@@ -92,7 +103,33 @@ def choose_pairs(backends: Sequence[str], pairs: Sequence[tuple[str, str]] | Non
     return chosen
 
 
+def by_mode(results: Sequence[CaseResult]) -> dict[str, list[CaseResult]]:
+    """`results` split by timing mode, modes in `opbench.engine.modes.MODES` order: each table shows one mode."""
+    from opbench.engine.modes import MODES
+
+    order = list(MODES)
+    groups: dict[str, list[CaseResult]] = {}
+    for r in results:
+        groups.setdefault(r.mode, []).append(r)
+    return {m: groups[m] for m in sorted(groups, key=lambda m: order.index(m) if m in order else len(order))}
+
+
+def mode_title(results: Sequence[CaseResult]) -> str:
+    """`throughput mode: back-to-back calls, one sync per block`, for the tables' titles. Refuses mixed modes: a
+    table never lays two modes side by side as if they were alike (split with `by_mode`, or `modes_table`)."""
+    from opbench.engine.modes import MODES
+
+    modes = list(dict.fromkeys(r.mode for r in results)) or ["throughput"]
+    if len(modes) > 1:
+        raise ValueError(f"a table of several timing modes ({', '.join(modes)}): split the results with by_mode")
+    return f"{modes[0]} mode: {MODES.get(modes[0], 'unknown mode')}"
+
+
 def _cell(result: CaseResult | None) -> Cell:
+    from opbench.engine.modes import is_not_applicable, short_reason
+
+    if result is not None and not result.timed and is_not_applicable(result.error):
+        return Cell(math.nan, label=short_reason(result.error))
     if result is None or not result.timed:
         return Cell(math.nan)
     return Cell(result.median_ms, time_marks(result))
@@ -117,8 +154,7 @@ def _notes(results: Sequence[CaseResult]) -> list[str]:
         elif r.status != "ok":
             what = f"rel. error {r.rel_error:.2g} (tolerance {r.tolerance:.2g})" if r.rel_error is not None else ""
             groups.setdefault((r.backend, r.status, what), []).append(r.case)
-    warning = busy_warning(results)
-    notes = [f"warning: {warning}"] if warning else []
+    notes = [f"warning: {w}" for w in (busy_warning(results), gpu_warning(results)) if w]
     for (backend, status, reason), cases in groups.items():
         shown = ", ".join(cases[:4]) + (f" and {len(cases) - 4} more" if len(cases) > 4 else "")
         notes.append(f"{backend}: {status}: {reason} — {shown}")
@@ -151,7 +187,37 @@ def detailed_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str
     n = len(backends)
     caption = legend(results, [c for row in rows for c in row[1:1 + n]],
                      [c for row in rows for c in row[1 + n:1 + n + len(chosen)]])
-    return Table("Detailed benchmark (median ms per call)", headers, rows, _notes(results), caption)
+    return Table(f"Detailed benchmark (median ms per call; {mode_title(results)})", headers, rows, _notes(results),
+                 caption)
+
+
+def modes_table(results: Sequence[CaseResult]) -> Table:
+    """One row per case, one column per (backend, timing mode) in `opbench.engine.modes.MODES` order (the same
+    case timed each way), then, per backend with device times, `latency/device`: how many times its device time
+    one synchronized call costs (host dispatch and sync; 1.0 where the device is the bottleneck)."""
+    from opbench.engine.modes import MODES
+
+    modes = list(by_mode(results))
+    cases, backends, _ = _index(results)
+    index = {(r.case, r.backend, r.mode): r for r in results}
+    columns = [(b, m) for b in backends for m in modes if any((c, b, m) in index for c in cases)]
+    ratio_of = [b for b in backends if (b, "latency") in columns
+                and any(r.timed for k, r in index.items() if k[1:] == (b, "device"))]
+    headers = ["Operation", *(f"{b} {m}" for b, m in columns), *(f"{b} latency/device" for b in ratio_of)]
+    rows = []
+    for case in cases:
+        cells = {col: _cell(index.get((case, *col))) for col in columns}
+        ratios = []
+        for b in ratio_of:
+            lat, dev = cells[(b, "latency")].value, cells[(b, "device")].value
+            ratios.append("–" if math.isnan(lat) or math.isnan(dev) or dev <= 0 else f"{lat / dev:.2f}")
+        rows.append([case, *(cells[col].text(3) for col in columns), *ratios])
+    methods = sorted({f"{r.backend} {r.mode}: {r.method}" for r in results if r.timed and r.method})
+    notes = _notes(results) + [f"method: {m}" for m in methods]
+    caption = " · ".join(f"{m}: {MODES.get(m, '?')}" for m in modes)
+    marks = legend(results, [c for row in rows for c in row[1:1 + len(columns)]])
+    return Table("Timing modes side by side (median ms per call)", headers, rows, notes,
+                 caption + (f" · {marks}" if marks else ""))
 
 
 def average_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str]] | None = None,
@@ -167,7 +233,8 @@ def average_table(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str]
                    *(avg.speedups[p].text() for p in chosen)] for avg in averages]
     times = [c for row in table_rows for c in row[1:1 + len(backends)]]
     speedups = [c for row in table_rows for c in row[1 + len(backends):]]
-    title = "Average benchmark (ms, " + ("geometric" if geometric else "arithmetic") + " mean per family)"
+    title = (f"Average benchmark (ms, {'geometric' if geometric else 'arithmetic'} mean per family; "
+             f"{mode_title(results)})")
     return Table(title, headers, table_rows, average_notes(averages),
                  legend(results, times, speedups, average=True))
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opbench.report.tables import average_table, detailed_table, to_markdown
+from opbench.report.tables import average_table, by_mode, detailed_table, to_markdown
 from opbench.results.model import CaseResult, Run
 
 
@@ -62,9 +62,9 @@ class RunDirectory:
         self._encoded: dict[tuple[str, str, str], tuple[CaseResult, str]] = {}
 
     def add(self, result: CaseResult) -> None:
-        """Add `result`, replacing an earlier one of the same case, backend and dtype (a later pass)."""
-        key = (result.case, result.backend, result.dtype)
-        kept = tuple(r for r in self.run.results if (r.case, r.backend, r.dtype) != key)
+        """Add `result`, replacing an earlier one of the same case, backend, dtype and mode (a later pass)."""
+        key = result.key
+        kept = tuple(r for r in self.run.results if r.key != key)
         self.run = replace(self.run, results=(*kept, result))
         self.write()
 
@@ -88,8 +88,11 @@ class RunDirectory:
         atomic_write(self.out_dir / "run.json", self.document())
 
     def write_tables(self, pairs: list[tuple[str, str]] | None = None, geometric: bool = False) -> None:
-        results = self.run.results
-        atomic_write(self.out_dir / "detailed.md", "# Detailed benchmark (ms)\n\n"
-                     + to_markdown(detailed_table(results, pairs)))
-        atomic_write(self.out_dir / "average.md", "# Average benchmark (ms)\n\n"
-                     + to_markdown(average_table(results, pairs, geometric)))
+        """detailed.md and average.md: one table per timing mode, each titled with its mode."""
+        groups = by_mode(self.run.results) or {"throughput": []}
+        atomic_write(self.out_dir / "detailed.md", "# Detailed benchmark (ms)\n\n" + "\n".join(
+            f"## {table.title}\n\n" + to_markdown(table)
+            for table in (detailed_table(results, pairs) for results in groups.values())))
+        atomic_write(self.out_dir / "average.md", "# Average benchmark (ms)\n\n" + "\n".join(
+            f"## {table.title}\n\n" + to_markdown(table)
+            for table in (average_table(results, pairs, geometric) for results in groups.values())))

@@ -17,7 +17,10 @@ Markdown algorithm, written to tolerate the real files' irregularities:
    `Average benchmark:` lines are skipped. No heading since the previous table: the table continues that
    table's section (a Detailed table followed by its Average table). No heading at all before the first
    table: the document's first line of text (the seed article's title, which names the M3 Max).
-5. Cells: a number is `ok`; `nan` is `unsupported` ("nan in published table"); opbench's own markers `✗` and
+5. Timing mode: the seed's and mlx-benchmark's tables time each call with a sync (`latency`, see
+   `opbench.engine.modes`), so their results are latency-mode results; a table under opbench's own label
+   (`Detailed benchmark (...; throughput mode: ...):`) gets the mode it names.
+6. Cells: a number is `ok`; `nan` is `unsupported` ("nan in published table"); opbench's own markers `✗` and
    `†` map back to `wrong` and `reduced-precision`; an empty or absent cell (a short row) is no result; any
    other text is an `error` naming the cell. A file where no section has a detailed row is rejected.
 
@@ -55,7 +58,10 @@ _HARDWARE = re.compile(
     r"Xeon|EPYC|Ryzen|Core\s+i\d|Apple|Intel|AMD|NVIDIA|Snapdragon|GPU)\b")
 _APPLE_CHIP = re.compile(r"\bM[1-9]\d?(?:\s+(?:Pro|Max|Ultra))?\b")
 _GPU_MODEL = re.compile(r"\b(?:Tesla\s+)?(?:[VAHBL]\d{2,3}S?|T4|RTX\s?\d{3,4}\w*|GTX\s?\d+)\b(?:\s+\w+)?")
-_TABLE_LABEL = re.compile(r"^\**\s*(detailed|average)(\s+benchmark)?\s*:?\s*\**\s*:?$", re.IGNORECASE)
+_TABLE_LABEL = re.compile(r"^\**\s*(detailed|average)(\s+benchmark)?\s*(\(.*\))?\s*:?\s*\**\s*:?$", re.IGNORECASE)
+_LABEL_MODE = re.compile(r"\b(throughput|latency|device|cold) mode\b")
+# The seed article and mlx-benchmark force and synchronize every call: their tables are latency-mode numbers.
+PUBLISHED_MODE = "latency"
 _VERSION = {pkg: re.compile(rf"\b{alias}\b\s*[:=]?\s*v?(\d+(?:\.\d+)+)", re.IGNORECASE)
             for pkg, alias in (("mlx", "mlx"), ("torch", "(?:py)?torch"), ("jax", "jax"))}
 _APPLE_CORES = re.compile(r"\b\d+E\s*\+\s*\d+P(?:\s*\+\s*\d+\s*GPU)?", re.IGNORECASE)
@@ -72,7 +78,7 @@ _IGNORED_MARKS = "~*‡"
 class _Section:
     heading: str
     backends: list[str] = field(default_factory=list)
-    results: dict[tuple[str, str], CaseResult] = field(default_factory=dict)
+    results: dict[tuple[str, str, str], CaseResult] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- Markdown
@@ -118,6 +124,8 @@ def _parse_cell(text: str) -> tuple[str, float | None, str] | None:
         return None
     if value.lower() in ("nan", "nan%", "-", "—", "n/a"):
         return "unsupported", None, NAN_ERROR
+    if value.lower().startswith("n/a:"):  # opbench's own: the timing mode does not apply (`n/a: CPU`)
+        return "unsupported", None, value
     try:
         ms = float(value)
     except ValueError:
@@ -127,8 +135,18 @@ def _parse_cell(text: str) -> tuple[str, float | None, str] | None:
     return status, ms, ""
 
 
-def _read_table(block: list[str], section: _Section) -> None:
-    """Add a table's detailed rows to `section` (first occurrence of a case and backend wins)."""
+def _table_mode(lines: list[str]) -> str:
+    """The timing mode a table's label names (opbench's own `Detailed benchmark (...; latency mode: ...):`),
+    else `PUBLISHED_MODE`."""
+    for raw in reversed(lines):
+        line = raw.strip()
+        if _TABLE_LABEL.match(line) and (found := _LABEL_MODE.search(line)):
+            return found.group(1)
+    return PUBLISHED_MODE
+
+
+def _read_table(block: list[str], section: _Section, mode: str = PUBLISHED_MODE) -> None:
+    """Add a table's detailed rows to `section` (first occurrence of a case, backend and mode wins)."""
     header = _cells(block[0])
     columns = [(i, name) for i, name in enumerate(header) if i > 0 and _BACKEND_NAME.match(name)
                and not name.lower().endswith("speedup")]
@@ -142,14 +160,14 @@ def _read_table(block: list[str], section: _Section) -> None:
         case, family = match.group(0), match.group(1)
         for i, backend in columns:
             parsed = _parse_cell(cells[i]) if i < len(cells) else None
-            if parsed is None or (case, backend) in section.results:
+            if parsed is None or (case, backend, mode) in section.results:
                 continue
             status, ms, error = parsed
             if backend not in section.backends:
                 section.backends.append(backend)
-            section.results[(case, backend)] = CaseResult(
+            section.results[(case, backend, mode)] = CaseResult(
                 case=case, family=family, backend=backend, dtype=PUBLISHED_DTYPE, status=status,
-                published_ms=ms, detail=IMPORTED_DETAIL, error=error)
+                published_ms=ms, detail=IMPORTED_DETAIL, error=error, mode=mode)
 
 
 def _sections(text: str) -> list[_Section]:
@@ -176,7 +194,7 @@ def _sections(text: str) -> list[_Section]:
                 heading = title if len(title) <= MAX_HEADING_CHARS else ""
             section = _Section(heading or "published table")
             sections.append(section)
-        _read_table(lines[start:end], section)
+        _read_table(lines[start:end], section, _table_mode(lines[previous_end:start]))
         previous_end = end
     return [s for s in sections if s.results]
 

@@ -4,8 +4,10 @@ JSON format versions (`SCHEMA_VERSION`):
   1 - first version: run metadata, per-result raw samples in ms, verdict, relative error, error text.
       Later optional fields (absent in older files, read as empty): `process_medians_ms`, `unit_sizes`
       (how many of `samples_ms`, in order, each independent unit -- a worker process -- took), `conditions`
-      (how busy the machine was while the case was timed: `opbench.engine.contention`) and `warnings` (what the
-      framework warned while measuring the case).
+      (how busy the machine was while the case was timed: `opbench.engine.contention`, and what the device was doing:
+      `opbench.engine.telemetry`), `warnings` (what the framework warned while measuring the case), `mode` (the
+      timing mode, `opbench.engine.modes`; absent: `throughput`, the only mode before modes existed) and `method`
+      (how that mode's number was taken on this backend).
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ class CaseResult:
     conditions: dict[str, Any] = field(default_factory=dict, hash=False)
     warnings: tuple[str, ...] = ()  # the framework's warnings while the case ran, one line each
     phases_ms: dict[str, float] = field(default_factory=dict, hash=False)  # wall time per phase (`engine.phases`)
+    mode: str = "throughput"  # timing mode (`opbench.engine.modes`): part of the result's identity
+    method: str = ""  # how this mode's number was taken here (e.g. `CUDA-graph replay, CUDA events`)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """The result's identity within a run: (case, backend, dtype, mode)."""
+        return self.case, self.backend, self.dtype, self.mode
 
     @property
     def units_ms(self) -> tuple[tuple[float, ...], ...]:
@@ -163,6 +172,8 @@ class CaseResult:
         kw["conditions"] = dict(kw.get("conditions") or {})
         kw["warnings"] = tuple(str(x) for x in kw.get("warnings", ()))
         kw["phases_ms"] = {str(k): float(v) for k, v in (kw.get("phases_ms") or {}).items()}
+        kw["mode"] = str(kw.get("mode") or "throughput")
+        kw["method"] = str(kw.get("method") or "")
         return cls(**kw)
 
 
@@ -212,6 +223,14 @@ class Run:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"{path} is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+    def modes(self) -> list[str]:
+        """The timing modes of this run's results, in `opbench.engine.modes.MODES` order."""
+        from opbench.engine.modes import MODES
+
+        order = list(MODES)
+        present = dict.fromkeys(r.mode for r in self.results)
+        return sorted(present, key=lambda m: order.index(m) if m in order else len(order))
 
     def backend_names(self) -> list[str]:
         from opbench.backends import backend_names

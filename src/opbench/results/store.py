@@ -27,6 +27,11 @@ Schema versions (`SCHEMA_VERSION`):
   5 - results gain `conditions` (JSON object: other processes' CPU use, load average and CPU frequency while
       the case was timed, `opbench.engine.contention`) and `warnings` (JSON list of the framework's warnings).
   6 - results gain `phases_ms` (JSON object: wall time per phase of the case, `opbench.engine.phases`).
+  7 - results gain `mode` (the timing mode, `opbench.engine.modes`; existing rows are `throughput`, the only mode
+      before) and `method` (how that mode's number was taken); the mode joins the result's identity:
+      UNIQUE (run_id, case_name, backend, dtype, mode). SQLite cannot change a table's constraint, so the table
+      is rebuilt (rows copied in `seq` order, so they keep their order and both back ends number new rows
+      after them).
 """
 
 from __future__ import annotations
@@ -55,8 +60,14 @@ from opbench.results.model import CaseResult, Run
 __all__ = ["BUSY_TIMEOUT_S", "MIGRATIONS", "SCHEMA_VERSION", "STORE_ENV_VAR", "MissingStore", "Store",
            "default_store_location", "default_store_path", "is_url", "mask_url", "open_store"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 STORE_FILE_NAME = "opbench.sqlite"
+
+# The result columns of schema version 6 (copied by the rebuild of migration 6 -> 7).
+_V6_RESULT_COLUMNS = ("run_id", "case_name", "family", "backend", "dtype", "status", "samples_ms",
+                      "calls_per_sample", "first_call_ms", "warmup_calls", "stop_reason", "rel_error", "tolerance",
+                      "detail", "error", "flops", "bytes", "published_ms", "median_ms", "iqr_ms", "n",
+                      "process_medians_ms", "unit_sizes", "conditions", "warnings", "phases_ms")
 
 # MIGRATIONS[i] upgrades a store from version i to version i + 1 (version 0 is an empty file).
 MIGRATIONS: tuple[str, ...] = (
@@ -123,13 +134,50 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE results ADD COLUMN phases_ms TEXT NOT NULL DEFAULT '{}';
     """,
+    # 6 -> 7
+    f"""
+    CREATE TABLE results_v7 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        case_name TEXT NOT NULL,
+        family TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        dtype TEXT NOT NULL,
+        status TEXT NOT NULL,
+        samples_ms TEXT NOT NULL,
+        calls_per_sample INTEGER NOT NULL DEFAULT 0,
+        first_call_ms REAL,
+        warmup_calls INTEGER NOT NULL DEFAULT 0,
+        stop_reason TEXT NOT NULL DEFAULT '',
+        rel_error REAL,
+        tolerance REAL,
+        detail TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '',
+        flops INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        published_ms REAL,
+        median_ms REAL,
+        iqr_ms REAL,
+        n INTEGER NOT NULL DEFAULT 0,
+        process_medians_ms TEXT NOT NULL DEFAULT '[]',
+        unit_sizes TEXT NOT NULL DEFAULT '[]',
+        conditions TEXT NOT NULL DEFAULT '{{}}',
+        warnings TEXT NOT NULL DEFAULT '[]',
+        phases_ms TEXT NOT NULL DEFAULT '{{}}',
+        mode TEXT NOT NULL DEFAULT 'throughput',
+        method TEXT NOT NULL DEFAULT '',
+        UNIQUE (run_id, case_name, backend, dtype, mode)
+    );
+    INSERT INTO results_v7 ({", ".join(_V6_RESULT_COLUMNS)})
+        SELECT {", ".join(_V6_RESULT_COLUMNS)} FROM results ORDER BY seq;
+    DROP TABLE results;
+    ALTER TABLE results_v7 RENAME TO results;
+    CREATE INDEX results_by_run ON results(run_id, seq);
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
-_RESULT_COLUMNS = ("run_id", "case_name", "family", "backend", "dtype", "status", "samples_ms",
-                   "calls_per_sample", "first_call_ms", "warmup_calls", "stop_reason", "rel_error", "tolerance",
-                   "detail", "error", "flops", "bytes", "published_ms", "median_ms", "iqr_ms", "n",
-                   "process_medians_ms", "unit_sizes", "conditions", "warnings", "phases_ms")
+_RESULT_COLUMNS = (*_V6_RESULT_COLUMNS, "mode", "method")
 _RUN_COLUMNS = ("id", "created", "preset", "dtype", "machine", "settings", "backends", "imported", "source",
                 "label", "opbench_version")
 
@@ -260,7 +308,8 @@ class Store:
             db._execute("UPDATE runs SET backends = ? WHERE id = ?", (_dumps(backends), run_id))
 
     def add_result(self, run_id: str, result: CaseResult) -> None:
-        """Store one result in its own transaction; a result for the same (case, backend, dtype) is replaced."""
+        """Store one result in its own transaction; a result for the same (case, backend, dtype, mode) is
+        replaced."""
         self.add_results(run_id, [result])
 
     def add_results(self, run_id: str, results: list[CaseResult], backends: dict | None = None) -> None:
@@ -302,7 +351,7 @@ class Store:
             raise UsageError(f"unknown run id {run_id!r} in store {self.location}; create_run first")
 
     def _insert_result(self, run_id: str, r: CaseResult) -> None:
-        """Insert, replacing a result of the same (case, backend, dtype): delete then insert, so the new row
+        """Insert, replacing a result of the same (case, backend, dtype, mode): delete then insert, so the new row
         takes the next `seq` on both back ends (SQLite's INSERT OR REPLACE does the same)."""
         _real_in = self._dialect.real
         values = (run_id, r.case, r.family, r.backend, r.dtype, r.status, json.dumps(list(r.samples_ms)),
@@ -311,9 +360,9 @@ class Store:
                   _real_in(r.published_ms), _real_in(r.median_ms) if r.samples_ms else None,
                   _real_in(r.iqr_ms) if r.n >= 2 else None, r.n, json.dumps(list(r.process_medians_ms)),
                   json.dumps(list(r.unit_sizes)), _dumps(r.conditions), json.dumps(list(r.warnings)),
-                  json.dumps(r.phases_ms))
-        self._execute("DELETE FROM results WHERE run_id = ? AND case_name = ? AND backend = ? AND dtype = ?",
-                      (run_id, r.case, r.backend, r.dtype))
+                  json.dumps(r.phases_ms), r.mode, r.method)
+        self._execute("DELETE FROM results WHERE run_id = ? AND case_name = ? AND backend = ? AND dtype = ? "
+                      "AND mode = ?", (run_id, r.case, r.backend, r.dtype, r.mode))
         self._execute(f"INSERT INTO results ({', '.join(_RESULT_COLUMNS)}) "
                       f"VALUES ({', '.join('?' * len(values))})", values)
 
@@ -413,7 +462,7 @@ class Store:
                           tolerance=_real_out(d["tolerance"]), detail=d["detail"], error=d["error"],
                           flops=d["flops"], bytes=d["bytes"], published_ms=_real_out(d["published_ms"]),
                           process_medians_ms=process_medians, unit_sizes=unit_sizes, conditions=conditions,
-                          warnings=warnings, phases_ms=phases)
+                          warnings=warnings, phases_ms=phases, mode=d["mode"], method=d["method"])
 
 
 def _check_header(db: sqlite3.Connection, path: Path) -> int:
