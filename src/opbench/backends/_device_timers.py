@@ -63,9 +63,10 @@ class CUDAGraphTimer(DeviceTimer):
 
 
 class ProfilerTimer(DeviceTimer):
-    """CUPTI through `torch.profiler` (kineto), for any framework in the process: a sample profiles `n`
-    back-to-back calls (each forced, one sync at the end) and returns the union of the device intervals of the
-    kernels, copies and memsets recorded, divided by `n`. Needs a CUDA build of torch (imported here)."""
+    """CUPTI through `torch.profiler` (kineto), for any framework in the process: a sample profiles `n` (at most
+    `MAX_PROFILED_CALLS`) back-to-back calls (each forced, one sync at the end) and returns the union of the
+    device intervals of the kernels, copies and memsets recorded, divided by `n`. Needs a CUDA build of torch
+    (imported here)."""
 
     method = "CUPTI kernel time (torch.profiler)"
 
@@ -86,6 +87,8 @@ class ProfilerTimer(DeviceTimer):
 
     def sample(self, n: int) -> tuple[float, Any]:
         op, args, force = self._op, self._args, self._force
+        n = max(1, min(n, MAX_PROFILED_CALLS))
+        self.calls_per_sample = n
         self._sync()
         prof = self._profile(activities=[self._activity])
         with _stderr_quiet():

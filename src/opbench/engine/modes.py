@@ -51,6 +51,10 @@ CPU_FLUSH_MIN_BYTES = 64 << 20
 # A CUDA graph holds about this much device time per replay (it is replayed twice per sample).
 GRAPH_TARGET_S = 0.002
 MAX_GRAPH_CALLS = 2000
+# Calls per profiled sample: kineto's post-processing costs about a microsecond per recorded event, so a
+# sample of thousands of tiny calls would cost more in processing than in timing; 256 calls of a kernel each
+# still cover far more than CUPTI's timestamp resolution.
+MAX_PROFILED_CALLS = 256
 
 
 class ModeNotApplicable(Exception):

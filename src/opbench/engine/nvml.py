@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from typing import Any
 
 # Throttle ("clocks event") reasons that slow a kernel down, by NVML's bit. GPU idle, application clock
@@ -81,7 +82,7 @@ def _visible_entry() -> str:
 
 def open_gpu() -> GPU | None:
     """The measured GPU's NVML handle, or None without pynvml, a driver, or that GPU."""
-    if importlib.util.find_spec("pynvml") is None:
+    if "pynvml" not in sys.modules and importlib.util.find_spec("pynvml") is None:
         return None
     try:
         import pynvml

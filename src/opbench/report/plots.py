@@ -235,6 +235,59 @@ def family_chart(results: Sequence[CaseResult], family: str, *, log: bool = Fals
     return fig
 
 
+MODE_MARKERS = {"throughput": "o", "latency": "^", "device": "s", "cold": "v"}
+
+
+def modes_chart(results: Sequence[CaseResult], family: str) -> Figure:
+    """One family's cases, each timed in several modes (`opbench.engine.modes`): per case and backend a vertical
+    line from the fastest to the slowest mode, a marker per mode (log time axis). Where the markers part,
+    host dispatch and sync (latency, throughput) or caches (cold) cost more than the device's work (device);
+    where they meet, the device is the bottleneck."""
+    from matplotlib.lines import Line2D
+
+    from opbench.engine.modes import MODES
+    from opbench.report.tables import by_mode
+
+    groups = {m: [r for r in rs if r.family == family] for m, rs in by_mode(results).items()}
+    modes = [m for m in groups if groups[m]]
+    if not modes:
+        raise ValueError(f"no results for family {family!r}")
+    index = {(r.case, r.backend, r.mode): r for rs in groups.values() for r in rs}
+    cases = list(dict.fromkeys(r.case for rs in groups.values() for r in rs))
+    backends = backend_order([r for rs in groups.values() for r in rs])
+    n_b = len(backends)
+    fig = _new_figure(max(6.0, 1.0 + 0.55 * len(cases) * n_b), 4.8)
+    ax = fig.subplots()
+    width = 0.8 / n_b
+    for i, case in enumerate(cases):
+        for k, backend in enumerate(backends):
+            x = i - 0.4 + width * (k + 0.5)
+            points = [(m, index[(case, backend, m)].median_ms) for m in modes
+                      if (case, backend, m) in index and index[(case, backend, m)].timed]
+            if not points:
+                continue
+            colour = backend_colour(backend)
+            values = [v for _, v in points]
+            ax.vlines(x, min(values), max(values), colors=colour, linewidth=1.0, alpha=0.6)
+            for mode, value in points:
+                ax.plot([x], [value], marker=MODE_MARKERS.get(mode, "x"), color=colour, markersize=5,
+                        linestyle="none", markerfacecolor="white" if mode == "cold" else colour)
+    timed = [r.median_ms for r in index.values() if r.timed and r.median_ms > 0]
+    if timed:
+        _limits(ax, min(timed) * 2, max(timed) / 3, True, horizontal=False)  # plain-ms ticks, some headroom
+    ax.set_xticks(range(len(cases)), ["\n".join(textwrap.wrap(c.partition(" / ")[2] or c, 22)[:3]) for c in cases],
+                  fontsize=6.5, rotation=30 if len(cases) > 4 else 0, ha="right" if len(cases) > 4 else "center")
+    ax.set_ylabel("median time per call (ms, log)", fontsize=8)
+    ax.grid(axis="y", which="both", linewidth=0.3, alpha=0.5)
+    handles = [Line2D([], [], color=backend_colour(b), linewidth=3, label=b) for b in backends]
+    handles += [Line2D([], [], color="#444444", marker=MODE_MARKERS.get(m, "x"), linestyle="none",
+                       markerfacecolor="white" if m == "cold" else "#444444", label=f"{m}: {MODES.get(m, '')}")
+                for m in modes]
+    fig.legend(handles=handles, loc="outside upper center", ncol=3, fontsize=7, frameon=False,
+               title=f"{family}: timing modes side by side (lower is faster)", title_fontsize=11)
+    return fig
+
+
 def speedup_heatmap(results: Sequence[CaseResult], pairs: Sequence[tuple[str, str]] | None = None) -> Figure | None:
     """Cases x speedup pairs (A/B: positive when A is faster); None when the run has no pair to show."""
     from matplotlib.colors import Normalize
@@ -368,14 +421,26 @@ def slug(text: str) -> str:
 
 def plan_run_figures(run: Run, *, log: bool = False, pairs: Sequence[tuple[str, str]] | None = None
                      ) -> list[tuple[str, str, Callable[[], Figure | None]]]:
-    """The charts of one run as (title, file stem, draw) triples, drawn lazily so progress can be shown."""
-    results = run.results
-    plan: list[tuple[str, str, Callable[[], Figure | None]]] = [
-        ("All cases", "cases", lambda: case_grid(results, log=log)),
-        ("Speedups", "speedups", lambda: speedup_heatmap(results, pairs)),
-    ]
-    for fam in families(case_rows(results)):
-        plan.append((f"Family {fam}", f"family-{slug(fam)}", lambda fam=fam: family_chart(results, fam, log=log)))
+    """The charts of one run as (title, file stem, draw) triples, drawn lazily so progress can be shown. A run
+    of several timing modes gets the charts once per mode (titles and file names say which: `cases-latency`),
+    never two modes in one bar chart, plus one `modes-FAMILY` chart per family with the modes side by side."""
+    from opbench.report.tables import by_mode
+
+    groups = by_mode(run.results) or {"throughput": []}
+    several = len(groups) > 1
+    plan: list[tuple[str, str, Callable[[], Figure | None]]] = []
+    for mode, results in groups.items():
+        title, stem = (f" ({mode} mode)", f"-{mode}") if several else ("", "")
+        plan += [(f"All cases{title}", f"cases{stem}", lambda results=results, title=title: case_grid(
+                     results, log=log, title=f"Median time per call{title}")),
+                 (f"Speedups{title}", f"speedups{stem}", lambda results=results: speedup_heatmap(results, pairs))]
+        for fam in families(case_rows(results)):
+            plan.append((f"Family {fam}{title}", f"family-{slug(fam)}{stem}",
+                         lambda fam=fam, results=results: family_chart(results, fam, log=log)))
+    if several:
+        for fam in families(case_rows(next(iter(groups.values())))):
+            plan.append((f"Timing modes of {fam}", f"modes-{slug(fam)}",
+                         lambda fam=fam: modes_chart(run.results, fam)))
     return plan
 
 
