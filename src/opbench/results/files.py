@@ -69,7 +69,7 @@ class RunDirectory:
         self.write()
 
     def _piece(self, result: CaseResult) -> str:
-        key = (result.case, result.backend, result.dtype)
+        key = result.key
         cached = self._encoded.get(key)
         if cached is None or cached[0] is not result:
             cached = (result, textwrap.indent(json.dumps(result.to_dict(), indent=1, default=str), "  "))
