@@ -26,7 +26,7 @@ from opbench.engine.modes import (
     union_length,
 )
 from opbench.engine.nvml import open_gpu
-from opbench.engine.runner import measure_case_modes
+from opbench.engine.runner import measure_case
 from opbench.engine.timing import TimingSettings
 from opbench.errors import UsageError
 from opbench.report.tables import by_mode, detailed_table, modes_table
@@ -37,6 +37,12 @@ from opbench.testing.fakes import NumpyFake, register_fakes
 FAST = TimingSettings(budget_s=0.02, min_samples=5, min_warmup_s=0.0)
 ALL = tuple(MODES)
 CASE = Case("ReLU", ((16, 32),))
+
+
+def measure_case_modes(backend: object, case: Case, timing: TimingSettings, modes: tuple[str, ...] = ("throughput",)
+                       ) -> list[CaseResult]:
+    """The case in each mode, one after another on one backend (what a worker pass does)."""
+    return [measure_case(backend, case, timing=timing, mode=m) for m in modes]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -13,6 +13,7 @@ from typing import Any
 from opbench.engine.modes import (
     GRAPH_TARGET_S,
     MAX_GRAPH_CALLS,
+    MAX_PROFILED_CALLS,
     DeviceTimer,
     ModeNotApplicable,
     union_length,
