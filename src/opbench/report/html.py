@@ -30,7 +30,7 @@ from opbench.report.comparison import SPLIT_HEADERS, split_cell
 from opbench.report.marks import MARK_WRONG, legend
 from opbench.report.plots import ComparisonRowLike, format_ms, marks
 from opbench.report.rows import CaseRow, backend_order, case_rows, families
-from opbench.report.tables import average_table, choose_pairs, detailed_table, format_speedup, speedup
+from opbench.report.tables import average_table, by_mode, choose_pairs, detailed_table, format_speedup, speedup
 from opbench.results import CaseResult, Run
 
 if TYPE_CHECKING:
@@ -336,15 +336,46 @@ def _ratio_text(value: float) -> str:
     return ratio_text(value)
 
 
+def _mode_tables(groups: dict[str, list[CaseResult]], backends: Sequence[str], chosen: Sequence[tuple[str, str]],
+                 geometric: bool) -> str:
+    """The Detailed and Average tables, once per timing mode (`opbench.engine.modes`), each under its mode's
+    name; with several modes a switch shows one mode's tables at a time (a mode is never mixed into another's
+    table). Table ids get the mode as a suffix after the first mode's."""
+    from opbench.engine.modes import MODES
+
+    blocks = []
+    for i, (mode, results) in enumerate(groups.items()):
+        mode_rows = case_rows(results)
+        body = (_with_legend(results, *_detailed(mode_rows, backends, chosen))
+                + _with_legend(results, *_average(mode_rows, backends, chosen, geometric), average=True))
+        if i:
+            for table_id in ("detailed", "average"):
+                body = body.replace(f'id="{table_id}"', f'id="{table_id}-{mode}"')
+        head = f'<p class="mode"><b>{e(mode)} mode</b>: {e(MODES.get(mode, ""))}</p>'
+        blocks.append(f'<div class="mode-block" data-mode="{e(mode)}"{" hidden" if i else ""}>{head}{body}</div>')
+    if len(groups) < 2:
+        return "".join(blocks)
+    options = "".join(f'<option value="{e(m)}">{e(m)}</option>' for m in groups)
+    switch = (f'<div id="mode-switch-box"><label>Timing mode <select id="mode-switch">{options}</select></label> '
+              "(the same cases timed each way; `opbench show RUN --modes` puts them side by side)</div>")
+    script = ('<script>document.getElementById("mode-switch").addEventListener("change", function (ev) {'
+              'document.querySelectorAll(".mode-block").forEach(function (b) {'
+              'b.hidden = b.dataset.mode !== ev.target.value; }); });</script>')
+    return switch + "".join(blocks) + script
+
+
 def render_report(run: Run, comparison: ComparisonLike | None = None, figures: Sequence[Figure] = (), *,
                   pairs: Sequence[tuple[str, str]] | None = None, geometric: bool = False,
                   roofline: tuple[Sequence[tuple[CaseResult, Roofline]], Sequence[str]] | None = None) -> str:
     """The whole page as one string; `roofline` (entries and notes of `report.roofline.roofline_entries`)
     adds the optional roofline section."""
-    rows, backends = case_rows(run.results), backend_order(run.results)
+    groups = by_mode(run.results) or {"throughput": list(run.results)}
+    first = next(iter(groups.values()))
+    rows, backends = case_rows(first), backend_order(run.results)
     chosen = choose_pairs(backends, pairs)
     notes = "".join(f"<li>{e(n)}</li>" for n in dict.fromkeys(
-        [*detailed_table(run.results, pairs).notes, *average_table(run.results, pairs, geometric).notes]))
+        [n for results in groups.values() for n in (*detailed_table(results, pairs).notes,
+                                                    *average_table(results, pairs, geometric).notes)]))
     title = f"opbench report: {run_label(run)}"
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -355,8 +386,7 @@ def render_report(run: Run, comparison: ComparisonLike | None = None, figures: S
         '<section id="tables"><h2>Tables</h2>',
         '<p class="legend">Hover a time for median, IQR, samples and relative error, an average for the cases '
         "it covers. Click a column header to sort.</p>",
-        _controls(families(rows), backends), _with_legend(run.results, *_detailed(rows, backends, chosen)),
-        _with_legend(run.results, *_average(rows, backends, chosen, geometric), average=True),
+        _controls(families(rows), backends), _mode_tables(groups, backends, chosen, geometric),
         f'<ul class="notes">{notes}</ul>' if notes else "", "</section>",
         _roofline(*roofline) if roofline is not None else "",
         _comparison(comparison) if comparison is not None else "",
