@@ -87,6 +87,20 @@ def test_a_ten_percent_slowdown_is_called_slower() -> None:
     assert comparison.regressions(5) and not comparison.regressions(20)
 
 
+def test_the_ratio_interval_covers_the_true_ratio_at_about_the_nominal_rate() -> None:
+    """compare's 95 % interval of B/A, on simulated runs whose units drift (4 % between processes) and whose
+    samples are AR(1)-correlated: it covers the true ratio (1.10) on about 95 % of rows, where the interval of
+    the samples tested as independent covers it far less often."""
+    def covered(record_units: bool) -> float:
+        a = simulated_run("a", 300, 11, record_units=record_units)
+        b = simulated_run("b", 300, 12, slowdown=1.10, record_units=record_units)
+        rows = compare_runs(a, b).rows
+        return sum(r.ci_low <= 1.10 <= r.ci_high for r in rows) / len(rows)
+
+    assert 0.92 <= covered(True) <= 0.99
+    assert covered(False) < 0.6
+
+
 def test_too_few_units_for_a_noisy_case_is_ambiguous_not_a_change() -> None:
     a, b = simulated_run("a", 3, 5, units=2, drift=0.3), simulated_run("b", 3, 6, units=2, drift=0.3)
     assert {r.verdict for r in compare_runs(a, b).rows} <= {"ambiguous", "same"}

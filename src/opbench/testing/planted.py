@@ -13,8 +13,8 @@ slow op needs `k` times longer for its minimum samples (A/A tests use the plain 
 Register a pair with `register_planted(["cpu"], 10)` -> {"cpu_x10": "cpu_x11"}: both backends become
 importable by name in worker processes (this module builds the class on attribute access:
 `opbench.testing.planted:Rep11__cpu`). Used by `benchmarks/significance.py power` to check that `opbench
-compare` calls such a change "slower". Compiled backends (`*_compile`) are refused: a compiler would fuse or
-drop the repeated calls.
+compare` calls such a change "slower". On a compiling backend (JAX, `*_compile`) the compiled callable is
+what gets repeated, so the compiler cannot fuse or drop the repeats.
 """
 
 from __future__ import annotations
@@ -39,19 +39,24 @@ def repeated(op: Callable[..., Any], times: int, force: Callable[[Any], None]) -
 
 
 def repeated_class(base: str, times: int) -> type[Backend]:
-    """A subclass of backend `base` whose timed call makes the op `times` times."""
-    if times < 1 or base.endswith("_compile"):
-        raise ValueError(f"cannot repeat {base} {times} times: the count must be at least 1 and the backend "
-                         "must not compile the call")
+    """A subclass of backend `base` whose timed call makes the op `times` times. For a backend that compiles
+    the op (`Backend.compiled`: JAX's jit, torch.compile, mx.compile) the compiled callable is repeated, not
+    the Python op inside it: a compiler would see `times` identical computations and keep one."""
+    if times < 1:
+        raise ValueError(f"cannot repeat {base} {times} times: the count must be at least 1")
     parent = type(get_backend(base))
 
     def prepare(self: Backend, case: Case, inputs: tuple[Any, ...], dtype: str | None = None) -> Prepared:
         prepared = parent.prepare(self, case, inputs, dtype)
-        prepared.op = repeated(prepared.op, times, self.force)
+        if not self.compiled:
+            prepared.op = repeated(prepared.op, times, self.force)
         return prepared
 
+    def compile(self: Backend, op: Callable[..., Any]) -> Callable[..., Any]:
+        return repeated(parent.compile(self, op), times, self.force)
+
     return type(f"Rep{times}__{base}", (parent,), {"name": f"{base}_x{times}", "prepare": prepare,
-                                                    "__module__": __name__})
+                                                    "compile": compile, "__module__": __name__})
 
 
 def __getattr__(attr: str) -> type[Backend]:
