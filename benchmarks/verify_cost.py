@@ -8,7 +8,8 @@
 `run` runs the real suite (`python -m opbench run`, worker processes and all) with the opbench found on
 PYTHONPATH, so the same script measures any version of the code. It cannot ask the code for phase times (older
 versions record none), so it times the verifier from outside: a `sitecustomize.py` put first on the workers'
-PYTHONPATH wraps, in every process, the functions the runner calls to verify one output:
+PYTHONPATH wraps, in every process, the functions that the module measuring one case (`engine.execute`, before it
+`engine.runner`, before that `runner`) calls to verify one output:
 - the reference part: `expected_for` (the expectation, through the reference cache) where the runner has it,
   else `Case.reference` (older runners compute a float64 reference of sampled rows);
 - the check: the runner's `verify` (comparison of the output with that reference);
@@ -50,10 +51,15 @@ SITECUSTOMIZE = textwrap.dedent('''
     def _install():
         import importlib
 
-        try:
-            runner = importlib.import_module("opbench.engine.runner")
-        except ImportError:
-            runner = importlib.import_module("opbench.runner")  # before the engine/ package
+        runner = None  # the module whose functions measure and verify one case: it has moved over time
+        for name in ("opbench.engine.execute", "opbench.engine.runner", "opbench.runner"):
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            if hasattr(module, "verify") and hasattr(module, "measure"):
+                runner = module
+                break
         from opbench.catalog import Case
 
         state = {"backend": "?"}
