@@ -46,8 +46,8 @@ def push_run(run: Run, target: Store) -> Pushed:
     if not run.imported and machine.merge_conflicts(there.machine, run.machine):
         raise UsageError(f"run {run.run_id} in {target.location} was measured on another machine "
                          f"({'; '.join(machine.merge_conflicts(there.machine, run.machine))}); not pushed")
-    held = {(r.case, r.backend, r.dtype): _fingerprint(r) for r in there.results}
-    changed = [r for r in run.results if held.get((r.case, r.backend, r.dtype)) != _fingerprint(r)]
+    held = {r.key: _fingerprint(r) for r in there.results}
+    changed = [r for r in run.results if held.get(r.key) != _fingerprint(r)]
     if changed or there.backends != run.backends:
         target.add_results(run.run_id, changed, backends=run.backends)
     return Pushed(run.run_id, len(changed), False)
