@@ -58,7 +58,7 @@ def test_site_lists_the_planted_steps_and_renders_charts(site: Path, browser) ->
         legend = svg.text
         assert "host-a (AMD EPYC 9554) · cpu" in legend and "host-b (Apple M3 Max) · mlx_cpu" in legend
         if "relu" in link:
-            assert "published: M3 Max (published) · mps" in legend
+            assert "published: M3 Max (published) (latency mode) · mps" in legend
             assert len(browser.find_elements(By.CSS_SELECTOR, "#changes tbody tr")) == 1
     if os.environ.get("OPBENCH_ARTIFACTS"):
         browser.get((site / "index.html").as_uri())

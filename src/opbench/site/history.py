@@ -135,7 +135,9 @@ def histories(runs: Sequence[Run]) -> list[History]:
             if not (res.timed and res.samples_ms and res.median_ms > 0):
                 continue
             h = by_key.setdefault((res.case, res.dtype), History(res.case, res.family, res.dtype, ""))
-            key = (machine_key(run.machine), res.backend)
+            # one line per machine, backend and timing mode: a mode's points never join another's line
+            label = res.backend if res.mode == "throughput" else f"{res.backend} [{res.mode}]"
+            key = (machine_key(run.machine), label)
             line = next((ln for ln in h.lines if (ln.machine, ln.backend) == key), None)
             if line is None:
                 line = Line(*key)
@@ -146,7 +148,8 @@ def histories(runs: Sequence[Run]) -> list[History]:
             for res in run.results:
                 h = by_key.get((res.case, res.dtype))
                 if h is not None and res.timed and res.median_ms > 0:
-                    h.references.append((run.label or run.source or run.run_id, res.backend, res.median_ms))
+                    name = run.label or run.source or run.run_id
+                    h.references.append((f"{name} ({res.mode} mode)", res.backend, res.median_ms))
     slugs = _slugs(sorted(by_key))
     out = []
     for key in sorted(by_key):
@@ -157,6 +160,6 @@ def histories(runs: Sequence[Run]) -> list[History]:
             for step in detect_steps([p.median for p in line.points]):
                 start, previous = line.points[step.index].run, line.points[step.index - 1].run
                 line.changes.append(Change(h.case, h.dtype, line.machine, line.backend, step, start, previous,
-                                           software_change(previous, start, line.backend), h.slug))
+                                           software_change(previous, start, line.backend.split(" [")[0]), h.slug))
         out.append(h)
     return out
