@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fidelity import LONG_CASE_MS, TARGET, event_samples
 
 from opbench.backends import get_backend
+from opbench.backends._device_timers import CUDAGraphTimer, ProfilerTimer
 from opbench.catalog import preset_cases, select_cases
-from opbench.engine.modes import CUDAGraphTimer, ProfilerTimer
 
 
 def check_case(backend: Any, case: Any, dtype: str, samples: int, sample_ms: float) -> dict[str, Any]:
