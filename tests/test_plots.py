@@ -107,6 +107,53 @@ def test_family_chart_has_units_and_no_overlap() -> None:
     assert overlaps(fig) == []
 
 
+def test_time_axes_go_logarithmic_where_times_span_decades() -> None:
+    narrow = synthetic_run(backends=("mlx_cpu", "cpu"))  # Softmax: 1 to 8 ms, under 1.5 decades
+    assert drawn(plots.family_chart(narrow.results, "Softmax")).axes[0].get_xscale() == "linear"
+    wide = synthetic_run(backends=("mlx_cpu", "cpu"), scale=(1.0, 1.0, 0.001, 1.0, 10.0, 1.0))  # 0.003 to 80 ms
+    fig = drawn(plots.family_chart(wide.results, "Softmax"))
+    assert fig.axes[0].get_xscale() == "log" and "log scale" in fig.axes[0].get_xlabel()
+    assert overlaps(fig) == []
+    assert drawn(plots.family_chart(wide.results, "Softmax", log=False)).axes[0].get_xscale() == "linear"
+    assert drawn(plots.family_chart(narrow.results, "Softmax", log=True)).axes[0].get_xscale() == "log"
+    assert plots.wants_log(0.01, 0.3) is False and plots.wants_log(0.01, 0.4) is True  # 10**1.5 = 31.6
+
+
+def test_family_chart_labels_are_readable_in_a_grid_cell() -> None:
+    run = synthetic_run(backends=BACKENDS)
+    fig = drawn(plots.family_chart(run.results, "MatMul", verdict_key=False))
+    assert fig.get_figwidth() == plots.FAMILY_WIDTH_IN
+    assert min(t.get_fontsize() for t in texts(fig)) >= plots.FAMILY_FONT_PT
+    labels = [t.get_text() for t in texts(fig)]
+    assert "n/a (error)" in labels and not any("verdict" in t for t in labels)  # the page explains the key
+    assert overlaps(fig) == []
+
+
+def test_comparison_summary_chart_one_line_per_family() -> None:
+    a, b = synthetic_run("run-a"), synthetic_run("run-b", scale=(1.0, 1.0, 2.0, 2.0, 2.0, 1.0))
+    comparison = compare_runs(a, b)
+    groups = {**comparison.family_summaries(), "Overall": comparison.overall_summary()}
+    fig = drawn(plots.comparison_summary_chart(groups, "run-a", "run-b"))
+    ax = fig.axes[0]
+    assert [t.get_text().split(" (")[0] for t in ax.get_yticklabels()] == ["Argmax", "Softmax", "MatMul", "Overall"]
+    softmax = [line for line in ax.lines if line.get_marker() == "o"][1]
+    assert softmax.get_xdata()[0] == pytest.approx(2.0, rel=0.05) and ax.get_xscale() == "log"
+    assert overlaps(fig) == []
+
+
+def test_figure_svg_is_inline_ready_and_keeps_text_as_escaped_text() -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3, 2))
+    fig.subplots().set_title("a <b> & $x")
+    svg = plots.figure_svg(fig, "one")
+    assert svg.startswith("<svg") and "<?xml" not in svg and "<metadata" not in svg and "style=" not in svg
+    assert "a &lt;b&gt; &amp; $x</text>" in svg
+    other = plots.figure_svg(fig, "two")
+    scope = svg.split('class="', 1)[1].split('"')[0]
+    assert scope != other.split('class="', 1)[1].split('"')[0] and f".{scope} *{{" in svg  # rules scoped
+
+
 def test_speedup_heatmap_is_centred_at_zero_and_shows_the_seed_numbers() -> None:
     run = synthetic_run(backends=("mlx_cpu", "cpu"))
     fig = drawn(plots.speedup_heatmap(run.results))

@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from report_data import CASES, synthetic_run
 
@@ -113,21 +114,116 @@ def test_report_in_chromium(browser, report: Path) -> None:
     assert browser.find_element("css selector", '#detailed thead th[data-col="mlx_cpu"]').is_displayed()
     assert {r.get_attribute("data-backend") for r in visible_rows(browser, "comparison-rows")} == {"mlx_cpu"}
 
-    # the charts are embedded images that decoded
-    widths = browser.execute_script("return Array.from(document.images).map(i => i.naturalWidth)")
-    assert len(widths) >= 5 and all(w > 100 for w in widths)
-    image = browser.find_element("css selector", "figure img")
-    browser.execute_script("arguments[0].scrollIntoView()", image)
-    image.click()
-    assert "zoom" in image.get_attribute("class")
+    # the family filter hides the other families' charts (the comparison chart stays)
+    shown = [f.get_attribute("data-family") for f in browser.find_elements("css selector", ".chart-grid figure")
+             if f.is_displayed()]
+    assert shown == [None, "Softmax"]
 
     shot = report.with_name("report.png")
     browser.find_element("id", "family-filter").click()
     Select(browser.find_element("id", "family-filter")).select_by_value("")
     browser.find_element("css selector", '.backend-toggle[value="cpu"]').click()
+    # the charts are inline SVG laid out in a grid, two side by side at this width; a click widens one
+    boxes = browser.execute_script("return Array.from(document.querySelectorAll('.chart-grid svg')).map("
+                                   "s => s.getBoundingClientRect().toJSON())")
+    assert len(boxes) == 1 + len({f for f, _, _ in CASES}) and all(b["width"] > 400 for b in boxes)
+    assert boxes[1]["top"] == boxes[0]["top"] and boxes[1]["left"] > boxes[0]["right"]
+    chart = browser.find_element("css selector", ".chart-grid figure")
+    browser.execute_script("arguments[0].scrollIntoView()", chart)
+    chart.click()
+    assert "zoom" in chart.get_attribute("class")
+    chart.click()
+
     assert browser.save_screenshot(str(shot)) and shot.read_bytes()[:4] == b"\x89PNG"
     if os.environ.get("OPBENCH_ARTIFACTS"):
         target = Path(os.environ["OPBENCH_ARTIFACTS"])
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, target / "report-screenshot.png")
         shutil.copy(report, target / "report.html")
+
+
+# What a reader of a seed-sized report sees: a wide range of times (log axes), a time-out, a wrong result.
+LAYOUT_FAMILIES = ("Gather", "Conv2d", "Softmax", "ScaledDotProductAttention", "Sum", "MatMul", "Scatter")
+
+SVG_TEXT = """
+return Array.from(document.querySelectorAll('.chart-grid svg')).map(function (svg) {
+  return Array.from(svg.querySelectorAll('text')).filter(t => t.textContent.trim()).map(function (t) {
+    var m = t.getScreenCTM(), scale = Math.sqrt(m.a * m.a + m.b * m.b);
+    var r = t.getBoundingClientRect();
+    return {text: t.textContent, px: parseFloat(getComputedStyle(t).fontSize) * scale,
+            box: [r.left, r.top, r.right, r.bottom]};
+  });
+});
+"""
+
+HTML_TEXT = """
+var out = [];
+document.querySelectorAll('body *').forEach(function (el) {
+  if (el.closest('svg') || el.closest('.off')) { return; }
+  var own = Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim());
+  if (!own || !el.getClientRects().length) { return; }
+  var st = getComputedStyle(el);
+  if (st.visibility === 'hidden' || st.clip === 'rect(0px, 0px, 0px, 0px)') { return; }
+  out.push([el.tagName, el.textContent.trim().slice(0, 40), parseFloat(st.fontSize)]);
+});
+return out;
+"""
+
+
+def layout_run():
+    from opbench.results import CaseResult, Run
+
+    results = []
+    rng = np.random.default_rng(3)
+    for f, family in enumerate(LAYOUT_FAMILIES):
+        for k in range(4):
+            case = f"{family} / dim={64 * (k + 1)}x{1000 * 10 ** k} dim={k + 1}x{3 + f}"
+            for j, backend in enumerate(("mlx_cpu", "cpu", "jax_cpu")):
+                if f == 1 and k == 2 and j == 1:
+                    results.append(CaseResult(case=case, family=family, backend=backend, dtype="float32",
+                                              status="timeout", error="timeout: no answer after 310 s"))
+                    continue
+                median = 0.004 * 10 ** (k * 1.3) * (1 + j) * (1 + f % 3)
+                samples = tuple(float(x) for x in median * (1 + 0.03 * rng.standard_normal(9)))
+                results.append(CaseResult(case=case, family=family, backend=backend, dtype="float32",
+                                          status="wrong" if (f, k, j) == (2, 0, 0) else "ok", samples_ms=samples,
+                                          calls_per_sample=10, rel_error=1e-7, tolerance=1e-5,
+                                          bytes=2**20 * 8 ** k))
+    return Run(run_id="layout", created="2026-12-01T00:00:00+00:00", preset="seed", dtype="float32",
+               machine={"cpu_model": "Test CPU", "logical_cores": 2}, settings={"budget_s": 0.5},
+               backends={b: {"available": True} for b in ("mlx_cpu", "cpu", "jax_cpu")}, results=tuple(results))
+
+
+def overlaps(a: list[float], b: list[float], slack: float = 0.5) -> bool:
+    return a[0] < b[2] - slack and b[0] < a[2] - slack and a[1] < b[3] - slack and b[1] < a[3] - slack
+
+
+def test_report_layout_summary_first_readable_text_no_overlaps(browser, tmp_path) -> None:
+    run = layout_run()
+    path = tmp_path / "layout.html"
+    path.write_text(render_report(run, figures=report_figures(run)))
+    browser.set_window_size(1400, 1000)
+    browser.get(path.as_uri())
+
+    tops = browser.execute_script("return ['machine-line', 'summary', 'tables', 'plots', 'details'].map("
+                                  "id => document.getElementById(id).getBoundingClientRect().top)")
+    assert tops == sorted(tops) and tops[1] < 400  # the summary starts within the first screen
+    assert browser.execute_script("return document.getElementById('details').open") is False
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    assert height < 9000, height  # 28 cases, 7 charts: the tall table scrolls in its box, charts sit 2 per row
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+
+    small = [t for t in browser.execute_script(HTML_TEXT) if t[2] < 10]
+    assert not small, small[:5]
+
+    charts = browser.execute_script(SVG_TEXT)
+    assert len(charts) == len(LAYOUT_FAMILIES)
+    for texts in charts:
+        tiny = [(t["text"], round(t["px"], 1)) for t in texts if t["px"] < 10]
+        assert not tiny, tiny[:5]
+        clashes = [(a["text"], b["text"]) for i, a in enumerate(texts) for b in texts[i + 1:]
+                   if overlaps(a["box"], b["box"])]
+        assert not clashes, clashes[:5]
+    labels = [t["text"] for texts in charts for t in texts]
+    assert "n/a (timeout)" in labels  # the time-out is said in its chart, clear of every other label
+    assert any("log scale" in t for t in labels)  # times over four decades: a log axis

@@ -22,14 +22,14 @@ HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2
 def page(**kw) -> str:
     a = synthetic_run("run-a", hostile=HOSTILE, label="base" + HOSTILE)
     b = synthetic_run("run-b", hostile=HOSTILE, scale=(1.0, 0.5, 1.5, 1.0, 1.0, 2.0), label="new")
-    return render_report(a, compare_runs(a, b), [Figure("chart" + HOSTILE, b"\x89PNG fake")], **kw)
+    return render_report(a, compare_runs(a, b), [Figure("chart" + HOSTILE, "<svg></svg>", "Softmax" + HOSTILE)], **kw)
 
 
 def test_data_strings_are_escaped_and_inert() -> None:
     text = page()
     assert "<script>window.__pwned" not in text and "<img src=x" not in text
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in text
-    assert 'onerror=&quot;window.__pwned=2&quot;' in text
+    assert 'onerror=&#34;window.__pwned=2&#34;' in text  # markupsafe writes " as &#34;
     assert text.count("<script") == 1  # ours, at the end
 
 
@@ -37,7 +37,7 @@ def test_page_is_self_contained() -> None:
     text = page()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", text)
     assert "<link" not in text and "@import" not in text and "url(" not in text
-    assert 'src="data:image/png;base64,' in text
+    assert '<figure data-family="Softmax&lt;script&gt;' in text and "<svg></svg>" in text
 
 
 def test_detailed_and_average_tables() -> None:
@@ -45,7 +45,8 @@ def test_detailed_and_average_tables() -> None:
     text = render_report(run)
     detailed = text[text.index('<table id="detailed"'):text.index('<table id="average"')]
     assert len(re.findall(r"<tr data-family=", detailed)) == len(CASES)
-    assert 'data-sort-type="num" data-col="cpu"' in detailed and "mlx_cpu/cpu speedup" in detailed
+    assert re.search(r'<th scope="col" data-sort-type="num" tabindex="0" data-col="cpu">cpu \(ms\)</th>', detailed)
+    assert "mlx_cpu/cpu speedup" in detailed
     # wrong and reduced-precision cells carry their class and mark; the failed case reads n/a with its error
     assert re.search(r'class="num v-wrong"[^>]*>[^<]*✗<', detailed)
     assert re.search(r'class="num v-reduced-precision"[^>]*>[^<]*†<', detailed)
@@ -79,11 +80,48 @@ def test_comparison_section() -> None:
     assert "A &lt; 50 µs (rows)" in backends and re.search(r"\(\d+\)</td>", backends)
 
 
-def test_report_figures_embeds_every_chart() -> None:
+def test_report_figures_are_inline_svg_one_per_family() -> None:
     a, b = synthetic_run("run-a"), synthetic_run("run-b", scale=1.2)
     figures = report_figures(a, compare_runs(a, b))
-    assert [f.title for f in figures][:2] == ["All cases", "Speedups"]
-    assert figures[-1].title == "run-b vs run-a" and all(f.png.startswith(b"\x89PNG") for f in figures)
+    assert [f.title for f in figures] == ["run-b vs run-a per family", "Family Argmax", "Family Softmax",
+                                          "Family MatMul"]
+    assert [f.family for f in figures] == ["", "Argmax", "Softmax", "MatMul"]
+    assert all(f.svg.startswith("<svg") and "<?xml" not in f.svg and "<metadata>" not in f.svg for f in figures)
+    ids = [set(re.findall(r'id="([^"]+)"', f.svg)) for f in figures]
+    assert all(not (x & y) for i, x in enumerate(ids) for y in ids[i + 1:])  # one page, no id shared by charts
+    assert "Argmax / dim" not in figures[1].svg and "dim=64x1024x128 axi=0" in figures[1].svg  # text is text
+
+
+def sections(text: str) -> list[str]:
+    return re.findall(r'<(?:section|details) id="([a-z-]+)"', text)
+
+
+def test_summary_comes_first_and_details_last_collapsed() -> None:
+    a = synthetic_run("run-a", backends=("mlx_cpu", "cpu"))
+    text = render_report(a, compare_runs(a, synthetic_run("run-b", scale=1.3)),
+                         [Figure("Family Argmax", "<svg></svg>", "Argmax")])
+    order = [s for s in sections(text) if s in ("summary", "tables", "comparison", "plots", "details")]
+    assert order == ["summary", "tables", "comparison", "plots", "details"]
+    assert re.search(r'<details id="details"><summary>', text) and '<details id="details" open' not in text
+    assert text.index('id="machine-line"') < text.index('id="summary"')
+    assert "Test CPU (2 threads" in text[:text.index('id="summary"')]  # the machine in one line, up top
+
+
+def test_summary_names_winners_failures_and_noise() -> None:
+    text = render_report(synthetic_run(backends=("mlx_cpu", "cpu")))
+    summary = text[text.index('<section id="summary"'):text.index('<section id="tables"')]
+    # cpu is twice as fast everywhere, but its wrong Softmax output wins nothing (mlx_cpu takes that case), nor
+    # does its failed MatMul: mlx_cpu's reduced-precision one counts
+    assert "mlx_cpu 2, cpu 4 of 6." in summary
+    winners = summary[summary.index('id="winners"'):]
+    row = re.search(r'<tr data-family="Softmax">(.*?)</tr>', winners, re.S).group(1)
+    assert re.search(r"cpu 2 of 3, (1\.9\d|2\.0\d)× ahead of mlx_cpu", row), row
+    wrong = summary[summary.index('id="wrong"'):summary.index("</details>", summary.index('id="wrong"'))]
+    assert "Softmax / dim=64x1000000 axi=-1" in wrong and "relative error 0.5 &gt; tolerance 1e-05" in wrong
+    untimed = summary[summary.index('id="untimed"'):]
+    assert "MatMul / dim=1024x64x1024 dim=1024x1024x32" in untimed and "RuntimeError: boom" in untimed
+    assert re.search(r"Noise</b>: \d+ of 11 timed results noisy", summary)
+    assert "load was not recorded" in summary
 
 
 def opbench(*args: str) -> subprocess.CompletedProcess:
@@ -201,7 +239,7 @@ def test_average_speedups_like_with_like_and_legends_per_table() -> None:
     cell = re.search(r'data-col="mlx_gpu mlx_cpu" data-sort="([^"]*)" title="([^"]*)">([^<]*)<', row)
     assert float(cell.group(1)) == pytest.approx((80.0 / 0.5 - 1) * 100)  # the common case, not 540 / 0.5
     assert cell.group(3) == "+15900%*" and "over 1 of 2 cases" in cell.group(2)
-    legends = re.findall(r'</table><p class="legend">([^<]*)</p>', text)
+    legends = re.findall(r'</table>\s*(?:</div>\s*)?<p class="legend">([^<]*)</p>', text)
     assert len(legends) == 2  # one under the Detailed table, one under the Average table
     assert all("TF32 (MLX_ENABLE_TF32=1) on mlx_gpu" in legend for legend in legends)
     assert "* after a speedup" in legends[1] and "*" not in legends[0] and "n/a: no time" in legends[0]

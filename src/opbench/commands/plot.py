@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=options.output_dir, help="output directory (default: RUN's directory/plots, or "
                                             "opbench-out/RUN_ID/plots for a stored run)")
     p.add_argument("--format", choices=FORMATS, default="png", help="image format (default png)")
-    p.add_argument("--log", action="store_true", help="logarithmic time axes")
+    p.add_argument("--log", action="store_const", const=True, default=None,
+                   help="logarithmic time axes on every chart (default: log where a chart's times span over 1.5 "
+                        "decades)")
     p.add_argument("--pairs", type=options.speedup_pairs,
                    help="speedup pairs of the heatmap as A/B, e.g. cuda/cpu,mlx_gpu/mps")
     p.add_argument("--vs", metavar="RUN_B", type=options.run_ref,

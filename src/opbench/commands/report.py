@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run id (prefix, latest), run.json or its directory, or FILE.md#SECTION")
     p.add_argument("run_b", metavar="RUN_B", nargs="?", type=options.run_ref, help="a second run, compared against RUN")
     p.add_argument("--out", type=options.output_file, help="HTML file (default: RUN's directory/report.html)")
-    p.add_argument("--log", action="store_true", help="logarithmic time axes in the charts")
+    p.add_argument("--log", action="store_const", const=True, default=None,
+                   help="logarithmic time axes on every chart (default: log where a chart's times span over 1.5 "
+                        "decades)")
     p.add_argument("--no-plots", action="store_true", help="tables only (faster, smaller)")
     add_table_options(p)
     p.add_argument("--roofline", action="store_true",

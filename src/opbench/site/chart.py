@@ -5,17 +5,13 @@ starts. The time axis is logarithmic when the lines span more than a factor of 2
 
 from __future__ import annotations
 
-import io
-import re
-
-from opbench.report.plots import backend_colour
+from opbench.report.plots import backend_colour, figure_svg
 from opbench.site.history import History, when
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def history_svg(h: History, machines: list[str]) -> str:
-    import matplotlib
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8.2, 3.6), layout="constrained")
@@ -47,8 +43,4 @@ def history_svg(h: History, machines: list[str]) -> str:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.autofmt_xdate()
-    buf = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": h.slug}):
-        fig.savefig(buf, format="svg")
-    svg = re.sub(r"^.*?(<svg)", r"\1", buf.getvalue(), count=1, flags=re.S)  # no XML prolog inside HTML
-    return re.sub(r"<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)  # nor RDF naming web addresses
+    return figure_svg(fig, h.slug)
