@@ -73,3 +73,17 @@ def test_concurrent_processes_share_one_entry(cache: Path) -> None:
     assert not [p for p in cache.iterdir() if p.name.startswith(".tmp-")]
     hit = expected_for(CASE, CASE.make_inputs(), "float32", 0)
     assert float(np.sum(hit.arrays["ref"])) == sums[0]
+
+
+@pytest.mark.parametrize("family", ["SumAll", "BCE"])
+def test_a_scalar_expectation_keeps_its_shape_through_the_cache(cache: Path, family: str) -> None:
+    """H200: a 0-d reference came back from the cache as shape (1,) (np.ascontiguousarray makes 0-d arrays
+    1-d), and every SumAll and BCE case of a run became `error` (IndexError) once it was cached."""
+    case = Case(family, ((1000,), (1000,)) if family == "BCE" else ((1000,),))
+    inputs = case.make_inputs()
+    first = expected_for(case, inputs, "float32", 0)
+    again = expected_for(case, inputs, "float32", 0)
+    assert isinstance(again.arrays["ref"], np.memmap) and again.arrays["ref"].shape == first.arrays["ref"].shape == ()
+    out = np.asarray(first.arrays["ref"], dtype=np.float32)
+    assert verify(case, inputs, out, "float32", exp=again).status == "ok"
+    assert verify(case, inputs, out * np.float32(1.01), "float32", exp=again).status == "wrong"

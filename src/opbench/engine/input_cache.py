@@ -107,7 +107,7 @@ def _store(path: Path, arrays: tuple[np.ndarray, ...]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
         for i, a in enumerate(arrays):
-            np.save(tmp / f"{i}.npy", np.ascontiguousarray(a))
+            np.save(tmp / f"{i}.npy", np.asarray(a, order="C"))  # ascontiguousarray makes 0-d 1-d
         os.rename(tmp, path)
     except OSError:  # stored by another process first, or the disk is full: the cache is only an optimization
         shutil.rmtree(tmp, ignore_errors=True)

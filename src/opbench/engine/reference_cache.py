@@ -88,7 +88,7 @@ def _store(path: Path, exp: Expected) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
         for name, array in exp.arrays.items():
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array))
+            np.save(tmp / f"{name}.npy", np.asarray(array, order="C"))  # ascontiguousarray makes 0-d 1-d
         meta = {"kind": exp.kind, "arrays": list(exp.arrays), "terms": exp.terms, "meta": exp.meta}
         (tmp / "meta.json").write_text(json.dumps(meta))
         os.rename(tmp, path)
