@@ -244,3 +244,10 @@ def test_average_speedups_like_with_like_and_legends_per_table() -> None:
     assert all("TF32 (MLX_ENABLE_TF32=1) on mlx_gpu" in legend for legend in legends)
     assert "* after a speedup" in legends[1] and "*" not in legends[0] and "n/a: no time" in legends[0]
     assert "<li>Sort: mlx_gpu/mlx_cpu speedup over 1 of 2 cases" in text  # the Average table's notes too
+
+
+def test_committed_reports_stay_small() -> None:
+    """The committed results/*/report.html travel to and from the device machines: each under 1.5 MB."""
+    reports = sorted((Path(__file__).parent.parent / "results").glob("*/report.html"))
+    sizes = {p.parent.name: p.stat().st_size for p in reports}
+    assert all(size < 1_500_000 for size in sizes.values()), sizes
