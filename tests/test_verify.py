@@ -141,6 +141,9 @@ def test_modes_come_only_from_reported_settings() -> None:
     assert narrower_arithmetic("mlx_gpu", {"MLX_ENABLE_TF32": "1", "mlx_gpu_platform": "metal"}, "MatMul",
                                "float32") is None
     assert narrower_arithmetic("mlx_cpu", {"MLX_ENABLE_TF32": "1"}, "MatMul", "float32") is None
+    # H200: the planted-slowdown backend cuda_x10 ran cuDNN's TF32 convolutions but was judged by float32's bound
+    assert narrower_arithmetic("cuda_x10", cuda, "Conv2d", "float32") == "TF32 (torch.backends.cudnn.allow_tf32)"
+    assert narrower_arithmetic("mlx_gpu_x11", {"MLX_ENABLE_TF32": "1"}, "MatMul", "float32").startswith("TF32")
 
 
 def test_scatter_rows_torn_between_duplicates_are_wrong_and_named() -> None:

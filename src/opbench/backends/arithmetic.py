@@ -22,6 +22,8 @@ What each framework does with float32 (and only float32: other dtypes have no su
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 MATMUL_FAMILIES = frozenset({"MatMul", "Linear", "ScaledDotProductAttention"})
@@ -36,7 +38,9 @@ def _truthy(value: Any) -> bool:
 
 
 def narrower_arithmetic(backend: str, settings: dict[str, Any] | None, family: str, dtype: str) -> str | None:
-    """The mode a `backend` with `settings` runs `family` in for `dtype`, or None for the dtype's own arithmetic."""
+    """The mode a `backend` with `settings` runs `family` in for `dtype`, or None for the dtype's own arithmetic.
+    A planted-slowdown backend `<base>_x<k>` (`opbench.testing.planted`) runs its base's arithmetic."""
+    backend = re.sub(r"_x\d+$", "", backend)
     if backend.startswith("jax") and family == "ScaledDotProductAttention" and dtype == "float64":
         return "float32 (jax.nn.dot_product_attention computes its softmax in float32)"
     if dtype != "float32" or family not in PRODUCT_FAMILIES or not settings:
