@@ -23,7 +23,6 @@ What each framework does with float32 (and only float32: other dtypes have no su
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 MATMUL_FAMILIES = frozenset({"MatMul", "Linear", "ScaledDotProductAttention"})
