@@ -35,7 +35,7 @@ HASH_CHUNK_BYTES = 16 << 20
 
 def output_digest(out: np.ndarray, out_dtype: str | None) -> str:
     """BLAKE2b of the output's shape, element types and bytes (chunk digests hashed in order)."""
-    a = np.ascontiguousarray(out)
+    a = np.asarray(out, order="C")
     raw = a.reshape(-1).view(np.uint8)
     slices = [slice(i, i + HASH_CHUNK_BYTES) for i in range(0, raw.size, HASH_CHUNK_BYTES)] or [slice(0, 0)]
     parts = _map_chunks(lambda sl: hashlib.blake2b(raw[sl], digest_size=16).digest(), slices)
