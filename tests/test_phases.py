@@ -23,7 +23,8 @@ FAST = TimingSettings(budget_s=0.02, min_samples=3, block_s=0.001, min_warmup_s=
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_measure_case_records_every_phase_of_the_worker() -> None:
+def test_measure_case_records_every_phase_of_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPBENCH_REFERENCE_CACHE", str(tmp_path))  # no verdict from an earlier test's output
     backend = NumpyFake()
     backend.setup()
     result = measure_case(backend, Case("ReLU", ((64, 64),)), timing=FAST)
