@@ -73,7 +73,7 @@ def test_memory_error_is_oom_in_the_worker_and_in_process() -> None:
 
 def test_prior_results_measure_only_what_is_missing() -> None:
     first = run_plan(Plan(cases(), ("fake_numpy",), timing=FAST), isolate=False)
-    prior = {("fake_numpy", r.case): r for r in first if r.case != cases()[1].name}
+    prior = {("fake_numpy", r.case, r.mode): r for r in first if r.case != cases()[1].name}  # keyed with the mode
     results = run_plan(Plan(cases(), ("fake_numpy",), timing=FAST), prior=prior)
     assert [r.case for r in results] == [cases()[1].name]
 
