@@ -3,7 +3,7 @@
     PYTHONPATH=src python benchmarks/render_tables.py results/h100 results/h100-rerun [--pairs A/B,...] [--geomean]
 
 For committed results whose verdicts were re-classified (`benchmarks/reclassify.py --write`) or whose table
-layout changed: the tables are rebuilt by the same `RunDirectory.write_tables` a run uses, so they match what a
+layout changed: the tables are rebuilt by the same `report.tables.write_run_tables` a run uses, so they match what a
 fresh run would print. Nothing is measured.
 """
 
@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from opbench.report.tables import parse_pairs
-from opbench.results.files import RunDirectory
+from opbench.report.tables import parse_pairs, write_run_tables
 from opbench.results.resolve import load_run
 
 
@@ -25,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     for directory in args.dirs:
         run = load_run(str(directory / "run.json"))
-        RunDirectory(directory, run).write_tables(parse_pairs(args.pairs), args.geomean)
+        write_run_tables(directory, run.results, parse_pairs(args.pairs), args.geomean)
         print(f"{directory}: detailed.md, average.md ({len(run.results)} results)")
 
 

@@ -38,11 +38,12 @@ from pathlib import Path
 import numpy as np
 
 from opbench import machine
-from opbench.analysis.compare import SHORT_CASE_MS, compare_runs
+from opbench.analysis.compare import compare_runs
 from opbench.catalog import preset_cases, select_cases
 from opbench.engine import timing
 from opbench.engine.runner import Plan, run_plan
 from opbench.results import Run
+from opbench.results.model import SHORT_CASE_MS
 
 PERCENT = 10
 SELECT_MS = 0.8 * SHORT_CASE_MS  # `both`: power cases are those the A/A timed at least this long

@@ -272,8 +272,8 @@ def test_header_names_machine_and_build_differences() -> None:
 def test_backend_geomeans_split_short_and_long_cases() -> None:
     """Cases under SHORT_CASE_MS of A's time (host-dispatch-bound on a GPU) are summarised apart from the rest:
     here the short ReLU doubles while the two long Sums stay put."""
-    from opbench.analysis.compare import SHORT_CASE_MS
     from opbench.report.comparison import backend_table
+    from opbench.results.model import SHORT_CASE_MS
 
     a = _run("a", base=0.01)  # ReLU 0.01 ms, Sums 0.02 and 0.03 ms
     b = _run("b", base=0.01, scale={"ReLU / dim=16x16": 2.0})

@@ -9,12 +9,13 @@ import time
 import pytest
 
 from opbench.catalog import Case
-from opbench.engine.contention import MARK_BUSY, busy_warning, is_busy, watch
+from opbench.engine.contention import MARK_BUSY, busy_warning, watch
 from opbench.engine.passes import combine
 from opbench.engine.runner import Plan, run_plan
 from opbench.engine.timing import TimingSettings
 from opbench.report.tables import average_table, detailed_table, to_markdown
 from opbench.results import CaseResult
+from opbench.results.model import is_busy
 from opbench.testing.fakes import register_fakes
 
 FAST = TimingSettings(budget_s=0.02, min_samples=3, block_s=0.002)

@@ -14,11 +14,11 @@ from opbench.results.importers import (
     IMPORTED_DETAIL,
     NAN_ERROR,
     import_file,
-    load_run_or_table,
     parse_heading,
     parse_published_markdown,
     run_from_json_text,
 )
+from opbench.results.resolve import load_run_or_table
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "published_sample.md"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from opbench.analysis.compare import compare_runs
+from opbench.analysis.significance import effective_size, median_ci
 from opbench.cli import main
-from opbench.engine.timing import effective_size, median_ci
 from opbench.results import CaseResult, Run
 from opbench.testing.planted import register_planted, repeated
 

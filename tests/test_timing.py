@@ -6,10 +6,11 @@ import time
 
 import pytest
 
+from opbench.analysis.significance import median_ci
 from opbench.backends import Backend, NotForcedError
 from opbench.catalog import preset_cases
 from opbench.engine.runner import measure_case
-from opbench.engine.timing import TimingSettings, measure, median_ci
+from opbench.engine.timing import TimingSettings, measure
 
 
 class Lazy:

@@ -139,7 +139,7 @@ class RunResults:
         return detailed_table(self.run.results)
 
     def _title(self) -> str:
-        from opbench import machine
+        import opbench.machine as machine
 
         counts: dict[str, int] = {}
         for r in self.run.results:
@@ -234,7 +234,7 @@ def load(ref: RunLike, store: str | Path | None = None) -> RunResults:
         return ref
     if isinstance(ref, Run):
         return RunResults(ref)
-    from opbench.results.importers import load_run_or_table
+    from opbench.results.resolve import load_run_or_table
 
     return RunResults(load_run_or_table(str(ref), store=str(store) if store is not None else None))
 

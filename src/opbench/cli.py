@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from opbench import __version__
+from opbench._version import __version__
 from opbench.errors import UsageError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func` to a function

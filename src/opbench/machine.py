@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from opbench import __version__
+from opbench._version import __version__
 
 # Keys that must be equal before two runs may be merged into one (resume, combining backends).
 # Comparing runs across machines is allowed; merging them is not.

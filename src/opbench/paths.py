@@ -4,6 +4,9 @@ An output directory must be a directory or not exist yet, with its nearest exist
 directory; an output file must not be a directory; every path segment fits the 255-byte file name limit of
 Linux, macOS and Windows file systems. Problems are one-line `UsageError`s. What these checks cannot foresee
 (a disk that fills up later) is handled where the write happens.
+
+`data_dir()` is where opbench keeps what it learns about a machine (calibrations, noise floors, the reference
+cache).
 """
 
 from __future__ import annotations
@@ -90,3 +93,14 @@ def os_error_text(exc: OSError, where: Path | str = "") -> str:
     """One line for a failed file operation: `PATH: No space left on device`."""
     path = exc.filename or where
     return f"{path}: {exc.strerror or exc}" if path else f"file error: {exc.strerror or exc}"
+
+
+def data_dir() -> Path:
+    """`$OPBENCH_DATA_DIR`, else opbench's per-user data directory as platformdirs defines it
+    (`$XDG_DATA_HOME/opbench` or `~/.local/share/opbench`, `~/Library/Application Support/opbench`,
+    `%LOCALAPPDATA%\\opbench`)."""
+    if os.environ.get("OPBENCH_DATA_DIR"):
+        return Path(os.environ["OPBENCH_DATA_DIR"])
+    from platformdirs import user_data_path
+
+    return user_data_path("opbench", appauthor=False)

@@ -47,13 +47,11 @@ import numpy as np
 
 from opbench.analysis.significance import geomean_interval, log_unit_spread, pooled_prior, ratio_interval, verdict
 from opbench.errors import UsageError, unknown
-from opbench.results.model import CaseResult, Run
+from opbench.results.model import SHORT_CASE_MS, CaseResult, Run
 
 BOOTSTRAP_RESAMPLES = 10_000
 DEFAULT_NOISE_FLOOR = 0.02
 MIN_SAMPLES = 2
-# Cases faster than this (A's median) are dominated by host-side dispatch on a GPU (`results/h100/FINDINGS.md`).
-SHORT_CASE_MS = 0.05
 
 
 @dataclass(frozen=True)

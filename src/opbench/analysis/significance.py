@@ -4,7 +4,9 @@ The samples of one worker process are not independent of each other (lag-1 autoc
 one process can settle at another speed than the next, so a test that treats every sample as independent
 calls two runs of the same code different on half of the rows. Here the unit of evidence is a *unit*: one
 worker process, summarized by the median of its samples (pyperf's many processes x few values;
-google/benchmark's repetitions). Per row, with k_A and k_B units:
+google/benchmark's repetitions). Inside one process, `median_ci` at the AR(1) `effective_size` is the interval
+of the median that the timing engine's stop rule uses. This module imports nothing of opbench: the result model
+(the ~ mark), the engine and the comparison all read it. Per row, with k_A and k_B units:
 
 - the log of each unit median; their variance s² pooled over both sides (k_A + k_B - 2 degrees of freedom:
   a run's spread between its own processes is the evidence for how far apart two runs can be);
@@ -46,6 +48,37 @@ POWER_Z = 1.2816  # one-sided z for 90 % power
 # this large nine times in ten (`detectable_change`).
 NOISY_DETECTABLE = 0.10
 VERDICTS = ("slower", "faster", "same", "ambiguous", "untested")
+MAX_AUTOCORRELATION = 0.95
+
+
+def effective_size(samples: list[float] | np.ndarray) -> float:
+    """How many independent samples `samples` are worth: n(1 - r)/(1 + r), r their lag-1 autocorrelation
+    clipped to [0, MAX_AUTOCORRELATION] (the variance inflation of an AR(1) process; negative correlation is
+    not trusted to shrink an interval)."""
+    xs = np.asarray(samples, dtype=float)
+    n = len(xs)
+    if n < 3:
+        return float(n)
+    dev = xs - xs.mean()
+    denom = float(dev @ dev)
+    r = float(dev[1:] @ dev[:-1]) / denom if denom > 0 else 0.0
+    r = min(max(r, 0.0), MAX_AUTOCORRELATION)
+    return n * (1 - r) / (1 + r)
+
+
+def median_ci(samples: list[float] | np.ndarray, z: float = 1.96, n_eff: float | None = None) -> tuple[float, float]:
+    """Distribution-free 95% CI of the median: the order statistics (0-based) floor(n/2 - h) and
+    ceil(n/2 + h), h = z*sqrt(n)/2 (normal approximation to the binomial; coverage 0.95 at n = 100-300).
+
+    With `n_eff` (effective independent samples, `effective_size`), h = z*n/(2*sqrt(n_eff)): the same
+    quantile spread, sqrt(p(1-p)/n_eff) at p = 1/2, for correlated samples. Small n widens to the range."""
+    xs = np.sort(np.asarray(samples, dtype=float))
+    n = len(xs)
+    n_eff = n if n_eff is None else max(min(n_eff, n), 1e-9)
+    half = z * n / (2 * math.sqrt(n_eff))
+    lo = max(0, math.floor(n / 2 - half))
+    hi = min(n - 1, math.ceil(n / 2 + half))
+    return float(xs[lo]), float(xs[hi])
 
 
 def log_unit_spread(units_a: Sequence[float], units_b: Sequence[float]) -> tuple[float, int]:
@@ -151,7 +184,7 @@ def result_detectable_change(unit_medians: Sequence[float], samples: Sequence[fl
     With two or more units: se = s·sqrt(2/k), s² the variance of the log unit medians, 2(k − 1) degrees of
     freedom. With one unit (`--processes 1`, older runs) the between-unit spread is unknown, and the only
     evidence is the spread inside the process: the 95 % interval of the median at the AR(1) effective size
-    (`timing.median_ci`), as a normal standard error of the log median, times sqrt(2). That is a lower bound
+    (`median_ci`), as a normal standard error of the log median, times sqrt(2). That is a lower bound
     (processes differ more than samples of one process), which the process-spread note says. nan with fewer
     than two samples."""
     k = len(unit_medians)
@@ -160,7 +193,5 @@ def result_detectable_change(unit_medians: Sequence[float], samples: Sequence[fl
         return detectable_change(math.sqrt(var * 2 / k), 2 * df)
     if len(samples) < 2 or min(samples) <= 0:
         return math.nan
-    from opbench.engine.timing import effective_size, median_ci
-
     lo, hi = median_ci(samples, n_eff=effective_size(samples))
     return detectable_change(math.sqrt(2) * (math.log(hi) - math.log(lo)) / (2 * 1.959964), math.inf)

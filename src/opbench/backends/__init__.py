@@ -6,22 +6,10 @@ import importlib
 
 from opbench.backends._base import Availability, Backend, NotForcedError, Prepared
 from opbench.errors import unknown
+from opbench.registry import _REGISTRY, known_frameworks
 
 __all__ = ["BACKEND_NAMES", "Availability", "Backend", "NotForcedError", "Prepared", "availability_table",
-           "framework_of", "get_backend", "parse_backends"]
-
-# name -> "module:Class". The order is the seed's column order, then the backends opbench adds.
-_REGISTRY: dict[str, str] = {
-    "mlx_gpu": "opbench.backends.mlx:MLXGPU",
-    "mlx_gpu_compile": "opbench.backends.mlx:MLXGPUCompile",
-    "mlx_cpu": "opbench.backends.mlx:MLXCPU",
-    "mps": "opbench.backends.torch:TorchMPS",
-    "cpu": "opbench.backends.torch:TorchCPU",
-    "cuda": "opbench.backends.torch:TorchCUDA",
-    "cuda_compile": "opbench.backends.torch:TorchCUDACompile",
-    "jax_gpu": "opbench.backends.jax:JAXGPU",
-    "jax_cpu": "opbench.backends.jax:JAXCPU",
-}
+           "framework_of", "get_backend", "known_frameworks", "parse_backends"]
 
 BACKEND_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 

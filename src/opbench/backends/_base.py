@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
+from opbench.backends.arithmetic import narrower_arithmetic
 from opbench.catalog import Case
 from opbench.catalog.probes import PROBE_OPS, Probe
+from opbench.catalog.user import user_implementation
 
 if TYPE_CHECKING:
     from opbench.engine.modes import DeviceTimer
@@ -153,8 +155,6 @@ class Backend:
     def narrower_arithmetic(self, family: str, dtype: str) -> str | None:
         """The narrower arithmetic this process runs `family` in for `dtype` (e.g. `TF32 (cudnn.allow_tf32)`), or
         None; derived from `settings()` by `opbench.backends.arithmetic`, so stored runs can be re-classified."""
-        from opbench.backends.arithmetic import narrower_arithmetic
-
         return narrower_arithmetic(self.name, self.settings(), family, dtype)
 
     def precision_modes(self) -> dict[str, PrecisionMode]:
@@ -276,9 +276,10 @@ class Backend:
         backend's framework (`catalog.user`), else None."""
         if family in self.builders:
             return self.builders[family]
-        from opbench.catalog.user import user_builder
-
-        return user_builder(family, self.framework)
+        factory = user_implementation(family, self.framework)
+        if factory is None:
+            return None
+        return lambda be, case, args: Prepared(factory(case), args)
 
     def supports(self, family: str) -> bool:
         return self.builder(family) is not None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-from opbench.catalog._case import Case, Shape, format_shape, parse_shape
+from opbench.catalog._case import Case, Shape, format_shape, parse_shape, quick_dim
 from opbench.catalog.families import FAMILIES, Family
 from opbench.catalog.seed import EXTRA_CASES, SEED_CASES
 from opbench.errors import UsageError, unknown
@@ -21,15 +19,6 @@ def all_cases() -> list[Case]:
     from opbench.catalog.user import user_cases
 
     return [*SEED_CASES, *EXTRA_CASES, *user_cases()]
-
-
-def quick_dim(d: int) -> int:
-    """Shrink one dimension for smoke runs: small dims (<= 16) stay, larger ones become ~sqrt(d), at least 16.
-
-    The map is a function of the value alone, so dimensions that must agree (a matmul's inner size, a concat's
-    other axes) still agree after scaling, and every case keeps its rank and axis.
-    """
-    return d if d <= 16 else max(16, round(math.sqrt(d)))
 
 
 def preset_cases(preset: str) -> list[Case]:

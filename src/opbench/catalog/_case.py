@@ -1,4 +1,4 @@
-"""The frozen `Case`: one operation at one set of shapes, framework-neutral.
+"""The frozen `Case`: one operation at one set of shapes, framework-neutral; and `Family`, what it computes.
 
 A case knows its family (the function it computes), its input shapes and its axis. Everything a backend needs
 to run it and everything opbench needs to check it comes from here: seeded NumPy inputs, a float64 reference,
@@ -7,17 +7,53 @@ FLOP and byte counts. Nothing here imports a framework.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from opbench.catalog._bfloat16 import BFLOAT16, carrier_dtype, itemsize_dtype, round_to_bfloat16
 
-if TYPE_CHECKING:
-    from opbench.catalog.families import Family
-
 Shape = tuple[int, ...]
+Inputs = tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class Family:
+    """The semantics of one operation family.
+
+    `check` selects the verifier: `values` (relative error against the reference), `argmax` (tie-aware: the
+    chosen index must point at a maximal value), `scatter` (duplicate indices: any one competing row is right).
+    `accumulation` is the number of terms summed into one output element; verification widens its float
+    tolerance with it. `integer_ok` says whether the family makes sense on integer data. `index_inputs` are the
+    positions of index arrays among the inputs: they keep their integer type whatever dtype the data is in.
+    """
+
+    name: str
+    doc: str
+    make_inputs: Callable[[Case, np.random.Generator, np.dtype], Inputs]
+    reference: Callable[[Case, Inputs, np.ndarray | None], np.ndarray]
+    output_shape: Callable[[Case], Shape]
+    input_specs: Callable[[Case, np.dtype], list[tuple[Shape, int]]]
+    flops: Callable[[Case], float]
+    accumulation: Callable[[Case], int] = lambda case: 1
+    check: str = "values"
+    output_kind: str = "same"  # "same" as input dtype, "index" (integer), "float" (float even for int input)
+    integer_ok: bool = True
+    index_inputs: tuple[int, ...] = ()
+
+    def output_dtype(self, dtype: np.dtype) -> np.dtype:
+        if self.output_kind == "index":
+            return np.dtype(np.int64)
+        if self.output_kind == "float" and not np.issubdtype(dtype, np.floating):
+            return np.dtype(np.float64)
+        return dtype
+
+
+# Every family by name: the built-in ones (`catalog.families`, which fills this at import) and those of loaded
+# user catalogs (`catalog.user`). `Case.spec` looks its family up here.
+FAMILIES: dict[str, Family] = {}
 
 
 def format_shape(shape: Shape) -> str:
@@ -31,6 +67,15 @@ def parse_shape(text: str) -> Shape:
     if not text.strip() or any(not p.isdigit() or int(p) <= 0 for p in parts):
         raise ValueError(f"malformed shape {text!r}: expected positive integers joined by 'x', e.g. 64x1024x128")
     return tuple(int(p) for p in parts)
+
+
+def quick_dim(d: int) -> int:
+    """Shrink one dimension for smoke runs: small dims (<= 16) stay, larger ones become ~sqrt(d), at least 16.
+
+    The map is a function of the value alone, so dimensions that must agree (a matmul's inner size, a concat's
+    other axes) still agree after scaling, and every case keeps its rank and axis.
+    """
+    return d if d <= 16 else max(16, round(math.sqrt(d)))
 
 
 @dataclass(frozen=True)
@@ -55,8 +100,6 @@ class Case:
 
     @property
     def spec(self) -> Family:
-        from opbench.catalog.families import FAMILIES
-
         return FAMILIES[self.family]
 
     def make_inputs(self, dtype: str = "float32", seed: int = 0) -> tuple[np.ndarray, ...]:

@@ -21,46 +21,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from opbench.catalog._case import Case, Shape
-
-Inputs = tuple[np.ndarray, ...]
-
-
-@dataclass(frozen=True)
-class Family:
-    """The semantics of one operation family.
-
-    `check` selects the verifier: `values` (relative error against the reference), `argmax` (tie-aware: the
-    chosen index must point at a maximal value), `scatter` (duplicate indices: any one competing row is right).
-    `accumulation` is the number of terms summed into one output element; verification widens its float
-    tolerance with it. `integer_ok` says whether the family makes sense on integer data. `index_inputs` are the
-    positions of index arrays among the inputs: they keep their integer type whatever dtype the data is in.
-    """
-
-    name: str
-    doc: str
-    make_inputs: Callable[[Case, np.random.Generator, np.dtype], Inputs]
-    reference: Callable[[Case, Inputs, np.ndarray | None], np.ndarray]
-    output_shape: Callable[[Case], Shape]
-    input_specs: Callable[[Case, np.dtype], list[tuple[Shape, int]]]
-    flops: Callable[[Case], float]
-    accumulation: Callable[[Case], int] = lambda case: 1
-    check: str = "values"
-    output_kind: str = "same"  # "same" as input dtype, "index" (integer), "float" (float even for int input)
-    integer_ok: bool = True
-    index_inputs: tuple[int, ...] = ()
-
-    def output_dtype(self, dtype: np.dtype) -> np.dtype:
-        if self.output_kind == "index":
-            return np.dtype(np.int64)
-        if self.output_kind == "float" and not np.issubdtype(dtype, np.floating):
-            return np.dtype(np.float64)
-        return dtype
-
+from opbench.catalog._case import FAMILIES, Case, Family, Inputs, Shape
 
 # ---------------------------------------------------------------------------------------------------- helpers
 
@@ -473,4 +437,4 @@ _add(_scatter("ScatterSum", "zeros_like(y) with updates rows added at idx (dupli
 _add(_scatter("ScatterMax", "zeros_like(y) with the row-wise maximum of itself and the updates at idx.",
               "values", 1))
 
-FAMILIES: dict[str, Family] = {f.name: f for f in FAMILY_LIST}
+FAMILIES.update({f.name: f for f in FAMILY_LIST})

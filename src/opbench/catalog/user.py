@@ -45,9 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from opbench.catalog._case import Case, Shape, parse_shape
+from opbench.catalog._case import Case, Shape, parse_shape, quick_dim
 from opbench.catalog.families import FAMILIES, Family, _data, f64
 from opbench.errors import UsageError
+from opbench.registry import known_frameworks
 
 ENTRY_POINT_GROUP = "opbench.catalogs"
 
@@ -142,14 +143,12 @@ def user_cases() -> list[Case]:
     return [case for c in _LOADED.values() for case in c.cases]
 
 
-def user_builder(family: str, framework: str) -> Callable[..., Any] | None:
-    """The builder of a user family on a framework (see `backends._base.Backend.builder`), or None."""
-    from opbench.backends._base import Prepared
-
+def user_implementation(family: str, framework: str) -> Factory | None:
+    """A loaded user catalog's implementation of `family` on `framework` (a factory(case) -> function), or None."""
     for catalog in _LOADED.values():
         factory = catalog.implementations.get(family, {}).get(framework)
         if factory is not None:
-            return lambda be, case, args: Prepared(factory(case), args)
+            return factory
     return None
 
 
@@ -160,20 +159,6 @@ def unsupported_reason(backend: str, family: str) -> str:
         return f"{backend} has no implementation of {family}"
     frameworks = ", ".join(sorted(catalog.implementations[family]))
     return f"{backend} has no implementation of {family} (catalog {Path(catalog.path).name} implements {frameworks})"
-
-
-def known_frameworks() -> list[str]:
-    """The `framework` of every registered backend (torch, mlx, jax, and any added adapter)."""
-    from opbench.backends import _REGISTRY
-
-    names = []
-    for target in _REGISTRY.values():
-        module, cls = target.split(":")
-        try:
-            names.append(getattr(importlib.import_module(module), cls).framework)
-        except Exception:  # a broken adapter cannot name its framework; the others still can
-            continue
-    return sorted(set(names))
 
 
 # ------------------------------------------------------------------------------------------------- loading
@@ -351,8 +336,6 @@ def _check_family(spec: CustomFamily, where: str, frameworks: list[str], taken: 
     names = [c.name for c in cases]
     if len(set(names)) != len(names):
         raise UsageError(f"{where}: a case is listed twice ({next(n for n in names if names.count(n) > 1)})")
-    from opbench.catalog import quick_dim
-
     for case in cases:
         _probe(family, case.scaled(quick_dim), where)
     return family, cases

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from opbench import machine
+import opbench.machine as machine
 from opbench.backends import parse_backends
 from opbench.commands import add_format, console, options
 from opbench.commands.run import available_backends

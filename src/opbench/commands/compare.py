@@ -20,7 +20,7 @@ from opbench.analysis.compare import DEFAULT_NOISE_FLOOR, compare_runs, parse_ba
 from opbench.commands import add_format, add_store, console, options
 from opbench.errors import UsageError
 from opbench.results.files import atomic_write
-from opbench.results.importers import load_run_or_table
+from opbench.results.resolve import load_run_or_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:

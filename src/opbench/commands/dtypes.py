@@ -17,7 +17,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from opbench import machine
+import opbench.machine as machine
 from opbench.backends import get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
 from opbench.commands import add_format, add_store, console, options, progress

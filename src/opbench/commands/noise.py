@@ -12,8 +12,8 @@ import argparse
 import datetime as dt
 from dataclasses import replace
 
-from opbench import machine
-from opbench.analysis.compare import SHORT_CASE_MS, compare_runs
+import opbench.machine as machine
+from opbench.analysis.compare import compare_runs
 from opbench.catalog import PRESETS, preset_cases, select_cases
 from opbench.commands import add_format, console, progress
 from opbench.engine.runner import Plan, run_plan
@@ -21,6 +21,7 @@ from opbench.engine.timing import DEFAULT_UNITS, TimingSettings
 from opbench.errors import UsageError, unknown
 from opbench.interrupts import deferred_interrupt
 from opbench.results import Run
+from opbench.results.model import SHORT_CASE_MS
 from opbench.results.store import open_store
 
 

@@ -43,7 +43,7 @@ def output_base(ref: str, run: Run) -> Path:
 
 def load(ref: str, store: str | None) -> Run:
     """A run by id, run file or directory, or a published Markdown table (`FILE.md#SECTION`)."""
-    from opbench.results.importers import load_run_or_table
+    from opbench.results.resolve import load_run_or_table
 
     run = load_run_or_table(ref, store)
     if not run.results:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from opbench import machine
+import opbench.machine as machine
 from opbench.backends import availability_table, get_backend, parse_backends
 from opbench.catalog import PRESETS, Case, preset_cases, select_cases
 from opbench.commands import (
@@ -37,7 +37,7 @@ from opbench.engine.timing import DEFAULT_UNITS, TimingSettings
 from opbench.errors import UsageError, unknown
 from opbench.interrupts import deferred_interrupt
 from opbench.paths import os_error_text
-from opbench.report.tables import average_table, by_mode, detailed_table, parse_pairs, to_markdown
+from opbench.report.tables import average_table, by_mode, detailed_table, parse_pairs, to_markdown, write_run_tables
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
 from opbench.results.ids import folder_name
@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
                   f"resume with: {hint}", soft_wrap=True)
         return 130
     try:
-        store.write_tables(pairs, args.geomean)
+        write_run_tables(store.out_dir, store.run.results, pairs, args.geomean)
     except OSError as exc:
         raise UsageError(f"cannot write the tables to {out_dir}: {exc.strerror or exc}; all {len(stored)} results "
                          f"are in the store {db.location} (`opbench show {run_id}`)") from None
@@ -288,7 +288,7 @@ def _write_tables_if_possible(store: RunDirectory, pairs: list[tuple[str, str]] 
     """Write detailed.md and average.md after a failure; never raises (the disk may be what failed): returns
     '' or a note of why the tables are missing, for the error message."""
     try:
-        store.write_tables(pairs, geomean)
+        write_run_tables(store.out_dir, store.run.results, pairs, geomean)
     except OSError as exc:
         return f" (the tables in {store.out_dir} could not be written: {exc.strerror or exc})"
     return ""

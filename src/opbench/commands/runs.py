@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from opbench import machine
+import opbench.machine as machine
 from opbench.commands import add_format, add_store, console
 from opbench.report.tables import Table, to_markdown, to_rich
 from opbench.results import Run

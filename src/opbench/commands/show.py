@@ -6,7 +6,7 @@ import argparse
 import platform
 from dataclasses import replace
 
-from opbench import machine
+import opbench.machine as machine
 from opbench.commands import add_format, add_store, add_table_options, console, options, print_tables
 from opbench.engine.modes import parse_modes
 from opbench.errors import UsageError

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from opbench import machine
+import opbench.machine as machine
 from opbench.backends import parse_backends
 from opbench.commands import DTYPES, add_format, check_dtype, console, options
 from opbench.commands.run import available_backends, new_run_id

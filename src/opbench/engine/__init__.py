@@ -9,5 +9,6 @@ adapter's to say, `backends.arithmetic`), `contention` records how busy the mach
 several worker processes per case into one result, `resume` finishes an interrupted run and `eta` estimates
 what is left. `phases` records where each case's wall time went; `input_cache` and `reference_cache` (over
 `disk_cache`) make each input and float64 expectation once for every backend, pass and run; `prefetch` makes
-them ahead while a GPU measures. Nothing here imports the studies, the commands or the reports.
+them ahead while a GPU measures. Nothing here imports the studies, the commands or the reports
+(tests/test_architecture.py checks it).
 """

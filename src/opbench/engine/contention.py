@@ -5,9 +5,9 @@ before and after; the busy time the machine spent outside this process, divided 
 many cores other processes (and, in a VM, the hypervisor's steal) took on average while the samples were
 drawn. The 1-minute load average and the current and maximum CPU frequency are read at the end.
 
-A result is `busy` when other processes took at least `BUSY_OTHER_CORES` cores or `BUSY_SHARE` of the
-machine's cores, whichever is more: its samples may be inflated by contention (the seed's numbers come from
-an idle laptop), so tables mark it and speedups from it are marked too (`report.tables.MARK_BUSY`).
+A result is `busy` (`results.model.is_busy`) when other processes took at least `BUSY_OTHER_CORES` cores or
+`BUSY_SHARE` of the machine's cores, whichever is more: its samples may be inflated by contention (the seed's
+numbers come from an idle laptop), so tables mark it and speedups from it are marked too (`MARK_BUSY`).
 
 Trade-off: CPU times tick at the scheduler's granularity (~10 ms), so a measurement shorter than
 `MIN_WALL_S` gets no reading rather than a wrong one; the share counts every other process, including an
@@ -21,9 +21,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from opbench.results.model import is_busy
+
 MARK_BUSY = "‡"
-BUSY_OTHER_CORES = 0.5
-BUSY_SHARE = 0.10
 MIN_WALL_S = 0.05
 
 
@@ -87,14 +87,6 @@ def watch() -> Iterator[dict[str, Any]]:
             reading["other_cpu_cores"] = round(max(0.0, others / wall), 2)
         reading.update(_load_average())
         reading.update(_frequency())
-
-
-def is_busy(conditions: Mapping[str, Any]) -> bool:
-    """Whether other processes took enough CPU during the measurement to distort it (module docstring)."""
-    other = conditions.get("other_cpu_cores")
-    if not isinstance(other, (int, float)):
-        return False
-    return other >= max(BUSY_OTHER_CORES, BUSY_SHARE * float(conditions.get("cpus") or 1))
 
 
 def busiest(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:

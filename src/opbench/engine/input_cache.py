@@ -38,6 +38,7 @@ import numpy as np
 
 from opbench.catalog import Case
 from opbench.engine.disk_cache import bound, evict, locked
+from opbench.paths import data_dir
 
 DEFAULT_TOTAL_MB = 16384
 MIN_CACHED_BYTES = 4 << 20
@@ -51,8 +52,6 @@ def max_total_bytes() -> int:
 
 def cache_dir() -> Path:
     """`$OPBENCH_INPUT_CACHE`, else `<data dir>/inputs`."""
-    from opbench.studies.calibrate import data_dir
-
     return Path(os.environ["OPBENCH_INPUT_CACHE"]) if os.environ.get("OPBENCH_INPUT_CACHE") else \
         data_dir() / "inputs"
 

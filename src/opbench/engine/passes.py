@@ -30,9 +30,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from opbench.analysis.significance import NOISY_DETECTABLE, log_unit_spread
 from opbench.engine.phases import add as add_phases
 from opbench.engine.telemetry import merge as merge_conditions
 from opbench.results import CaseResult
+from opbench.results.model import SHORT_CASE_MS
 
 # Timed verdicts, least to most severe.
 TIMED_SEVERITY = ("ok", "reduced-precision", "wrong")
@@ -118,9 +120,6 @@ def process_spread_note(results: Sequence[CaseResult], processes: int,
     measured: it says so (the ~ mark then rests on the spread inside one process, a lower bound), naming the
     GPU results under `SHORT_CASE_MS`, whose times move most between processes. None when there is nothing
     to say."""
-    from opbench.analysis.compare import SHORT_CASE_MS
-    from opbench.analysis.significance import NOISY_DETECTABLE, log_unit_spread
-
     split = f"{SHORT_CASE_MS * 1e3:g} µs"
     timed = [r for r in results if r.timed and r.samples_ms]
     if processes <= 1:

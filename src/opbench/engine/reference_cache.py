@@ -31,6 +31,7 @@ import numpy as np
 from opbench.catalog import Case
 from opbench.engine.disk_cache import bound, evict, locked
 from opbench.engine.verify import Expected, cacheable, expected
+from opbench.paths import data_dir
 
 MAX_ENTRY_BYTES = 1 << 30
 DEFAULT_TOTAL_MB = 16384
@@ -47,8 +48,6 @@ def max_total_bytes() -> int:
 
 def cache_dir() -> Path:
     """`$OPBENCH_REFERENCE_CACHE`, else `<data dir>/references`."""
-    from opbench.studies.calibrate import data_dir
-
     return Path(os.environ["OPBENCH_REFERENCE_CACHE"]) if os.environ.get("OPBENCH_REFERENCE_CACHE") else \
         data_dir() / "references"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from opbench import machine
+import opbench.machine as machine
 from opbench.engine.modes import DEFAULT_MODE
 from opbench.engine.timing import DEFAULT_UNITS
 from opbench.errors import UsageError

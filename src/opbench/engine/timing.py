@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from opbench.analysis.significance import effective_size, median_ci
 from opbench.backends._base import Backend, NotForcedError
 from opbench.engine.modes import DEFAULT_MODE, MODES
 
@@ -77,7 +78,6 @@ MIN_UNIT_SAMPLES = 3  # per unit, when `min_samples` is split across units (`Tim
 # Independent units (worker processes) per case by default: with 3 on each side a comparison has 4 degrees
 # of freedom of its own before pooling (see `opbench.analysis.compare`), for 3 worker starts per backend.
 DEFAULT_UNITS = 3
-MAX_AUTOCORRELATION = 0.95
 
 
 @dataclass(frozen=True)
@@ -139,36 +139,6 @@ class Timing:
     @property
     def min_s(self) -> float:
         return float(np.min(self.samples_s))
-
-
-def effective_size(samples: list[float] | np.ndarray) -> float:
-    """How many independent samples `samples` are worth: n(1 - r)/(1 + r), r their lag-1 autocorrelation
-    clipped to [0, MAX_AUTOCORRELATION] (the variance inflation of an AR(1) process; negative correlation is
-    not trusted to shrink an interval)."""
-    xs = np.asarray(samples, dtype=float)
-    n = len(xs)
-    if n < 3:
-        return float(n)
-    dev = xs - xs.mean()
-    denom = float(dev @ dev)
-    r = float(dev[1:] @ dev[:-1]) / denom if denom > 0 else 0.0
-    r = min(max(r, 0.0), MAX_AUTOCORRELATION)
-    return n * (1 - r) / (1 + r)
-
-
-def median_ci(samples: list[float] | np.ndarray, z: float = 1.96, n_eff: float | None = None) -> tuple[float, float]:
-    """Distribution-free 95% CI of the median: the order statistics (0-based) floor(n/2 - h) and
-    ceil(n/2 + h), h = z*sqrt(n)/2 (normal approximation to the binomial; coverage 0.95 at n = 100-300).
-
-    With `n_eff` (effective independent samples, `effective_size`), h = z*n/(2*sqrt(n_eff)): the same
-    quantile spread, sqrt(p(1-p)/n_eff) at p = 1/2, for correlated samples. Small n widens to the range."""
-    xs = np.sort(np.asarray(samples, dtype=float))
-    n = len(xs)
-    n_eff = n if n_eff is None else max(min(n_eff, n), 1e-9)
-    half = z * n / (2 * math.sqrt(n_eff))
-    lo = max(0, math.floor(n / 2 - half))
-    hi = min(n - 1, math.ceil(n / 2 + half))
-    return float(xs[lo]), float(xs[hi])
 
 
 def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from opbench.analysis.compare import SHORT_CASE_MS, Comparison, Summary
+from opbench.analysis.compare import Comparison, Summary
 from opbench.analysis.significance import EQUIVALENCE
 from opbench.report.tables import Table, to_markdown, to_rich
-from opbench.results.model import Run
+from opbench.results.model import SHORT_CASE_MS, Run
 
 
 def describe_run(run: Run) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-from opbench import __version__
+from opbench._version import __version__
 from opbench.analysis.compare import Summary
 from opbench.engine.contention import MARK_BUSY
 from opbench.machine import describe, differences

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from opbench.analysis.significance import NOISY_DETECTABLE
-from opbench.engine.contention import BUSY_OTHER_CORES, BUSY_SHARE, MARK_BUSY
+from opbench.engine.contention import MARK_BUSY
 from opbench.engine.telemetry import MARK_GPU
 from opbench.results import CaseResult
+from opbench.results.model import BUSY_OTHER_CORES, BUSY_SHARE
 
 MARK_WRONG, MARK_REDUCED, MARK_NOISY, MARK_PARTIAL = "✗", "†", "~", "*"
 NO_COMMON = "–"  # an Average speedup with no case that both backends timed and verified

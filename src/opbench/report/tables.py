@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from opbench.engine.contention import MARK_BUSY, busy_warning
 from opbench.engine.telemetry import gpu_warning
@@ -43,6 +44,7 @@ from opbench.report.marks import (
 )
 from opbench.report.rows import case_rows
 from opbench.results import CaseResult
+from opbench.results.files import atomic_write
 
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
     ("mlx_gpu_compile", "mlx_gpu"), ("mlx_gpu", "mps"), ("mlx_gpu", "mlx_cpu"), ("cuda", "cpu"),
@@ -303,3 +305,16 @@ def _too_wide(table: Table, width: int) -> bool:
     widths = [max(len(h.split()[0]) if h else 0, *(len(r[i]) for r in table.rows if i < len(r)))
               for i, h in enumerate(table.headers)]
     return sum(widths) + 3 * len(widths) + 1 > width
+
+
+def write_run_tables(out_dir: Path, results: Sequence[CaseResult], pairs: list[tuple[str, str]] | None = None,
+                     geometric: bool = False) -> None:
+    """A run directory's rendered tables, next to its run.json: detailed.md and average.md (atomically), one
+    table per timing mode, each titled with its mode."""
+    groups = by_mode(results) or {"throughput": []}
+    atomic_write(out_dir / "detailed.md", "# Detailed benchmark (ms)\n\n" + "\n".join(
+        f"## {table.title}\n\n" + to_markdown(table)
+        for table in (detailed_table(group, pairs) for group in groups.values())))
+    atomic_write(out_dir / "average.md", "# Average benchmark (ms)\n\n" + "\n".join(
+        f"## {table.title}\n\n" + to_markdown(table)
+        for table in (average_table(group, pairs, geometric) for group in groups.values())))

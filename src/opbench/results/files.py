@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opbench.report.tables import average_table, by_mode, detailed_table, to_markdown
 from opbench.results.model import CaseResult, Run
 
 
@@ -86,13 +85,3 @@ class RunDirectory:
     def write(self) -> None:
         """Rewrite run.json from `run` (atomically)."""
         atomic_write(self.out_dir / "run.json", self.document())
-
-    def write_tables(self, pairs: list[tuple[str, str]] | None = None, geometric: bool = False) -> None:
-        """detailed.md and average.md: one table per timing mode, each titled with its mode."""
-        groups = by_mode(self.run.results) or {"throughput": []}
-        atomic_write(self.out_dir / "detailed.md", "# Detailed benchmark (ms)\n\n" + "\n".join(
-            f"## {table.title}\n\n" + to_markdown(table)
-            for table in (detailed_table(results, pairs) for results in groups.values())))
-        atomic_write(self.out_dir / "average.md", "# Average benchmark (ms)\n\n" + "\n".join(
-            f"## {table.title}\n\n" + to_markdown(table)
-            for table in (average_table(results, pairs, geometric) for results in groups.values())))

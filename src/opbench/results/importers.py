@@ -414,29 +414,3 @@ def select_section(runs: list[Run], selector: str, source: str) -> Run:
     labels = "; ".join(r.label for r in runs)
     what = "matches several sections" if found else "matches no section"
     raise UsageError(f"{selector!r} {what} of {source}; valid choices: {labels}")
-
-
-
-def load_run_or_table(ref: str, store: Any = None) -> Run:
-    """A run from what a user typed: a published Markdown file (`FILE` with one section, or `FILE#SECTION`,
-    e.g. `detailed_benchmark.md#RTX4090`), a JSON run file or run directory, or a stored run id."""
-    from opbench.results.resolve import load_run
-
-    path_text, sep, selector = ref.rpartition("#") if "#" in ref and not path_is(Path(ref), "exists") else (ref, "", "")
-    path = Path(path_text)
-    if path_is(path, "is_file"):
-        text = read_text(path)
-        if looks_like_json(text):
-            if sep:
-                raise UsageError(f"{path_text} is a JSON run file: it has no sections to pick with '#'")
-            return run_from_json_text(text, path_text)
-        runs = parse_published_markdown(text, path_text)
-        if sep:
-            return select_section(runs, selector, path_text)
-        if len(runs) == 1:
-            return runs[0]
-        raise UsageError(f"{path_text} has {len(runs)} sections; pick one as FILE#SECTION, or import it with "
-                         f"`opbench import` and use a run id; valid choices: {'; '.join(r.label for r in runs)}")
-    if sep and not path_text:
-        raise UsageError(f"malformed run reference {ref!r}; write FILE#SECTION")
-    return load_run(ref, store=store)

@@ -15,12 +15,14 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from opbench.analysis.significance import NOISY_DETECTABLE, result_detectable_change
 from opbench.errors import UsageError
 
 SCHEMA_VERSION = 1
@@ -29,6 +31,20 @@ FORMAT_NAME = "opbench-run"
 # Statuses with a time. `wrong` keeps its time but is marked in every table; the rest have none.
 TIMED_STATUSES = ("ok", "reduced-precision", "wrong")
 UNTIMED_STATUSES = ("error", "oom", "unsupported", "crashed", "timeout", "not-forced", "skipped")
+# Other processes took at least this many cores, or this share of the CPUs, while the case was timed: busy
+# (`opbench.engine.contention` measures it).
+BUSY_OTHER_CORES = 0.5
+BUSY_SHARE = 0.10
+# Cases faster than this (A's median) are dominated by host-side dispatch on a GPU (`results/h100/FINDINGS.md`).
+SHORT_CASE_MS = 0.05
+
+
+def is_busy(conditions: Mapping[str, Any]) -> bool:
+    """Whether other processes took enough CPU during the measurement to distort it (`opbench.engine.contention`)."""
+    other = conditions.get("other_cpu_cores")
+    if not isinstance(other, (int, float)):
+        return False
+    return other >= max(BUSY_OTHER_CORES, BUSY_SHARE * float(conditions.get("cpus") or 1))
 
 
 def check_header(d: Any, format_name: str, version: int, what: str) -> None:
@@ -128,8 +144,6 @@ class CaseResult:
     @property
     def busy(self) -> bool:
         """Timed while other processes took a share of the CPUs that can distort it (`opbench.engine.contention`)."""
-        from opbench.engine.contention import is_busy
-
         return is_busy(self.conditions)
 
     @property
@@ -137,16 +151,12 @@ class CaseResult:
         """The smallest slowdown a comparison of this result with a like run would call "slower" nine times in
         ten, from the spread between its units (`significance.result_detectable_change`); nan without two
         samples."""
-        from opbench.analysis.significance import result_detectable_change
-
         return result_detectable_change(self.unit_medians_ms, self.samples_ms)
 
     @property
     def noisy(self) -> bool:
         """Too spread to resolve a change of `significance.NOISY_DETECTABLE` (10 %): `detectable_change`
         above it (the ~ mark)."""
-        from opbench.analysis.significance import NOISY_DETECTABLE
-
         return self.timed and self.detectable_change > NOISY_DETECTABLE
 
     def to_dict(self) -> dict[str, Any]:

@@ -335,7 +335,7 @@ class Store:
             db._execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def _insert_run(self, run: Run) -> None:
-        from opbench import __version__
+        from opbench._version import __version__
 
         check_run_id(run.run_id)
         if self._execute("SELECT 1 FROM runs WHERE id = ?", (run.run_id,)).fetchone():

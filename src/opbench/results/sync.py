@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from opbench import machine
+import opbench.machine as machine
 from opbench.errors import UsageError
 from opbench.results.model import CaseResult, Run
 from opbench.results.store import Store

@@ -9,7 +9,8 @@ import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
-from opbench import __version__, machine
+import opbench.machine as machine
+from opbench._version import __version__
 from opbench.report.plots import format_ms
 from opbench.results import Run
 from opbench.results.files import atomic_write

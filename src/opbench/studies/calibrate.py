@@ -40,7 +40,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -55,6 +54,7 @@ from opbench.engine.execute import free_memory
 from opbench.engine.task import Measurement, Task
 from opbench.engine.timing import TimingSettings
 from opbench.errors import UsageError
+from opbench.paths import data_dir
 from opbench.results.model import check_header
 
 FORMAT_NAME = "opbench-calibration"
@@ -129,17 +129,6 @@ def machine_fingerprint(info: dict[str, Any]) -> str:
     key = {k: info.get(k) for k in FINGERPRINT_KEYS}
     key["gpus"] = [{"name": g.get("name"), "memory_gb": g.get("memory_gb")} for g in info.get("gpus", [])]
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def data_dir() -> Path:
-    """`$OPBENCH_DATA_DIR`, else opbench's per-user data directory as platformdirs defines it
-    (`$XDG_DATA_HOME/opbench` or `~/.local/share/opbench`, `~/Library/Application Support/opbench`,
-    `%LOCALAPPDATA%\\opbench`)."""
-    if os.environ.get("OPBENCH_DATA_DIR"):
-        return Path(os.environ["OPBENCH_DATA_DIR"])
-    from platformdirs import user_data_path
-
-    return user_data_path("opbench", appauthor=False)
 
 
 def calibration_path(info: dict[str, Any]) -> Path:

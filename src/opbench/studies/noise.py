@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from opbench.analysis.compare import SHORT_CASE_MS, Comparison
+from opbench.analysis.compare import Comparison
 from opbench.analysis.significance import PRIOR_DF
 from opbench.errors import UsageError
-from opbench.results.model import Run, check_header
-from opbench.studies.calibrate import data_dir, machine_fingerprint
+from opbench.paths import data_dir
+from opbench.results.model import SHORT_CASE_MS, Run, check_header
+from opbench.studies.calibrate import machine_fingerprint
 
 FORMAT_NAME = "opbench-noise"
 SCHEMA_VERSION = 1
