@@ -57,6 +57,9 @@ class InProcess:
     def stop(self) -> None:
         pass
 
+    def __exit__(self, *exc: object) -> None:
+        pass
+
 
 class Engine:
     """Measures tasks in worker processes (see the module docstring); a context manager that stops them."""
@@ -120,13 +123,15 @@ class Engine:
         executor = self._workers.get((backend, ()))
         return executor.info if executor is not None else {}
 
-    def close(self) -> None:
+    def close(self, *exc: object) -> None:
+        """Stop every worker: asked to exit, or killed when `exc` (an exception's type, value, traceback) says
+        the study is being cut short (Ctrl-C, a time-out)."""
         workers, self._workers = self._workers, {}
         for worker in workers.values():
-            worker.stop()
+            worker.__exit__(*(exc or (None, None, None)))
 
     def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close(*exc)
