@@ -172,3 +172,55 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert needle in proc.stderr
+
+
+def _numpy_adapter():
+    """A framework-free adapter with MatMul and SumAll builders but no copy probe (as a new adapter starts)."""
+    from typing import ClassVar
+
+    import numpy as np
+
+    from opbench.backends import Backend, Prepared
+
+    class NumpyProbes(Backend):
+        name = "numpy_probes_test"
+        framework = "numpy"
+        builders: ClassVar = {"MatMul": lambda be, case, args: Prepared(np.matmul, args),
+                    "SumAll": lambda be, case, args: Prepared(np.sum, args)}
+
+        def from_numpy(self, a, dtype=None):
+            return np.array(a, dtype=dtype if dtype not in (None, "bfloat16") else a.dtype, copy=True)
+
+        def to_numpy(self, x):
+            return np.asarray(x)
+
+    return NumpyProbes()
+
+
+def test_an_adapter_without_a_copy_probe_gets_read_and_matmul_from_its_builders() -> None:
+    """The probe defaults a new adapter relies on: copy is not measured (with the reason), the read ceiling is
+    its SumAll builder and the matmul peak its MatMul builder; the memory ceiling is then the read's."""
+    be = _numpy_adapter()
+    cal = calibrate_backend(be, replace_settings(dtypes=("float32",)))
+    assert cal.copy is None and "declares no copy probe" in cal.unsupported["copy"]
+    assert cal.read is not None and cal.read.rate > 0 and cal.bandwidth_gbs == cal.read.best_rate
+    assert cal.matmul["float32"].rate > 0 and "float32" not in cal.unsupported
+    assert "tf32" not in cal.unsupported  # a device without TF32 has no tf32 figure to miss
+
+
+def replace_settings(**kw) -> CalibrationSettings:
+    from dataclasses import replace
+
+    return replace(SMALL, **kw)
+
+
+def test_a_named_backend_is_calibrated_in_its_worker_process() -> None:
+    """The command's path: the backend by name, measured in a worker (the versions are the worker's report)."""
+    from opbench.backends import get_backend
+
+    if not get_backend("cpu").availability().available:
+        pytest.skip("torch is not installed")
+    cal = calibrate_backend("cpu", replace_settings(dtypes=("float32",)))
+    assert cal.copy is not None and cal.copy.how == "Tensor.copy_ into a preallocated tensor"
+    assert cal.read is not None and cal.read.how == "torch.sum(x)"
+    assert cal.matmul["float32"].rate > 0 and cal.versions.get("torch")
