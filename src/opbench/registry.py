@@ -21,6 +21,8 @@ _REGISTRY: dict[str, str] = {
     "cuda_compile": "opbench.backends.torch:TorchCUDACompile",
     "jax_gpu": "opbench.backends.jax:JAXGPU",
     "jax_cpu": "opbench.backends.jax:JAXCPU",
+    "numpy": "opbench.backends.numpy:NumPyCPU",
+    "cupy": "opbench.backends.cupy:CuPyGPU",
 }
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 
 from opbench.backends.arithmetic import narrower_arithmetic
-from opbench.catalog import Case
+from opbench.catalog import FAMILIES, Case
 from opbench.catalog.probes import PROBE_OPS, Probe
 from opbench.catalog.user import user_implementation
 
@@ -124,6 +124,12 @@ class Backend:
     # Calibration probes by op (`PROBE_OPS`): `copy` has no default; `read` and `matmul` default to the
     # adapter's SumAll and MatMul builders. A probe builder gets the `catalog.probes.Probe` as its case.
     probes: ClassVar[dict[str, Builder]] = {}
+
+    # Every catalog family is either in `builders` or here, with the reason the adapter cannot run it
+    # (`tests/test_backend_completeness.py` fails otherwise): a missing builder is never silently `unsupported`.
+    unsupported: ClassVar[dict[str, str]] = {}
+    # dtypes the framework cannot hold or compute in, with the reason (NumPy has no bfloat16).
+    unsupported_dtypes: ClassVar[dict[str, str]] = {}
     # Set by a worker process: told each case's first-call time as soon as it is known (`opbench.engine.worker`
     # then extends that case's time-out to its expected cost).
     on_first_call: Callable[[float], None] | None = None
@@ -302,6 +308,19 @@ class Backend:
                     + (f" and has no {family} builder" if family else ""))
         return None
 
+    def why_unsupported(self, family: str, dtype: str | None = None) -> str | None:
+        """Why this backend cannot run `family` in `dtype` (None: it can): the dtype's declared reason, the
+        family's declared reason, or for a user family the frameworks its catalog implements."""
+        if dtype in self.unsupported_dtypes:
+            return f"{self.name} cannot run {dtype}: {self.unsupported_dtypes[dtype]}"
+        if self.supports(family):
+            return None
+        if family in self.unsupported:
+            return f"{self.name} does not implement {family}: {self.unsupported[family]}"
+        from opbench.catalog.user import unsupported_reason
+
+        return unsupported_reason(self.name, family)
+
     def prepare(self, case: Case, inputs: tuple[np.ndarray, ...], dtype: str | None = None) -> Prepared:
         """Convert the inputs (data to `dtype` when given, index inputs as they are) and build the call.
         Without `dtype`, `from_numpy` is called with the array alone (the adapter's own default conversion)."""
@@ -323,6 +342,24 @@ class Backend:
         prepared = build(self, probe, tuple(self.from_numpy(a, dtype) for a in inputs))
         self.sync()
         return prepared
+
+
+def undeclared_families(adapter: type[Backend]) -> dict[str, str]:
+    """What is wrong with an adapter's family declarations, by family: a catalog family with neither a builder
+    nor a declared reason, one with both, a declared reason that is empty, or a name that is no family."""
+    problems: dict[str, str] = {}
+    for family in FAMILIES:
+        built, declared = family in adapter.builders, family in adapter.unsupported
+        if not built and not declared:
+            problems[family] = "no builder and no declared reason"
+        elif built and declared:
+            problems[family] = "a builder and a declared reason"
+        elif declared and not str(adapter.unsupported[family]).strip():
+            problems[family] = "declared unsupported with an empty reason"
+    for family in set(adapter.builders) | set(adapter.unsupported):
+        if family not in FAMILIES:
+            problems[family] = "not a catalog family"
+    return problems
 
 
 def simple_builder(make: Callable[[], Callable[..., Any]]) -> Builder:

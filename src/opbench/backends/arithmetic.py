@@ -16,6 +16,8 @@ What each framework does with float32 (and only float32: other dtypes have no su
   TF32. Metal and the CPU have no TF32.
 - JAX: `jax.nn.dot_product_attention` computes its softmax in float32 whatever the input type, so float64
   attention is float32 arithmetic (on every device).
+- Any adapter: `settings()["float32_products_arithmetic"]` names the arithmetic of its float32 products and
+  convolutions (CuPy with `CUPY_TF32=1`: TF32).
 - JAX on an NVIDIA GPU: `jax_default_matmul_precision` default/None/"high"/"tensorfloat32" lets XLA use TF32
   for dots and convolutions; "bfloat16" uses bfloat16; "highest"/"float32" keeps IEEE float32. The CPU has none.
 """
@@ -30,6 +32,9 @@ CONV_FAMILIES = frozenset({"Conv1d", "Conv2d"})
 PRODUCT_FAMILIES = MATMUL_FAMILIES | CONV_FAMILIES
 
 _JAX_STRICT = {"highest", "float32", "fp32"}
+# An adapter whose float32 matrix products and convolutions run in a narrower arithmetic can say so in its own
+# settings under this key (e.g. "TF32 (CUPY_TF32=1)"), so that adding a backend needs no branch here.
+DECLARED_KEY = "float32_products_arithmetic"
 
 
 def _truthy(value: Any) -> bool:
@@ -44,6 +49,8 @@ def narrower_arithmetic(backend: str, settings: dict[str, Any] | None, family: s
         return "float32 (jax.nn.dot_product_attention computes its softmax in float32)"
     if dtype != "float32" or family not in PRODUCT_FAMILIES or not settings:
         return None
+    if settings.get(DECLARED_KEY):  # the adapter names it itself (cupy with CUPY_TF32=1)
+        return str(settings[DECLARED_KEY])
     if backend in ("cuda", "cuda_compile"):
         return _torch_cuda(settings, family)
     if backend in ("cpu", "mps"):

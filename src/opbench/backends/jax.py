@@ -189,6 +189,7 @@ class JAXBackend(Backend):
         "copy": lambda be, probe, args: Prepared(lambda a: a + 1, args, how="jit(x + 1) (XLA may elide a plain copy)"),
         "read": lambda be, probe, args: Prepared(lambda a: _jnp().sum(a), args, how="jit(jnp.sum)(x)"),
     }
+    unsupported: ClassVar[dict[str, str]] = {}  # every catalog family has a builder
     platform = "cpu"
 
     def __init__(self) -> None:

@@ -135,6 +135,7 @@ class MLXBackend(Backend):
     builders = _builders()
     probes: ClassVar[dict[str, Builder]] = {
         "copy": _copy_probe, "read": lambda be, probe, args: Prepared(_mx().sum, args, how="mx.sum(x)")}
+    unsupported: ClassVar[dict[str, str]] = {}  # every catalog family has a builder
     gpu = False
 
     def availability(self) -> Availability:

@@ -155,6 +155,7 @@ class TorchBackend(Backend):
     builders = _builders()
     probes: ClassVar[dict[str, Builder]] = {"copy": _copy_probe,
               "read": lambda be, probe, args: Prepared(_torch().sum, args, how="torch.sum(x)")}
+    unsupported: ClassVar[dict[str, str]] = {}  # every catalog family has a builder
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("torch") is None:

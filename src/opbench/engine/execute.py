@@ -9,7 +9,7 @@ status, the phase it happened in, and the framework's own words.
 
 Steps:
 1. **Support.** The adapter's builder for the case's family (or the probe op); none: `unsupported`, with the
-   reason (`catalog.user.unsupported_reason`, `Backend.probe_unavailable`).
+   reason (`Backend.why_unsupported`: declared or a user catalog's, `Backend.probe_unavailable`).
 2. **Mode.** The task's precision mode is entered (in-process modes) or checked to be in force (modes set by
    environment variables, which only a process started with them has); the float32 matmul precision in force
    is recorded either way.
@@ -39,7 +39,6 @@ from opbench.backends import Backend, NotForcedError
 from opbench.backends._base import PrecisionMode
 from opbench.catalog import Case
 from opbench.catalog.probes import Probe
-from opbench.catalog.user import unsupported_reason
 from opbench.engine import contention, verdict_cache
 from opbench.engine.input_cache import case_inputs
 from opbench.engine.modes import ModeNotApplicable, not_applicable_error
@@ -56,7 +55,7 @@ NARROWER = {"float64": ("float32",), "float32": ("TF32", "bfloat16")}
 
 def run_task(backend: Backend, task: Task) -> Measurement:
     """Measure `task` on `backend` (already set up) in this process (steps in the module docstring)."""
-    why = _unsupported(backend, task.subject)
+    why = _unsupported(backend, task.subject, task.dtype)
     if why:
         return Measurement.failure(task, "unsupported", why, "support")
     try:
@@ -98,10 +97,12 @@ def release_case_memory(backend: Backend) -> None:
         backend.release()
 
 
-def _unsupported(backend: Backend, subject: Case | Probe) -> str | None:
+def _unsupported(backend: Backend, subject: Case | Probe, dtype: str) -> str | None:
     if isinstance(subject, Probe):
+        if dtype in backend.unsupported_dtypes:
+            return f"{backend.name} cannot run {dtype}: {backend.unsupported_dtypes[dtype]}"
         return backend.probe_unavailable(subject.op)
-    return None if backend.supports(subject.family) else unsupported_reason(backend.name, subject.family)
+    return backend.why_unsupported(subject.family, dtype)
 
 
 def _precision_mode(backend: Backend, name: str) -> PrecisionMode | None:

@@ -223,7 +223,7 @@ def cell_from(item: WorkItem, m: Measurement) -> Cell:
     if item.mode:
         base.update(mode_description=m.precision, strict=m.strict)
     if m.phase == "support":
-        return Cell(status=UNSUPPORTED, error=f"the {m.task.backend} adapter has no {case.family}", **base)
+        return Cell(status=UNSUPPORTED, error=m.error, **base)
     if m.status == "not-forced" or m.phase == "mode" or m.compile.get("fell_back_to_eager"):
         return Cell(status=ERROR, error=m.error, **base)
     if m.phase in ("prepare", "time"):  # the framework refused: its own words are the record

@@ -1,0 +1,192 @@
+"""The `cupy` adapter: CuPy on an NVIDIA GPU, NumPy's API on CUDA.
+
+The family implementations are NumPy's (`backends._xp`), bound here to `cupy`, `cupyx.scipy.special.expit` and
+`cupy.add.at`/`cupy.maximum.at` (`cupyx.scatter_add`/`scatter_max` on CuPy before 13). CuPy is imported only
+when this backend is used: availability, setup and every conversion import it lazily.
+
+- Synchronization: CuPy launches kernels asynchronously on the current stream, so `sync` waits for the whole
+  device (`cudaDeviceSynchronize`, bound once at setup); calls of one block run in order on that stream.
+- Memory: CuPy keeps freed device blocks in its memory pool; `release` returns them (and the pinned host pool)
+  to the driver between cases, so one case's cache cannot crowd the next. An allocation failure is CuPy's
+  `OutOfMemoryError` (recorded as `oom`), as is cuBLAS's `CUBLAS_STATUS_ALLOC_FAILED`.
+- Precision: float32 matrix products (MatMul, Linear, attention and the im2col convolutions) use full float32
+  unless `CUPY_TF32=1`, which lets cuBLAS use TF32 tensor cores. CuPy reads the variable at its first matrix
+  product per dtype, so it is a precision mode set in a fresh process, recorded in the settings; when it is on,
+  the settings also name the narrower arithmetic (`float32_products_arithmetic`), which the verifier uses to
+  call those results `reduced-precision` instead of `wrong`.
+- bfloat16 is declared unsupported: CuPy has no such dtype.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+from typing import Any, ClassVar
+
+import numpy as np
+
+from opbench.backends._base import Availability, PrecisionMode, missing_module_reason
+from opbench.backends._xp import BFLOAT16_REASON, ArrayNamespace, NumPyLikeBackend
+
+# Window copies of one convolution block (`backends._xp`): big blocks keep the GPU busy, and this is small
+# next to any GPU's memory.
+_IM2COL_BYTES = 512 << 20
+_CUBLAS_ALLOC_FAILED = "cublas_status_alloc_failed"
+
+
+def _cupy() -> Any:
+    import cupy
+
+    return cupy
+
+
+def _tf32_on() -> bool:
+    return os.environ.get("CUPY_TF32", "0").strip() not in ("", "0")
+
+
+def _scatter(cupy: Any, ufunc: str, fallback: str) -> Any:
+    """`cupy.<ufunc>.at` (CuPy 13+), else the older `cupyx.scatter_*` (the same unbuffered semantics)."""
+    at = getattr(getattr(cupy, ufunc), "at", None)
+    if at is not None:
+        try:
+            probe = cupy.zeros(2, dtype=cupy.float32)
+            at(probe, cupy.asarray([0, 0]), cupy.ones(2, dtype=cupy.float32))
+            return at
+        except (NotImplementedError, AttributeError, TypeError):
+            pass
+    import cupyx
+
+    return getattr(cupyx, fallback)
+
+
+class CuPyGPU(NumPyLikeBackend):
+    name = "cupy"
+    framework = "cupy"
+    device_kind = "gpu"
+    unsupported_dtypes: ClassVar[dict[str, str]] = {"bfloat16": BFLOAT16_REASON.format(library="CuPy")}
+
+    def __init__(self) -> None:
+        self._namespace: ArrayNamespace | None = None
+        self._synchronize: Any = None
+
+    # --- discovery -------------------------------------------------------------------------------------
+    def availability(self) -> Availability:
+        if importlib.util.find_spec("cupy") is None:
+            return Availability(False, missing_module_reason("cupy", "cupy"))
+        try:
+            cupy = _cupy()
+        except Exception as exc:  # a wheel for another CUDA, missing libraries: the reason, not a crash
+            return Availability(False, f"cupy is installed but does not import: {_first_line(exc)}")
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # CUDARuntimeError: no driver, no device
+            return Availability(False, f"cupy {cupy.__version__}: no CUDA device ({_first_line(exc)})")
+        if count < 1:
+            return Availability(False, f"cupy {cupy.__version__}: no CUDA device")
+        return Availability(True, f"cupy {cupy.__version__} on {_device_name(cupy)} (CUDA runtime "
+                                  f"{_cuda_version(cupy.cuda.runtime.runtimeGetVersion())})")
+
+    def setup(self) -> None:
+        cupy = _cupy()
+        cupy.cuda.Device(0).use()
+        self._synchronize = cupy.cuda.runtime.deviceSynchronize  # bound once: sync() ends every timed block
+
+    def versions(self) -> dict[str, str]:
+        cupy = _cupy()
+        runtime = cupy.cuda.runtime
+        versions = {"cupy": cupy.__version__, "cuda_runtime": _cuda_version(runtime.runtimeGetVersion()),
+                    "cuda_driver": _cuda_version(runtime.driverGetVersion())}
+        with contextlib.suppress(Exception):  # informative only
+            versions["cublas"] = str(cupy.cuda.cublas.getVersion(cupy.cuda.device.get_cublas_handle()))
+        return versions
+
+    def settings(self) -> dict[str, Any]:
+        cupy = _cupy()
+        device = cupy.cuda.Device()
+        settings: dict[str, Any] = {
+            "cupy_device": f"{device.id} ({_device_name(cupy)})",
+            "compute_capability": str(device.compute_capability),
+            "CUPY_TF32": os.environ.get("CUPY_TF32", "0"),
+            "CUPY_ACCELERATORS": os.environ.get("CUPY_ACCELERATORS", ""),
+        }
+        if _tf32_on() and int(device.compute_capability) >= 80:  # "90" on an H100/H200; TF32 needs Ampere (80)
+            settings["float32_products_arithmetic"] = f"TF32 (CUPY_TF32={settings['CUPY_TF32']})"
+        return settings
+
+    def precision_modes(self) -> dict[str, PrecisionMode]:
+        """CUPY_TF32, read by CuPy at its first float32 matrix product: 0 (the default) keeps IEEE float32, 1 lets
+        cuBLAS use TF32 tensor cores. Environment variables, so each needs a fresh process."""
+        return {"CUPY_TF32=0": PrecisionMode("environment CUPY_TF32=0 (fresh process)", strict=True,
+                                             env={"CUPY_TF32": "0"}),
+                "CUPY_TF32=1": PrecisionMode("environment CUPY_TF32=1 (fresh process)", env={"CUPY_TF32": "1"})}
+
+    def matmul_mode(self, arithmetic: str) -> str | None:
+        """float32 products are IEEE with CUPY_TF32=0 and may use TF32 tensor cores with CUPY_TF32=1."""
+        return {"float32": "CUPY_TF32=0", "TF32": "CUPY_TF32=1"}.get(arithmetic)
+
+    def free_memory(self) -> int | None:
+        """The device's free bytes plus what CuPy's pool holds unused (it hands that out first)."""
+        cupy = _cupy()
+        return int(cupy.cuda.runtime.memGetInfo()[0]) + int(cupy.get_default_memory_pool().free_bytes())
+
+    def namespace(self) -> ArrayNamespace:
+        if self._namespace is None:
+            cupy = _cupy()
+            from cupyx.scipy.special import expit
+
+            self._namespace = ArrayNamespace(cupy, _scatter(cupy, "add", "scatter_add"),
+                                             _scatter(cupy, "maximum", "scatter_max"), expit, _IM2COL_BYTES)
+        return self._namespace
+
+    # --- data --------------------------------------------------------------------------------------------
+    def from_numpy(self, a: np.ndarray, dtype: str | None = None) -> Any:
+        self._check_dtype(dtype)
+        x = _cupy().asarray(np.ascontiguousarray(a, dtype=dtype))
+        self.sync()
+        return x
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.asarray(_cupy().asnumpy(x))
+
+    def take_rows(self, x: Any, rows: np.ndarray) -> Any:
+        return x[_cupy().asarray(rows)]
+
+    def same_buffer(self, a: Any, b: Any) -> bool:
+        return a is b or (a.size > 0 and a.data.ptr == b.data.ptr)
+
+    # --- execution ---------------------------------------------------------------------------------------
+    def sync(self) -> None:
+        if self._synchronize is None:
+            self._synchronize = _cupy().cuda.runtime.deviceSynchronize
+        self._synchronize()
+
+    def release(self) -> None:
+        cupy = _cupy()
+        cupy.get_default_memory_pool().free_all_blocks()
+        cupy.get_default_pinned_memory_pool().free_all_blocks()
+
+    def is_oom(self, exc: BaseException) -> bool:
+        memory = sys.modules.get("cupy.cuda.memory")  # imported with cupy: no import here
+        if memory is not None and isinstance(exc, memory.OutOfMemoryError):
+            return True
+        return _CUBLAS_ALLOC_FAILED in str(exc).lower() or super().is_oom(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _device_name(cupy: Any) -> str:
+    try:
+        name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:  # informative only
+        return "an NVIDIA GPU"
+
+
+def _cuda_version(number: int) -> str:
+    """CUDA's packed version (12040) as text (12.4)."""
+    return f"{number // 1000}.{number % 1000 // 10}"

@@ -1,0 +1,68 @@
+"""The cupy adapter without CuPy: it imports, reports why it cannot run, and shares NumPy's implementations.
+
+The implementations themselves are checked through NumPy (`test_numpy_backend.py`, `test_backends.py`); on a
+machine with CuPy and a GPU `test_backends.py` runs every family on `cupy` too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from opbench.backends import get_backend
+from opbench.backends._xp import BUILDERS
+from opbench.backends.arithmetic import narrower_arithmetic
+
+
+def test_the_adapter_imports_without_cupy_and_says_why_it_cannot_run() -> None:
+    code = ("import sys, importlib.util\n"
+            "real = importlib.util.find_spec\n"
+            "importlib.util.find_spec = lambda name, *a: None if name.split('.')[0] == 'cupy' else real(name, *a)\n"
+            "sys.modules['cupy'] = None  # importing cupy now fails\n"
+            "from opbench.backends import availability_table\n"
+            "a = availability_table()['cupy']\n"
+            "print(a.available, a.reason)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False cupy is not installed (pip install 'opbench[cupy]')"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed here")
+def test_without_cupy_it_is_unavailable_with_the_install_hint() -> None:
+    availability = get_backend("cupy").availability()
+    assert not availability.available
+    assert "opbench[cupy]" in availability.reason
+
+
+def test_importing_the_adapter_imports_no_framework() -> None:
+    code = ("import sys\nimport opbench.backends.cupy, opbench.backends.numpy\n"
+            "print(sorted(m for m in ('cupy', 'cupyx', 'scipy', 'torch', 'jax', 'mlx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_cupy_and_numpy_share_one_set_of_family_implementations() -> None:
+    assert get_backend("cupy").builders is BUILDERS is get_backend("numpy").builders
+
+
+def test_bfloat16_is_declared_unsupported_without_touching_cupy() -> None:
+    reason = get_backend("cupy").why_unsupported("ReLU", "bfloat16")
+    assert reason is not None and "CuPy has no bfloat16 dtype" in reason
+
+
+def test_tf32_is_reduced_precision_only_when_the_adapter_says_so() -> None:
+    on = {"CUPY_TF32": "1", "float32_products_arithmetic": "TF32 (CUPY_TF32=1)"}
+    assert narrower_arithmetic("cupy", on, "MatMul", "float32") == "TF32 (CUPY_TF32=1)"
+    assert narrower_arithmetic("cupy", on, "Conv2d", "float32") == "TF32 (CUPY_TF32=1)"
+    assert narrower_arithmetic("cupy", on, "MatMul", "float64") is None
+    assert narrower_arithmetic("cupy", on, "Softmax", "float32") is None
+    assert narrower_arithmetic("cupy", {"CUPY_TF32": "0"}, "MatMul", "float32") is None
+
+
+def test_cupy_out_of_memory_is_recognised_by_its_message() -> None:
+    backend = get_backend("cupy")
+    assert backend.is_oom(RuntimeError("CUBLAS_STATUS_ALLOC_FAILED"))
+    assert backend.is_oom(MemoryError("Out of memory allocating 1,024 bytes"))
+    assert not backend.is_oom(ValueError("shapes do not match"))
