@@ -62,3 +62,13 @@ def test_a_declared_reason_is_what_the_result_says() -> None:
     assert result.error == "partial does not implement ReLU: this framework has no such operation"
     half = measure_case(Partial(), case, dtype="float16")
     assert (half.status, half.error) == ("unsupported", "partial cannot run float16: no half precision here")
+
+
+def test_each_adapter_brings_its_framework_packages_to_the_machine_record() -> None:
+    from opbench import machine
+
+    recorded = machine.packages()
+    assert recorded[:3] == machine.CORE_PACKAGES
+    for name in BUILT_IN:
+        assert set(_adapter(BUILT_IN[name]).packages) <= set(recorded), name
+    assert {"torch", "mlx", "jax", "cupy-cuda12x"} <= set(recorded)

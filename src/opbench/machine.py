@@ -34,8 +34,8 @@ THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                    "NUMEXPR_NUM_THREADS", "OPENBLAS_CORETYPE", "KMP_AFFINITY", "OMP_PROC_BIND", "XLA_FLAGS",
                    "CUDA_VISIBLE_DEVICES", "MLX_METAL_FAST_SYNCH")
 
-PACKAGES = ("numpy", "scipy", "torch", "mlx", "mlx-cuda-13", "mlx-metal", "jax", "jaxlib", "jax-cuda12-plugin",
-            "jax-cuda13-plugin", "opbench")
+# opbench's own array stack; each backend adapter adds its framework's distributions (`Backend.packages`).
+CORE_PACKAGES = ("numpy", "scipy", "opbench")
 
 
 def _run(cmd: list[str], timeout: float = 5.0) -> str:
@@ -146,9 +146,17 @@ def nvidia_gpus() -> list[dict[str, Any]]:
     return gpus
 
 
+def packages() -> tuple[str, ...]:
+    """The distributions whose versions are recorded: opbench's own, then every registered backend's
+    (`Backend.packages`), so a new adapter brings its framework's packages with it."""
+    from opbench.backends import adapter_packages
+
+    return tuple(dict.fromkeys((*CORE_PACKAGES, *adapter_packages())))
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
-    for name in PACKAGES:
+    for name in packages():
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -26,10 +26,7 @@ def backend_names() -> tuple[str, ...]:
 
 
 def get_backend(name: str) -> Backend:
-    if name not in _REGISTRY:
-        raise unknown("backend", name, list(_REGISTRY))
-    module, cls = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)()
+    return adapter_class(name)()
 
 
 def framework_of(name: str) -> str:
@@ -54,6 +51,26 @@ def parse_backends(text: str | None) -> list[str] | None:
             raise unknown("backend", n, list(_REGISTRY))
     order = list(_REGISTRY)
     return sorted(dict.fromkeys(names), key=order.index)
+
+
+def adapter_class(name: str) -> type[Backend]:
+    """The adapter class registered as `name` (imports its module, never its framework)."""
+    if name not in _REGISTRY:
+        raise unknown("backend", name, list(_REGISTRY))
+    module, cls = _REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def adapter_packages() -> tuple[str, ...]:
+    """Every registered adapter's framework distributions (`Backend.packages`), in registry order, once each;
+    an adapter whose module does not import is skipped (its availability says why)."""
+    names: list[str] = []
+    for name in _REGISTRY:
+        try:
+            names.extend(adapter_class(name).packages)
+        except Exception:
+            continue
+    return tuple(dict.fromkeys(names))
 
 
 def availability_table() -> dict[str, Availability]:

@@ -130,6 +130,8 @@ class Backend:
     unsupported: ClassVar[dict[str, str]] = {}
     # dtypes the framework cannot hold or compute in, with the reason (NumPy has no bfloat16).
     unsupported_dtypes: ClassVar[dict[str, str]] = {}
+    # The framework's distributions, whose versions are recorded with the machine (`opbench.machine.packages`).
+    packages: ClassVar[tuple[str, ...]] = ()
     # Set by a worker process: told each case's first-call time as soon as it is known (`opbench.engine.worker`
     # then extends that case's time-out to its expected cost).
     on_first_call: Callable[[float], None] | None = None

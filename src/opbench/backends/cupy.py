@@ -64,6 +64,7 @@ def _scatter(cupy: Any, ufunc: str, fallback: str) -> Any:
 class CuPyGPU(NumPyLikeBackend):
     name = "cupy"
     framework = "cupy"
+    packages = ("cupy", "cupy-cuda12x", "cupy-cuda13x")
     device_kind = "gpu"
     unsupported_dtypes: ClassVar[dict[str, str]] = {"bfloat16": BFLOAT16_REASON.format(library="CuPy")}
 

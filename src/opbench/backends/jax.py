@@ -182,6 +182,7 @@ def _builders() -> dict[str, Builder]:
 
 class JAXBackend(Backend):
     framework = "jax"
+    packages = ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin")
     compiled = True
     builders = _builders()
     # jitted by `compile` like every case; XLA may elide a plain copy, so the copy adds one

@@ -131,6 +131,7 @@ def _copy_probe(be: Backend, probe: Any, args: tuple[Any, ...]) -> Prepared:
 
 class MLXBackend(Backend):
     framework = "mlx"
+    packages = ("mlx", "mlx-cuda-13", "mlx-metal")
     lazy = True
     builders = _builders()
     probes: ClassVar[dict[str, Builder]] = {

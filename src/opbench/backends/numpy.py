@@ -34,6 +34,7 @@ def _blas() -> dict[str, str]:
 class NumPyCPU(NumPyLikeBackend):
     name = "numpy"
     framework = "numpy"
+    packages = ("numpy",)
     unsupported_dtypes: ClassVar[dict[str, str]] = {"bfloat16": BFLOAT16_REASON.format(library="NumPy")}
 
     def availability(self) -> Availability:

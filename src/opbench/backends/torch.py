@@ -151,6 +151,7 @@ class TorchCacheFlush:
 
 class TorchBackend(Backend):
     framework = "torch"
+    packages = ("torch",)
     device = "cpu"
     builders = _builders()
     probes: ClassVar[dict[str, Builder]] = {"copy": _copy_probe,
