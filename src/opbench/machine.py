@@ -147,11 +147,11 @@ def nvidia_gpus() -> list[dict[str, Any]]:
 
 
 def packages() -> tuple[str, ...]:
-    """The distributions whose versions are recorded: opbench's own, then every registered backend's
-    (`Backend.packages`), so a new adapter brings its framework's packages with it."""
-    from opbench.backends import adapter_packages
+    """The distributions whose versions are recorded: opbench's own, then every registered backend framework's
+    (`registry.FRAMEWORK_PACKAGES`, checked against each adapter's `Backend.packages` by a test)."""
+    from opbench.registry import FRAMEWORK_PACKAGES
 
-    return tuple(dict.fromkeys((*CORE_PACKAGES, *adapter_packages())))
+    return tuple(dict.fromkeys((*CORE_PACKAGES, *FRAMEWORK_PACKAGES)))
 
 
 def package_versions() -> dict[str, str]:

@@ -36,3 +36,9 @@ def known_frameworks() -> list[str]:
         except Exception:  # a broken adapter cannot name its framework; the others still can
             continue
     return sorted(set(names))
+
+# The registered frameworks' distributions, whose versions are recorded with the machine (`machine.packages`);
+# `tests/test_backend_completeness.py` checks that every adapter's `Backend.packages` is here.
+FRAMEWORK_PACKAGES: tuple[str, ...] = (
+    "mlx", "mlx-cuda-13", "mlx-metal", "torch", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin",
+    "cupy", "cupy-cuda12x", "cupy-cuda13x")
