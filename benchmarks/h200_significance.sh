@@ -46,6 +46,7 @@ for backend in "${LIST[@]}"; do
     grep -E "^(aa-|power-|  aa-|  power-)|skipped" "$dir/log.txt"
     echo "== $backend: exit $rc after $((SECONDS - t0)) s"
     [ "$rc" -eq 0 ] || tail -3 "$dir/stderr.log"
+    pack > /dev/null  # after every backend, so a call cut off later keeps this one
 done
 
 echo "== summary (goal: A/A at most 5 % of rows called different; power at least 90 % of rows of 50 us or more called slower)"
