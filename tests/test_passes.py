@@ -81,7 +81,7 @@ def test_run_measures_every_case_in_each_worker_process_and_resumes_the_missing_
         assert r.status == "ok" and passes_done(r) == 2 and r.process_medians_ms[0] == first_pass.median_ms
         assert r.samples_ms[:first_pass.n] == first_pass.samples_ms and r.n > first_pass.n
     # a run cut off after one pass: a resume to 3 processes measures two more passes of each case, no more
-    prior = {("fake_numpy", r.case): r for r in seen[:2]}
+    prior = {("fake_numpy", r.case, r.mode): r for r in seen[:2]}  # keyed with the mode
     more: list[CaseResult] = []
     resumed = run_plan(Plan(cases, ("fake_numpy",), timing=FAST, processes=3), more.append, prior=prior)
     assert len(more) == 4 and [passes_done(r) for r in resumed] == [3, 3]
