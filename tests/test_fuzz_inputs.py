@@ -594,7 +594,10 @@ def test_run_with_a_full_output_disk_keeps_the_results_in_the_store(fuzz_workspa
     import opbench.results.files as files
     from opbench.results.store import open_store
 
+    import opbench.report.tables as tables
+
     monkeypatch.setattr(files, "atomic_write", _disk_full)  # run.json and the tables: the handler writes too
+    monkeypatch.setattr(tables, "atomic_write", _disk_full)
     code, _, err = _cli_within([*RUN_ARGS, "--out", "out"])
     err = _run_error_line(code, err)
     assert "No space left on device" in err and "results kept in the store" in err and "--resume" in err
@@ -612,7 +615,10 @@ def test_run_with_a_full_store_and_output_disk_is_one_line(fuzz_workspace, monke
     def store_full(self, run_id, result):
         raise UsageError(f"store {self.path}: database or disk is full")
 
+    import opbench.report.tables as tables
+
     monkeypatch.setattr(files, "atomic_write", _disk_full)
+    monkeypatch.setattr(tables, "atomic_write", _disk_full)  # its own reference: a full disk fails every writer
     monkeypatch.setattr(Store, "add_result", store_full)
     code, _, err = _cli_within([*RUN_ARGS, "--out", "out"])
     err = _run_error_line(code, err)
