@@ -591,10 +591,9 @@ def _run_error_line(code: int, err: str) -> str:
 
 def test_run_with_a_full_output_disk_keeps_the_results_in_the_store(fuzz_workspace, monkeypatch) -> None:
     pytest.importorskip("torch")
+    import opbench.report.tables as tables
     import opbench.results.files as files
     from opbench.results.store import open_store
-
-    import opbench.report.tables as tables
 
     monkeypatch.setattr(files, "atomic_write", _disk_full)  # run.json and the tables: the handler writes too
     monkeypatch.setattr(tables, "atomic_write", _disk_full)
