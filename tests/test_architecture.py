@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # Layers, lowest first: a module may import its own layer and the layers below, never one above. The first
 # name of a module below `opbench` picks its layer; `(package)` is `opbench/__init__.py`, the public facade.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("_version", "errors", "paths", "interrupts", "registry", "data", "machine"),  # leaves
+    ("_version", "defaults", "errors", "paths", "interrupts", "registry", "data", "machine"),  # leaves
     ("catalog",),  # what is measured, framework-neutral
     ("backends",),  # the framework adapters
     ("results",),  # the result model, run files, the store, importers

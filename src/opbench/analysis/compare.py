@@ -48,6 +48,7 @@ import numpy as np
 from opbench.analysis.significance import geomean_interval, log_unit_spread, pooled_prior, ratio_interval, verdict
 from opbench.errors import UsageError, unknown
 from opbench.results.model import SHORT_CASE_MS, CaseResult, Run
+from opbench.results.status import Status
 
 BOOTSTRAP_RESAMPLES = 10_000
 DEFAULT_NOISE_FLOOR = 0.02
@@ -266,7 +267,7 @@ def compare_pair(case: str, family: str, backend: str, ra: CaseResult, rb: CaseR
     ratio = time_b / time_a
     ci_low = ci_high = p_value = log_se = None
     units = (len(ra.unit_medians_ms), len(rb.unit_medians_ms))
-    marks = [f"{side} {r.status}" for side, r in (("A", ra), ("B", rb)) if r.status != "ok"]
+    marks = [f"{side} {r.status}" for side, r in (("A", ra), ("B", rb)) if r.status != Status.OK]
     marks += [f"{side} noisy" for side, r in (("A", ra), ("B", rb)) if r.noisy]
     if ra.n >= MIN_SAMPLES and rb.n >= MIN_SAMPLES:
         found = ratio_interval(ratio, log_unit_spread(ra.unit_medians_ms, rb.unit_medians_ms), units, prior, alpha)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import opbench.defaults as defaults
 import opbench.machine as machine
 from opbench.backends import parse_backends
 from opbench.commands import add_format, console, options
@@ -29,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="measure each device's memory bandwidth and matmul peak (stored per machine)")
     p.add_argument("--backends", type=options.backend_list,
                    help="comma-separated backends (default: every available one but the *_compile twins)")
-    p.add_argument("--budget", type=options.seconds, default=1.0,
-                   help="timing budget per measurement in seconds (default 1)")
+    p.add_argument("--budget", type=options.seconds, default=defaults.CALIBRATION_BUDGET_S,
+                   help=f"timing budget per measurement in seconds (default {defaults.CALIBRATION_BUDGET_S:g})")
     p.add_argument("--copy-mib", type=options.bounded_int(1, MAX_COPY_MIB),
                    help="copy size in MiB (default 1024 on a GPU, 256 on a CPU)")
     p.add_argument("--max-n", type=options.bounded_int(16, MAX_MATMUL_N), default=16384,

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import opbench.defaults as defaults
 import opbench.machine as machine
 from opbench.backends import get_backend, parse_backends
 from opbench.catalog import PRESETS, preset_cases, select_cases
@@ -61,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="n of the n x n matmul of the precision study; 0 skips it (default 512)")
     p.add_argument("--matmul-budget", type=options.seconds, default=PRECISION_TIMING.budget_s,
                    help=f"seconds of timed samples per matmul cell (default {PRECISION_TIMING.budget_s})")
-    p.add_argument("--seed", type=options.seed, default=0, help="input generator seed (default 0)")
+    p.add_argument("--seed", type=options.seed, default=defaults.SEED,
+                   help=f"input generator seed (default {defaults.SEED})")
     p.add_argument("--out", type=options.output_dir, help="output directory (default opbench-out/dtypes-RUN_ID)")
     p.add_argument("--resume", type=options.input_path, metavar="DIR",
                    help="continue the study saved in DIR (its dtypes.json) "
@@ -84,11 +86,9 @@ def parse_dtypes(text: str) -> list[str]:
 
 def load_study(path: Path) -> Study:
     """A saved study: `path` is its dtypes.json or the directory holding it. Bad files get one-line errors."""
-    from opbench.results.files import read_document
-    from opbench.studies.dtypes import FORMAT_NAME, SCHEMA_VERSION
+    from opbench.results.formats import DTYPES, load_document
 
-    file, data = read_document(path, "dtypes.json", "dtype study", FORMAT_NAME, SCHEMA_VERSION,
-                               "give the --out directory of an `opbench dtypes` run")
+    file, _, data = load_document(path, DTYPES)
     try:
         study = Study.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -12,12 +12,13 @@ import argparse
 import datetime as dt
 from dataclasses import replace
 
+import opbench.defaults as defaults
 import opbench.machine as machine
 from opbench.analysis.compare import compare_runs
 from opbench.catalog import PRESETS, preset_cases, select_cases
 from opbench.commands import add_format, console, progress
 from opbench.engine.runner import Plan, run_plan
-from opbench.engine.timing import DEFAULT_UNITS, TimingSettings
+from opbench.engine.timing import TimingSettings
 from opbench.errors import UsageError, unknown
 from opbench.interrupts import deferred_interrupt
 from opbench.results import Run
@@ -29,11 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("noise", help="A/A check of this machine: false-positive rate and smallest detectable change")
     p.add_argument("--backends", help="comma-separated backends (default: every available one)")
     p.add_argument("--ops", help="comma-separated families or exact case names (default: all)")
-    p.add_argument("--preset", default="quick", help=f"{' | '.join(PRESETS)} (default quick)")
-    p.add_argument("--budget", type=float, default=TimingSettings().budget_s,
-                   help="seconds of timed samples per case and run, split across the processes (default 0.5)")
-    p.add_argument("--processes", type=int, default=DEFAULT_UNITS,
-                   help=f"worker processes (units) per backend and run (default {DEFAULT_UNITS}, as `opbench run`)")
+    p.add_argument("--preset", default=defaults.NOISE_PRESET,
+                   help=f"{' | '.join(PRESETS)} (default {defaults.NOISE_PRESET})")
+    p.add_argument("--budget", type=float, default=defaults.RUN_BUDGET_S,
+                   help="seconds of timed samples per case and run, split across the processes "
+                   f"(default {defaults.RUN_BUDGET_S:g}, as `opbench run`)")
+    p.add_argument("--processes", type=int, default=defaults.UNITS,
+                   help=f"worker processes (units) per backend and run (default {defaults.UNITS}, as `opbench run`)")
     p.add_argument("--store", help="SQLite result store for the two runs (default $OPBENCH_STORE, else the user "
                                    "data directory)")
     add_format(p)

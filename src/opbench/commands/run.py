@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import opbench.defaults as defaults
 import opbench.machine as machine
 from opbench.backends import availability_table, get_backend, parse_backends
 from opbench.catalog import PRESETS, Case, preset_cases, select_cases
@@ -33,7 +34,7 @@ from opbench.engine.passes import process_spread_note
 from opbench.engine.phases import WALL
 from opbench.engine.resume import check_resumable, fill_options, measured_results
 from opbench.engine.runner import Plan, run_plan
-from opbench.engine.timing import DEFAULT_UNITS, TimingSettings
+from opbench.engine.timing import MIN_UNIT_SAMPLES, TimingSettings
 from opbench.errors import UsageError, unknown
 from opbench.interrupts import deferred_interrupt
 from opbench.paths import os_error_text
@@ -41,6 +42,7 @@ from opbench.report.tables import average_table, by_mode, detailed_table, parse_
 from opbench.results import CaseResult, Run
 from opbench.results.files import RunDirectory
 from opbench.results.ids import folder_name
+from opbench.results.status import Status
 from opbench.results.store import check_store, mask_url, open_store
 
 
@@ -64,27 +66,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated backends (default: every available one)")
     p.add_argument("--ops", type=options.name_list("op"),
                    help="comma-separated families or exact case names (default: all)")
-    p.add_argument("--preset", help=f"{' | '.join(PRESETS)} (default seed: the seed's shapes)")
-    p.add_argument("--dtype", help=f"{' | '.join(DTYPES)} (default float32)")
+    p.add_argument("--preset", help=f"{' | '.join(PRESETS)} (default {defaults.PRESET}: the seed's shapes)")
+    p.add_argument("--dtype", help=f"{' | '.join(DTYPES)} (default {defaults.DTYPE})")
     p.add_argument("--out", type=options.output_dir, help="output directory (default opbench-out/RUN_ID)")
     add_store(p)
     p.add_argument("--resume", metavar="RUN", type=options.run_ref,
                    help="measure only what stored run RUN (id, prefix or 'latest') is "
                    "missing, with its own options unless given")
     p.add_argument("--case-timeout", type=options.seconds, help="seconds before a case is recorded as timeout "
-                   "(default: adaptive, at least 300 + 20 x budget and more for a case whose FLOP/byte counts "
-                   "or first call predict more on this machine)")
+                   f"(default: adaptive, at least {defaults.CASE_TIMEOUT_BASE_S:g} + "
+                   f"{defaults.CASE_TIMEOUT_BUDGETS:g} x budget and more for a case whose FLOP/byte counts or first "
+                   "call predict more on this machine)")
     p.add_argument("--no-isolate", action="store_true",
                    help="measure in this process instead of one worker process per backend (debugging)")
     p.add_argument("--budget", type=options.seconds,
                    help="seconds of timed samples per case, split across the processes "
-                   "(default 0.5)")
+                   f"(default {defaults.RUN_BUDGET_S:g})")
     p.add_argument("--min-samples", type=options.bounded_int(1, options.MAX_SAMPLES),
-                   help="minimum samples per case, split across the processes with at least 3 each (default 5)")
-    p.add_argument("--seed", type=options.seed, help="input generator seed (default 0)")
+                   help="minimum samples per case, split across the processes with at least "
+                   f"{MIN_UNIT_SAMPLES} each (default {defaults.RUN_MIN_SAMPLES})")
+    p.add_argument("--seed", type=options.seed, help=f"input generator seed (default {defaults.SEED})")
     p.add_argument("--processes", type=options.bounded_int(1, options.MAX_PROCESSES),
                    help="measure each backend in N passes, each in a fresh worker process (the independent "
-                        f"units `compare` tests), splitting the budget between them (default {DEFAULT_UNITS}; "
+                        f"units `compare` tests), splitting the budget between them (default {defaults.UNITS}; "
                         "1 with --no-isolate)")
     p.add_argument("--mode", type=options.mode_list,
                    help="timing mode(s), comma-separated: throughput (back-to-back calls, one sync per block; "
@@ -229,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
                 for mode in modes:
                     if (name, case.name, mode) not in prior:
                         record(CaseResult(case=case.name, family=case.family, backend=name, dtype=dtype,
-                                          status="unsupported", error=availability[name]["reason"], mode=mode))
+                                          status=Status.UNSUPPORTED, error=availability[name]["reason"], mode=mode))
     plan = Plan(tuple(cases), tuple(runnable), dtype, args.seed, settings, args.processes, modes)
     todo = plan.passes_left(prior)
     err = console(stderr=True)

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import opbench.defaults as defaults
 import opbench.machine as machine
 from opbench.backends import parse_backends
 from opbench.commands import DTYPES, add_format, check_dtype, console, options
@@ -22,6 +23,8 @@ from opbench.errors import UsageError
 from opbench.report.tables import to_markdown, to_rich
 from opbench.results import CaseResult
 from opbench.results.files import atomic_write
+from opbench.results.formats import SWEEP, load_document
+from opbench.results.status import Status
 from opbench.studies.calibrate import load_calibration, read_calibration
 from opbench.studies.roofline import peaks_for, roofline
 from opbench.studies.sweep import (
@@ -34,10 +37,6 @@ from opbench.studies.sweep import (
     sweep_case,
     template_case,
 )
-
-FORMAT_NAME = "opbench-sweep"
-# Sweep file versions: 1 - first version (settings, machine, backends, one entry per (size, backend)).
-SCHEMA_VERSION = 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,16 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", help=f"{' | '.join(DTYPES)} (default float32)")
     p.add_argument("--baseline", type=options.backend_name,
                    help="backend the ratios are taken against (default cpu, else the first)")
-    p.add_argument("--budget", type=options.seconds, default=2.0,
+    p.add_argument("--budget", type=options.seconds, default=defaults.SWEEP_BUDGET_S,
                    help="seconds per size and backend: timing budget, and larger sizes predicted to need more "
-                        "are skipped (default 2)")
-    p.add_argument("--min-samples", type=options.bounded_int(1, options.MAX_SAMPLES), default=5,
-                   help="minimum samples per point (default 5)")
+                        f"are skipped (default {defaults.SWEEP_BUDGET_S:g})")
+    p.add_argument("--min-samples", type=options.bounded_int(1, options.MAX_SAMPLES),
+                   default=defaults.SWEEP_MIN_SAMPLES,
+                   help=f"minimum samples per point (default {defaults.SWEEP_MIN_SAMPLES})")
     p.add_argument("--case", help="exact catalog case to scale (non-matmul families; default the family's first)")
     p.add_argument("--calibration", type=options.input_path,
                    help="calibration file (default: this machine's stored one)")
     p.add_argument("--out", type=options.output_dir, help="output directory (default opbench-out/sweep-ID)")
-    p.add_argument("--seed", type=options.seed, default=0, help="input generator seed (default 0)")
+    p.add_argument("--seed", type=options.seed, default=defaults.SEED,
+                   help=f"input generator seed (default {defaults.SEED})")
     add_format(p)
     p.set_defaults(func=run)
 
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     xlabel, subject = describe_axis(family, args.case)
     settings = SweepSettings(budget_s=args.budget, min_samples=args.min_samples, dtype=dtype, seed=args.seed)
     record: dict[str, Any] = previous[0] if previous else {
-        "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "id": sweep_id,
+        **SWEEP.header(), "id": sweep_id,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "family": family,
         "case_pattern": subject, "sizes": sizes, "dtype": dtype, "baseline": baseline,
         "template": args.case, "budget_s": args.budget, "min_samples": args.min_samples, "seed": args.seed,
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             for n in (n for n in sizes if (n, name) not in done):
                 case = sweep_case(family, n, template)
                 save(SweepPoint(n, CaseResult(case=case.name, family=family, backend=name, dtype=dtype,
-                                              status="unsupported", error=availability[name]["reason"],
+                                              status=Status.UNSUPPORTED, error=availability[name]["reason"],
                                               flops=case.flops, bytes=case.bytes_moved(dtype))))
     run_sweep(family, sizes, runnable, settings, template, on_point=save, done=previous[1] if previous else (),
               on_info=on_info)
@@ -202,10 +203,7 @@ def annotate(record: dict[str, Any], points: list[SweepPoint], calibration: Any,
 
 def load_sweep(path: Path) -> tuple[dict[str, Any], list[SweepPoint]]:
     """A saved sweep (`path` is its sweep.json or the directory holding it) and its points; one-line errors."""
-    from opbench.results.files import read_document
-
-    file, record = read_document(path, "sweep.json", "sweep", FORMAT_NAME, SCHEMA_VERSION,
-                                 "give the --out directory of an `opbench sweep`")
+    file, _, record = load_document(path, SWEEP)
     missing = [k for k in ("family", "case_pattern", "dtype", "baseline", "machine", "points") if k not in record]
     if missing:
         raise UsageError(f"malformed sweep {file}: no {', '.join(missing)}")

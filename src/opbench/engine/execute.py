@@ -48,6 +48,7 @@ from opbench.engine.task import UNVERIFIED, Measurement, Task
 from opbench.engine.telemetry import ENERGY_MIN_REGION_S, CaseTelemetry, process_gpu
 from opbench.engine.timing import measure
 from opbench.engine.verify import REDUCED, WRONG, Verdict, builtin, verify
+from opbench.results.status import Status
 
 # The narrower arithmetics a silent conversion of each dtype would use, most likely first (check `inferred`).
 NARROWER = {"float64": ("float32",), "float32": ("TF32", "bfloat16")}
@@ -57,13 +58,13 @@ def run_task(backend: Backend, task: Task) -> Measurement:
     """Measure `task` on `backend` (already set up) in this process (steps in the module docstring)."""
     why = _unsupported(backend, task.subject, task.dtype)
     if why:
-        return Measurement.failure(task, "unsupported", why, "support")
+        return Measurement.failure(task, Status.UNSUPPORTED, why, "support")
     try:
         mode = _precision_mode(backend, task.precision_mode)
         precision = {"precision": mode.description if mode else backend.precision_in_force(),
                      "strict": bool(mode and mode.strict)}
     except Exception as exc:  # an unknown mode, one that needs a fresh process, a framework that cannot say
-        return Measurement.failure(task, "error", _first_line(exc), "mode")
+        return Measurement.failure(task, Status.ERROR, _first_line(exc), "mode")
     enter = mode.enter if mode is not None and mode.enter is not None else contextlib.nullcontext
     clock = PhaseClock()
     with warnings.catch_warnings(record=True) as caught:  # into the measurement, not onto the progress bar
@@ -72,7 +73,7 @@ def run_task(backend: Backend, task: Task) -> Measurement:
             with enter():
                 measurement = _prepare_time_verify(backend, task, clock)
         except Exception as exc:  # entering or leaving the mode failed
-            measurement = Measurement.failure(task, "error", _first_line(exc), "mode")
+            measurement = Measurement.failure(task, Status.ERROR, _first_line(exc), "mode")
         finally:
             with clock("cleanup"):
                 release_case_memory(backend)
@@ -149,16 +150,16 @@ def _prepare_time_verify(backend: Backend, task: Task, clock: PhaseClock) -> Mea
         clock.add("samples", timing.sampling_s)
         compiled = backend.compile_counters()
     except ModeNotApplicable as why:  # the timing mode does not apply to this backend: say why, no time
-        return Measurement.failure(task, "unsupported", not_applicable_error(str(why)), "time")
+        return Measurement.failure(task, Status.UNSUPPORTED, not_applicable_error(str(why)), "time")
     except NotForcedError as exc:
-        return Measurement.failure(task, "not-forced", str(exc), "time")
+        return Measurement.failure(task, Status.NOT_FORCED, str(exc), "time")
     except Exception as exc:
         return _failed(backend, task, exc, "time")
     del op
     facts: dict[str, Any] = {"in_dtype": in_dtype, "how": prepared.how, "compile": compiled, "conditions": conditions,
                              "method": str(timing.extra.get("method", ""))}
     if compiled.get("fell_back_to_eager"):
-        return Measurement.failure(task, "error", f"{compiled.get('compiler', 'the compiler')} fell back to eager "
+        return Measurement.failure(task, Status.ERROR, f"{compiled.get('compiler', 'the compiler')} fell back to eager "
                                    f"(counters: {compiled}); the time would not be a compiled time and is discarded",
                                    "time", **facts)
     if task.check == "none":
@@ -261,7 +262,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _failed(backend: Backend, task: Task, exc: BaseException, phase: str) -> Measurement:
     oom = backend.is_oom(exc)
-    return Measurement.failure(task, "oom" if oom else "error", _first_line(exc), phase, oom=oom,
+    return Measurement.failure(task, Status.OOM if oom else Status.ERROR, _first_line(exc), phase, oom=oom,
                                trace="".join(traceback.format_exception_only(type(exc), exc))[-2000:])
 
 

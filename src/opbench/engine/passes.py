@@ -65,16 +65,26 @@ DIFFER = "verdicts differ between processes: "
 
 
 def _pass_verdicts(result: CaseResult) -> tuple[list[str], str]:
-    """The verdict of each pass in `result` and its own detail, undoing what `combine` wrote into `detail`
-    (`verdicts differ between processes: ok in 2, wrong in 1 of 3; <detail>`)."""
+    """The verdict of each pass in `result` (its `unit_statuses`) and its own detail (without the summary that
+    `combine` put in front: `verdicts differ between processes: ok in 2, wrong in 1 of 3; <detail>`)."""
+    passes = len(_medians(result))
+    rest = result.detail[len(DIFFER):].partition("; ")[2] if result.detail.startswith(DIFFER) else result.detail
+    if len(result.unit_statuses) == passes:
+        return list(result.unit_statuses), rest
     if not result.detail.startswith(DIFFER):
-        return [result.status] * len(_medians(result)), result.detail
-    counts, _, rest = result.detail[len(DIFFER):].partition("; ")
+        return [result.status] * passes, result.detail
+    return _legacy_pass_verdicts(result), rest
+
+
+def _legacy_pass_verdicts(result: CaseResult) -> list[str]:
+    """LEGACY: results stored before `unit_statuses` was kept (stores from before that migration, run.json
+    files without the field) have their verdicts only in `detail`'s summary; read them back from it."""
+    counts = result.detail[len(DIFFER):].partition("; ")[0]
     verdicts = []
     for part in counts.rsplit(" of ", 1)[0].split(", "):
         status, _, n = part.partition(" in ")
         verdicts += [status] * int(n)
-    return verdicts, rest
+    return verdicts
 
 
 def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
@@ -82,7 +92,7 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
     the module docstring)."""
     if prior is None:
         return new if not new.timed else replace(new, process_medians_ms=_medians(new),
-                                                  unit_sizes=(len(new.samples_ms),))
+                                                  unit_sizes=(len(new.samples_ms),), unit_statuses=(new.status,))
     if not new.timed:
         earlier = len(_medians(prior))
         summary = (f"pass {earlier + 1}: {new.status}; {earlier} earlier pass(es) timed it at "
@@ -99,7 +109,7 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
     errors = [e for e in (prior.rel_error, new.rel_error) if e is not None]
     return replace(worst, samples_ms=prior.samples_ms + new.samples_ms,
                    process_medians_ms=_medians(prior) + _medians(new),
-                   unit_sizes=(*_unit_sizes(prior), len(new.samples_ms)),
+                   unit_sizes=(*_unit_sizes(prior), len(new.samples_ms)), unit_statuses=tuple(verdicts),
                    conditions=merge_conditions(prior.conditions, new.conditions),
                    warnings=tuple(dict.fromkeys(prior.warnings + new.warnings)),
                    warmup_calls=prior.warmup_calls + new.warmup_calls,

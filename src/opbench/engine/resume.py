@@ -11,22 +11,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import opbench.defaults as defaults
 import opbench.machine as machine
 from opbench.engine.modes import DEFAULT_MODE
-from opbench.engine.timing import DEFAULT_UNITS
 from opbench.errors import UsageError
 from opbench.results import CaseResult, Run
 
 # run option -> (key in Run.settings or a Run attribute, default for a new run)
 RESUMABLE_OPTIONS: dict[str, tuple[str, Any]] = {
-    "preset": ("preset", "seed"),
-    "dtype": ("dtype", "float32"),
+    "preset": ("preset", defaults.PRESET),
+    "dtype": ("dtype", defaults.DTYPE),
     "backends": ("backends", None),
     "ops": ("ops", None),
-    "budget": ("budget_s", 0.5),
-    "min_samples": ("min_samples", 5),
-    "seed": ("seed", 0),
-    "processes": ("processes", DEFAULT_UNITS),
+    "budget": ("budget_s", defaults.RUN_BUDGET_S),
+    "min_samples": ("min_samples", defaults.RUN_MIN_SAMPLES),
+    "seed": ("seed", defaults.SEED),
+    "processes": ("processes", defaults.UNITS),
     "mode": ("modes", DEFAULT_MODE),
 }
 

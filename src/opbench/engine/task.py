@@ -33,13 +33,15 @@ from opbench.catalog import Case
 from opbench.catalog.probes import Probe
 from opbench.engine.timing import Timing, TimingSettings
 from opbench.results import CaseResult
+from opbench.results.status import TIMED, Status
 
 Check = Literal["reported", "inferred", "none"]
 
-# Engine statuses. Verified: the verdict's. Not timed: why. Worker failures (`opbench.engine.worker`) too.
-VERIFIED = ("ok", "reduced-precision", "wrong")
-UNVERIFIED = "unverified"  # a probe: timed, not compared with a reference
-FAILED = ("unsupported", "not-forced", "error", "oom", "crashed", "timeout")
+# Engine statuses (`results.status`). Verified: the verdict's. Not timed: why. Worker failures
+# (`opbench.engine.worker`) too.
+VERIFIED = TIMED
+UNVERIFIED = Status.UNVERIFIED  # a probe: timed, not compared with a reference
+FAILED = (Status.UNSUPPORTED, Status.NOT_FORCED, Status.ERROR, Status.OOM, Status.CRASHED, Status.TIMEOUT)
 
 # Where a failure happened (`Measurement.phase`).
 PHASES = ("support", "mode", "prepare", "time", "verify", "setup", "worker")
@@ -137,11 +139,11 @@ class Measurement:
         if self.phases_ms:
             said["phases_ms"] = dict(self.phases_ms)
         if self.phase == "setup":
-            return CaseResult(status="error", error=f"backend setup failed: {self.error}", **said, **base)
+            return CaseResult(status=Status.ERROR, error=f"backend setup failed: {self.error}", **said, **base)
         if self.phase == "worker":
             return CaseResult(status=self.status, error=self.error, **said, **base)
-        if self.status == "unsupported":
-            return CaseResult(status="unsupported", error=self.error, **said, **base)
+        if self.status == Status.UNSUPPORTED:
+            return CaseResult(status=Status.UNSUPPORTED, error=self.error, **said, **base)
         if not self.timed or self.status in FAILED:
             return CaseResult(status=self.status, error=self.error, detail=self.trace, **said, **base)
         timing = self.timing

@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+import opbench.defaults as defaults
 from opbench.analysis.significance import effective_size, median_ci
 from opbench.backends._base import Backend, NotForcedError
 from opbench.engine.modes import DEFAULT_MODE, MODES
@@ -77,13 +78,13 @@ SLOW_MIN_SAMPLES = 3
 MIN_UNIT_SAMPLES = 3  # per unit, when `min_samples` is split across units (`TimingSettings.per_unit`)
 # Independent units (worker processes) per case by default: with 3 on each side a comparison has 4 degrees
 # of freedom of its own before pooling (see `opbench.analysis.compare`), for 3 worker starts per backend.
-DEFAULT_UNITS = 3
+DEFAULT_UNITS = defaults.UNITS
 
 
 @dataclass(frozen=True)
 class TimingSettings:
-    budget_s: float = 0.5
-    min_samples: int = 5
+    budget_s: float = defaults.RUN_BUDGET_S
+    min_samples: int = defaults.RUN_MIN_SAMPLES
     max_samples: int = 2000
     block_s: float = 0.010
     rel_ci: float = 0.01

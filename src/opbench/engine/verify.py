@@ -85,12 +85,12 @@ import numpy as np
 
 from opbench.catalog import Case
 from opbench.catalog._bfloat16 import BFLOAT16
+from opbench.results.status import Status
 
 _T = TypeVar("_T")
 
-OK = "ok"
-REDUCED = "reduced-precision"
-WRONG = "wrong"
+# The verdicts, in the one vocabulary of results (`results.status`).
+OK, REDUCED, WRONG = Status.OK, Status.REDUCED, Status.WRONG
 
 Z_ELEMENT = 8.0
 Z_NORM = 2.0

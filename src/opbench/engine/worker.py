@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+import opbench.defaults as defaults
 from opbench.catalog import Case
 from opbench.catalog.probes import Probe
 from opbench.engine.execute import run_task
@@ -41,6 +42,7 @@ from opbench.engine.phases import add as add_phases
 from opbench.engine.task import Measurement, Task
 from opbench.engine.timing import TimingSettings
 from opbench.results import CaseResult
+from opbench.results.status import Status
 
 # Set in the worker before any framework is imported (existing values win).
 WORKER_ENV: dict[str, str] = {
@@ -83,9 +85,9 @@ MIN_RATE_CALL_S = 0.05
 
 
 def default_case_timeout(timing: TimingSettings) -> float:
-    """The floor of every case's time-out: 300 s for preparation, compilation and the reference, plus 20x the
-    timing budget. A case expected to cost more gets more (`CaseCost`)."""
-    return 300.0 + 20.0 * timing.budget_s
+    """The floor of every case's time-out (`defaults`): 300 s for preparation, compilation and the reference,
+    plus 20x the timing budget. A case expected to cost more gets more (`CaseCost`)."""
+    return defaults.CASE_TIMEOUT_BASE_S + defaults.CASE_TIMEOUT_BUDGETS * timing.budget_s
 
 
 def expected_after_first_call(first_call_s: float, timing: TimingSettings) -> float:
@@ -407,7 +409,7 @@ class BackendWorker:
                 self.cost.observe(measurement.to_case_result())
         except WorkerFailure as failure:
             phase = "setup" if failure.status == "setup-error" else "worker"
-            measurement = Measurement.failure(task, "error" if phase == "setup" else failure.status, str(failure),
+            measurement = Measurement.failure(task, Status.ERROR if phase == "setup" else failure.status, str(failure),
                                               phase)
         parent = {WALL: (time.perf_counter() - began) * 1e3}
         if self.starts != starts:

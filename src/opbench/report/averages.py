@@ -24,6 +24,7 @@ import numpy as np
 from opbench.report.marks import MARK_NOISY, MARK_PARTIAL, MARK_REDUCED, MARK_WRONG, NO_COMMON
 from opbench.report.rows import CaseRow, families
 from opbench.results import CaseResult
+from opbench.results.status import Status
 
 VERIFIED = ("ok", "reduced-precision")
 
@@ -56,7 +57,7 @@ def time_marks(result: CaseResult) -> str:
     from opbench.engine.contention import MARK_BUSY
     from opbench.engine.telemetry import MARK_GPU, gpu_flag
 
-    out = MARK_WRONG if result.status == "wrong" else MARK_REDUCED if result.status == "reduced-precision" else ""
+    out = MARK_WRONG if result.status == Status.WRONG else MARK_REDUCED if result.status == Status.REDUCED else ""
     return (out + (MARK_NOISY if result.noisy else "") + (MARK_BUSY if result.busy else "")
             + (MARK_GPU if gpu_flag(result.conditions) else ""))
 

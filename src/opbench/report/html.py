@@ -40,6 +40,7 @@ from opbench.report.rows import CaseRow, backend_order, case_rows, families
 from opbench.report.summary import SIZE_HELP, summarize
 from opbench.report.tables import average_table, by_mode, choose_pairs, detailed_table, format_speedup, speedup
 from opbench.results import CaseResult, Run
+from opbench.results.status import Status
 
 if TYPE_CHECKING:
     from opbench.studies.roofline import Roofline
@@ -183,7 +184,7 @@ def _speedup_cell(a: CaseResult | None, b: CaseResult | None, pair: tuple[str, s
     ta = a.median_ms if a is not None and a.timed else math.nan
     tb = b.median_ms if b is not None and b.timed else math.nan
     value = speedup(ta, tb)
-    wrong = any(r is not None and r.status == "wrong" for r in (a, b))
+    wrong = any(r is not None and r.status == Status.WRONG for r in (a, b))
     busy = any(r is not None and r.timed and r.busy for r in (a, b))
     text = format_speedup(value) + (MARK_WRONG if wrong else "") + (MARK_BUSY if busy else "")
     sign = "na" if math.isnan(value) else "pos" if value > 0 else "neg" if value < 0 else "zero"

@@ -17,6 +17,7 @@ from opbench.engine.contention import MARK_BUSY
 from opbench.engine.telemetry import MARK_GPU
 from opbench.results import CaseResult
 from opbench.results.model import BUSY_OTHER_CORES, BUSY_SHARE
+from opbench.results.status import Status
 
 MARK_WRONG, MARK_REDUCED, MARK_NOISY, MARK_PARTIAL = "✗", "†", "~", "*"
 NO_COMMON = "–"  # an Average speedup with no case that both backends timed and verified
@@ -39,7 +40,7 @@ def reduced_modes(results: Iterable[CaseResult]) -> dict[str, list[str]]:
 
     modes: dict[str, list[str]] = {}
     for r in results:
-        if r.timed and r.status == "reduced-precision":
+        if r.timed and r.status == Status.REDUCED:
             named = bool(r.detail) and r.detail.split()[0] in MODE_ROUNDOFF  # older verifiers wrote other details
             backends = modes.setdefault(r.detail if named else MODE_NOT_RECORDED, [])
             if r.backend not in backends:

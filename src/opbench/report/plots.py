@@ -34,6 +34,7 @@ from opbench.report.marks import MARK_NOISY, MARK_REDUCED, MARK_WRONG
 from opbench.report.rows import CaseRow, backend_order, case_rows, families
 from opbench.report.tables import choose_pairs
 from opbench.results import CaseResult, Run
+from opbench.results.status import Status
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -158,7 +159,7 @@ def _draw_bars(ax: Axes, positions: Sequence[float], row: CaseRow, backends: Seq
         ax.annotate(format_ms(value) + marks(result), (end, pos) if horizontal else (pos, end),
                     xytext=(3, 0) if horizontal else (0, 2), textcoords="offset points",
                     ha="left" if horizontal else "center", va="center" if horizontal else "bottom",
-                    fontsize=fontsize, color="#b00000" if result.status == "wrong" else "black")
+                    fontsize=fontsize, color="#b00000" if result.status == Status.WRONG else "black")
     return low, top
 
 
@@ -341,7 +342,7 @@ def speedup_heatmap(results: Sequence[CaseResult], pairs: Sequence[tuple[str, st
             value = speedup(ta, tb)
             if not math.isnan(value) and tb > 0:
                 log_ratio[i, j] = math.log10(tb / ta)
-            wrong = any(r is not None and r.status == "wrong" for r in (ra, rb))
+            wrong = any(r is not None and r.status == Status.WRONG for r in (ra, rb))
             line.append(format_speedup(value) + (MARK_WRONG if wrong else ""))
         texts.append(line)
     fig = _new_figure(max(8.0, 6.7 + 1.5 * len(chosen)), max(3.6, 1.8 + 0.2 * len(rows)))

@@ -28,6 +28,7 @@ import numpy as np
 from opbench.engine.contention import MARK_BUSY, busy_warning
 from opbench.report.rows import CaseRow, backend_order, case_rows, families
 from opbench.results import CaseResult
+from opbench.results.status import Status
 
 SMALL_BYTES = 16 * 2**20
 LARGE_BYTES = 256 * 2**20
@@ -141,9 +142,9 @@ def _margin(rows: Sequence[CaseRow], winner: str, rival: str) -> float:
 
 
 def _reason(r: CaseResult) -> str:
-    if r.status == "wrong" or r.status == "reduced-precision":
+    if r.status == Status.WRONG or r.status == Status.REDUCED:
         if r.rel_error is not None:
-            tol = f" > tolerance {r.tolerance:.2g}" if r.tolerance is not None and r.status == "wrong" else ""
+            tol = f" > tolerance {r.tolerance:.2g}" if r.tolerance is not None and r.status == Status.WRONG else ""
             return f"relative error {r.rel_error:.2g}{tol}" + (f"; {r.detail}" if r.detail else "")
         return r.detail or r.error or r.status
     text = (r.error or r.detail or r.status).strip()
@@ -162,13 +163,13 @@ def summarize(results: Sequence[CaseResult]) -> RunSummary:
         best = _fastest(row)
         if best is not None:
             overall[best[0]] += 1
-    problems = [Problem(r.case, r.backend, r.status, _reason(r)) for r in results if r.status != "ok"]
+    problems = [Problem(r.case, r.backend, r.status, _reason(r)) for r in results if r.status != Status.OK]
     timed = [r for r in results if r.timed]
     spreads = [r.iqr_ms / r.median_ms for r in timed if r.n >= 2 and r.median_ms > 0]
     noise = Noise(len(timed), sum(r.noisy for r in timed), float(np.median(spreads)) if spreads else math.nan,
                   sum(r.busy for r in timed), sum("other_cpu_cores" in r.conditions for r in timed),
                   busy_warning(results))
     return RunSummary(backends, sizes, winners, overall, len(rows),
-                      [p for p in problems if p.status == "wrong"],
-                      [p for p in problems if p.status == "reduced-precision"],
-                      [p for p in problems if p.status not in ("wrong", "reduced-precision")], noise)
+                      [p for p in problems if p.status == Status.WRONG],
+                      [p for p in problems if p.status == Status.REDUCED],
+                      [p for p in problems if p.status not in (Status.WRONG, Status.REDUCED)], noise)

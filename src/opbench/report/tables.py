@@ -45,6 +45,7 @@ from opbench.report.marks import (
 from opbench.report.rows import case_rows
 from opbench.results import CaseResult
 from opbench.results.files import atomic_write
+from opbench.results.status import Status
 
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
     ("mlx_gpu_compile", "mlx_gpu"), ("mlx_gpu", "mps"), ("mlx_gpu", "mlx_cpu"), ("cuda", "cpu"),
@@ -153,7 +154,7 @@ def _notes(results: Sequence[CaseResult]) -> list[str]:
     for r in results:
         if not r.timed:
             groups.setdefault((r.backend, r.status, r.error or r.detail or "no time"), []).append(r.case)
-        elif r.status != "ok":
+        elif r.status != Status.OK:
             what = f"rel. error {r.rel_error:.2g} (tolerance {r.tolerance:.2g})" if r.rel_error is not None else ""
             groups.setdefault((r.backend, r.status, what), []).append(r.case)
     notes = [f"warning: {w}" for w in (busy_warning(results), gpu_warning(results)) if w]

@@ -8,27 +8,8 @@ import tempfile
 import textwrap
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from opbench.results.model import CaseResult, Run
-
-
-def read_document(path: Path, filename: str, what: str, format_name: str, version: int, hint: str) -> tuple[Path, Any]:
-    """The JSON document at `path`, or at `path/filename` when `path` is a directory, with its format header
-    checked: (the file read, its content). A missing, unreadable or foreign file is a one-line UsageError;
-    `hint` says where such a file comes from."""
-    from opbench.errors import UsageError
-    from opbench.results.model import check_header
-
-    file = path / filename if path.is_dir() else path
-    try:
-        data = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"no {what} at {file} ({hint})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot read {what} {file}: {str(exc).splitlines()[0]}") from None
-    check_header(data, format_name, version, what)
-    return file, data
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -45,7 +45,8 @@ from typing import Any
 
 from opbench.errors import UsageError
 from opbench.results.ids import check_run_id
-from opbench.results.model import TIMED_STATUSES, UNTIMED_STATUSES, CaseResult, Run
+from opbench.results.model import CaseResult, Run
+from opbench.results.status import Status
 
 IMPORTED_DETAIL = "imported: not verified"
 NAN_ERROR = "nan in published table"
@@ -114,7 +115,7 @@ def _heading_of(lines: list[str]) -> str | None:
 def _parse_cell(text: str) -> tuple[str, float | None, str] | None:
     """(status, published ms, error) of one cell, or None for an empty cell (no result)."""
     value = text.strip()
-    status = "ok"
+    status = Status.OK
     for mark, marked_status in _MARKS.items():
         if mark in value:
             status = marked_status
@@ -283,9 +284,7 @@ def _check_result(r: CaseResult) -> None:
     for name in ("case", "family", "backend", "dtype", "status", "detail", "error", "stop_reason"):
         if not isinstance(getattr(r, name), str):
             raise UsageError(f"malformed opbench run file: result field {name!r} is not text")
-    if r.status not in TIMED_STATUSES + UNTIMED_STATUSES:
-        raise UsageError(f"malformed opbench run file: unknown status {r.status[:40]!r}; valid choices: "
-                         f"{', '.join(TIMED_STATUSES + UNTIMED_STATUSES)}")
+    Status.parse(r.status, "malformed opbench run file")  # every study's statuses: a dtype study's too
     for name in ("calls_per_sample", "warmup_calls", "flops", "bytes"):
         if not isinstance(getattr(r, name), int) or isinstance(getattr(r, name), bool):
             raise UsageError(f"malformed opbench run file: result field {name!r} is not an integer")

@@ -1,13 +1,6 @@
 """The data model of results: `CaseResult` (one case on one backend) and `Run` (a set of them plus metadata).
 
-JSON format versions (`SCHEMA_VERSION`):
-  1 - first version: run metadata, per-result raw samples in ms, verdict, relative error, error text.
-      Later optional fields (absent in older files, read as empty): `process_medians_ms`, `unit_sizes`
-      (how many of `samples_ms`, in order, each independent unit -- a worker process -- took), `conditions`
-      (how busy the machine was while the case was timed: `opbench.engine.contention`, and what the device was doing:
-      `opbench.engine.telemetry`), `warnings` (what the framework warned while measuring the case), `mode` (the
-      timing mode, `opbench.engine.modes`; absent: `throughput`, the only mode before modes existed) and `method`
-      (how that mode's number was taken on this backend).
+The file format (`opbench-run`), its versions and their history: `results.formats.RUN`.
 """
 
 from __future__ import annotations
@@ -24,13 +17,14 @@ import numpy as np
 
 from opbench.analysis.significance import NOISY_DETECTABLE, result_detectable_change
 from opbench.errors import UsageError
+from opbench.results.formats import RUN, check_header
+from opbench.results.status import TIMED
 
-SCHEMA_VERSION = 1
-FORMAT_NAME = "opbench-run"
+SCHEMA_VERSION = RUN.version
+FORMAT_NAME = RUN.name
 
-# Statuses with a time. `wrong` keeps its time but is marked in every table; the rest have none.
-TIMED_STATUSES = ("ok", "reduced-precision", "wrong")
-UNTIMED_STATUSES = ("error", "oom", "unsupported", "crashed", "timeout", "not-forced", "skipped")
+# Statuses with a time (`results.status`). `wrong` keeps its time but is marked in every table; the rest have none.
+TIMED_STATUSES = TIMED
 # Other processes took at least this many cores, or this share of the CPUs, while the case was timed: busy
 # (`opbench.engine.contention` measures it).
 BUSY_OTHER_CORES = 0.5
@@ -45,15 +39,6 @@ def is_busy(conditions: Mapping[str, Any]) -> bool:
     if not isinstance(other, (int, float)):
         return False
     return other >= max(BUSY_OTHER_CORES, BUSY_SHARE * float(conditions.get("cpus") or 1))
-
-
-def check_header(d: Any, format_name: str, version: int, what: str) -> None:
-    """Refuse, with one line, a JSON document that is not `format_name` at schema `version`."""
-    if not isinstance(d, dict) or d.get("format") != format_name:
-        raise UsageError(f"not an opbench {what} file (no 'format: {format_name}' field)")
-    if d.get("schema_version") != version:
-        raise UsageError(f"{what} file has schema version {d.get('schema_version')!r}; this opbench reads "
-                         f"version {version}")
 
 
 @dataclass(frozen=True)
@@ -79,6 +64,8 @@ class CaseResult:
     published_ms: float | None = None  # imported tables: a single published number, no samples
     process_medians_ms: tuple[float, ...] = ()  # one median per worker process (`run --processes N`)
     unit_sizes: tuple[int, ...] = ()  # samples per unit (process), in order; () for one unit or unknown
+    # the verdict of each unit (process), in order; () for one unit or a result stored before they were kept
+    unit_statuses: tuple[str, ...] = ()
     # load while timed (`opbench.engine.contention`)
     conditions: dict[str, Any] = field(default_factory=dict, hash=False)
     warnings: tuple[str, ...] = ()  # the framework's warnings while the case ran, one line each
@@ -164,6 +151,7 @@ class CaseResult:
         d["samples_ms"] = list(self.samples_ms)
         d["process_medians_ms"] = list(self.process_medians_ms)
         d["unit_sizes"] = list(self.unit_sizes)
+        d["unit_statuses"] = list(self.unit_statuses)
         d["warnings"] = list(self.warnings)
         if self.samples_ms:
             d["median_ms"], d["iqr_ms"], d["n"], d["noisy"] = self.median_ms, self.iqr_ms, self.n, self.noisy
@@ -179,6 +167,7 @@ class CaseResult:
         kw["samples_ms"] = tuple(float(x) for x in kw.get("samples_ms", ()))
         kw["process_medians_ms"] = tuple(float(x) for x in kw.get("process_medians_ms", ()))
         kw["unit_sizes"] = tuple(int(x) for x in kw.get("unit_sizes", ()))
+        kw["unit_statuses"] = tuple(str(x) for x in kw.get("unit_statuses", ()))
         kw["conditions"] = dict(kw.get("conditions") or {})
         kw["warnings"] = tuple(str(x) for x in kw.get("warnings", ()))
         kw["phases_ms"] = {str(k): float(v) for k, v in (kw.get("phases_ms") or {}).items()}
@@ -205,7 +194,7 @@ class Run:
 
     def to_dict(self, results: bool = True) -> dict[str, Any]:
         """The run as run.json holds it (without `results`: the header and metadata alone)."""
-        d = {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION}
+        d = RUN.header()
         d.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "results"})
         if results:
             d["results"] = [r.to_dict() for r in self.results]
@@ -216,7 +205,7 @@ class Run:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Run:
-        check_header(d, FORMAT_NAME, SCHEMA_VERSION, "run")
+        check_header(d, RUN)
         try:
             results = tuple(CaseResult.from_dict(r) for r in d["results"])
             names = {f.name for f in fields(cls)} - {"results"}

@@ -32,6 +32,8 @@ Schema versions (`SCHEMA_VERSION`):
       UNIQUE (run_id, case_name, backend, dtype, mode). SQLite cannot change a table's constraint, so the table
       is rebuilt (rows copied in `seq` order, so they keep their order and both back ends number new rows
       after them).
+  8 - results gain `unit_statuses` (JSON list: the verdict of each independent unit, in order; '[]' for
+      one unit or a result stored before they were kept, whose passes read their verdicts from `detail`).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from opbench.results.model import CaseResult, Run
 __all__ = ["BUSY_TIMEOUT_S", "MIGRATIONS", "SCHEMA_VERSION", "STORE_ENV_VAR", "MissingStore", "Store",
            "default_store_location", "default_store_path", "is_url", "mask_url", "open_store"]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 STORE_FILE_NAME = "opbench.sqlite"
 
 # The result columns of schema version 6 (copied by the rebuild of migration 6 -> 7).
@@ -174,10 +176,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE results_v7 RENAME TO results;
     CREATE INDEX results_by_run ON results(run_id, seq);
     """,
+    # 7 -> 8
+    """
+    ALTER TABLE results ADD COLUMN unit_statuses TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
-_RESULT_COLUMNS = (*_V6_RESULT_COLUMNS, "mode", "method")
+_RESULT_COLUMNS = (*_V6_RESULT_COLUMNS, "mode", "method", "unit_statuses")
 _RUN_COLUMNS = ("id", "created", "preset", "dtype", "machine", "settings", "backends", "imported", "source",
                 "label", "opbench_version")
 
@@ -360,7 +366,7 @@ class Store:
                   _real_in(r.published_ms), _real_in(r.median_ms) if r.samples_ms else None,
                   _real_in(r.iqr_ms) if r.n >= 2 else None, r.n, json.dumps(list(r.process_medians_ms)),
                   json.dumps(list(r.unit_sizes)), _dumps(r.conditions), json.dumps(list(r.warnings)),
-                  json.dumps(r.phases_ms), r.mode, r.method)
+                  json.dumps(r.phases_ms), r.mode, r.method, json.dumps(list(r.unit_statuses)))
         self._execute("DELETE FROM results WHERE run_id = ? AND case_name = ? AND backend = ? AND dtype = ? "
                       "AND mode = ?", (run_id, r.case, r.backend, r.dtype, r.mode))
         self._execute(f"INSERT INTO results ({', '.join(_RESULT_COLUMNS)}) "
@@ -450,6 +456,7 @@ class Store:
             samples = tuple(float(x) for x in json.loads(d["samples_ms"]))
             process_medians = tuple(float(x) for x in json.loads(d["process_medians_ms"]))
             unit_sizes = tuple(int(x) for x in json.loads(d["unit_sizes"]))
+            unit_statuses = tuple(str(x) for x in json.loads(d["unit_statuses"]))
             conditions = dict(json.loads(d["conditions"]))
             warnings = tuple(str(x) for x in json.loads(d["warnings"]))
             phases = {str(k): float(v) for k, v in dict(json.loads(d["phases_ms"])).items()}
@@ -462,7 +469,8 @@ class Store:
                           tolerance=_real_out(d["tolerance"]), detail=d["detail"], error=d["error"],
                           flops=d["flops"], bytes=d["bytes"], published_ms=_real_out(d["published_ms"]),
                           process_medians_ms=process_medians, unit_sizes=unit_sizes, conditions=conditions,
-                          warnings=warnings, phases_ms=phases, mode=d["mode"], method=d["method"])
+                          warnings=warnings, phases_ms=phases, mode=d["mode"], method=d["method"],
+                          unit_statuses=unit_statuses)
 
 
 def _check_header(db: sqlite3.Connection, path: Path) -> int:

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+import opbench.defaults as defaults
 from opbench.backends import Backend, get_backend
 from opbench.catalog.probes import Probe
 from opbench.engine.engine import Engine
@@ -55,12 +56,7 @@ from opbench.engine.task import Measurement, Task
 from opbench.engine.timing import TimingSettings
 from opbench.errors import UsageError
 from opbench.paths import data_dir
-from opbench.results.model import check_header
-
-FORMAT_NAME = "opbench-calibration"
-# Calibration file versions: 1 - first version (per backend: copy bandwidth, matmul peak per dtype); files
-# without the later optional `read` ceiling read as such (memory ceiling = copy).
-SCHEMA_VERSION = 1
+from opbench.results.formats import CALIBRATION, check_header, load_document
 
 MATMUL_DTYPES = ("float32", "tf32", "float16", "bfloat16")
 # The hardware that identifies a machine; software versions are recorded but do not change the key.
@@ -150,12 +146,12 @@ class Calibration:
         return self.devices.get(backend.removesuffix("_compile"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "fingerprint": self.fingerprint,
+        return {**CALIBRATION.header(), "fingerprint": self.fingerprint,
                 "machine": self.machine, "devices": {k: v.to_dict() for k, v in self.devices.items()}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
-        check_header(d, FORMAT_NAME, SCHEMA_VERSION, "calibration")
+        check_header(d, CALIBRATION)
         try:
             devices = {k: DeviceCalibration.from_dict(v) for k, v in d["devices"].items()}
             return cls(d["fingerprint"], d.get("machine", {}), devices)
@@ -166,10 +162,7 @@ class Calibration:
 def read_calibration(path: Path) -> Calibration:
     """A calibration file (or `calibration.json` in a directory); a missing, unreadable or foreign one is a
     one-line UsageError."""
-    from opbench.results.files import read_document
-
-    _, data = read_document(Path(path), "calibration.json", "calibration", FORMAT_NAME, SCHEMA_VERSION,
-                            "write one with `opbench calibrate --out FILE`")
+    _, _, data = load_document(Path(path), CALIBRATION)
     return Calibration.from_dict(data)
 
 
@@ -209,7 +202,7 @@ class CalibrationSettings:
     target_call_s: float = 0.05
     max_n: int = 16384
     min_n: int = 512
-    budget_s: float = 1.0
+    budget_s: float = defaults.CALIBRATION_BUDGET_S
     dtypes: tuple[str, ...] = MATMUL_DTYPES
 
 

@@ -46,17 +46,20 @@ from opbench.engine.execute import run_task
 from opbench.engine.task import Measurement, Task
 from opbench.engine.timing import TimingSettings
 from opbench.engine.verify import OK, REDUCED, WRONG, expected_output_dtype
+from opbench.results.formats import DTYPES
+from opbench.results.status import Status
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 INT_DTYPES = ("int32", "int64")
 STUDY_DTYPES = (*FLOAT_DTYPES, *INT_DTYPES)
 
-NA = "n/a"
-UNSUPPORTED = "unsupported"
-CONVERTED = "silently-converted"
-ERROR = "error"  # opbench itself failed (a never-forced output, a conversion back to NumPy that broke)
-CRASHED = "crashed"  # the backend's process died on this item (`run_isolated`)
-TIMEOUT = "timeout"  # the backend's process gave no result in time and was killed (`run_isolated`)
+# A cell's statuses, from the one vocabulary of results (`results.status`).
+NA = Status.NOT_APPLICABLE
+UNSUPPORTED = Status.UNSUPPORTED
+CONVERTED = Status.CONVERTED
+ERROR = Status.ERROR  # opbench itself failed (a never-forced output, a conversion back to NumPy that broke)
+CRASHED = Status.CRASHED  # the backend's process died on this item (`run_isolated`)
+TIMEOUT = Status.TIMEOUT  # the backend's process gave no result in time and was killed (`run_isolated`)
 STATUSES = (OK, CONVERTED, UNSUPPORTED, WRONG, NA, ERROR, CRASHED, TIMEOUT)
 
 DEFAULT_ITEM_TIMEOUT_S = 300.0
@@ -67,8 +70,6 @@ MATRIX_MODE = ""  # the `mode` of a matrix cell: no precision mode involved
 DEFAULT_MODE = "as-is"  # nothing set: the framework default, unless the environment changed it
 MATRIX_TIMING = TimingSettings(budget_s=0.05, min_samples=3, block_s=0.005, max_warmup=10)
 PRECISION_TIMING = TimingSettings(budget_s=0.3, min_samples=5, block_s=0.02, max_warmup=20)
-FORMAT_NAME = "opbench-dtypes"
-SCHEMA_VERSION = 1  # 1 - first version: cells (matrix) and precision rows (matmul modes)
 
 # Largest finite value per dtype: a result beyond it cannot be represented, so the cell is n/a, not wrong.
 _LARGEST = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
@@ -142,7 +143,7 @@ class Study:
     precision: list[Cell] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "run_id": self.run_id,
+        return {**DTYPES.header(), "run_id": self.run_id,
                 "created": self.created, "machine": self.machine, "backends": self.backends,
                 "settings": self.settings, "cells": [c.to_dict() for c in self.cells],
                 "precision": [c.to_dict() for c in self.precision]}
@@ -224,7 +225,7 @@ def cell_from(item: WorkItem, m: Measurement) -> Cell:
         base.update(mode_description=m.precision, strict=m.strict)
     if m.phase == "support":
         return Cell(status=UNSUPPORTED, error=m.error, **base)
-    if m.status == "not-forced" or m.phase == "mode" or m.compile.get("fell_back_to_eager"):
+    if m.status == Status.NOT_FORCED or m.phase == "mode" or m.compile.get("fell_back_to_eager"):
         return Cell(status=ERROR, error=m.error, **base)
     if m.phase in ("prepare", "time"):  # the framework refused: its own words are the record
         return Cell(status=UNSUPPORTED, error=m.error[:300], **base)

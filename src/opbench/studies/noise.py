@@ -30,11 +30,10 @@ from opbench.analysis.compare import Comparison
 from opbench.analysis.significance import PRIOR_DF
 from opbench.errors import UsageError
 from opbench.paths import data_dir
-from opbench.results.model import SHORT_CASE_MS, Run, check_header
+from opbench.results.formats import NOISE, check_header
+from opbench.results.model import SHORT_CASE_MS, Run
 from opbench.studies.calibrate import machine_fingerprint
 
-FORMAT_NAME = "opbench-noise"
-SCHEMA_VERSION = 1
 POWER_Z = 1.2816  # one-sided z for 90 % power
 CLASSES = ("short", "long")
 
@@ -81,7 +80,7 @@ def noise_path(info: dict[str, Any]) -> Path:
 def save_noise(figures: dict[str, dict[str, ClassNoise]], machine: dict[str, Any], runs: tuple[str, str],
                created: str) -> Path:
     path = noise_path(machine)
-    doc = {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "fingerprint": machine_fingerprint(machine),
+    doc = {**NOISE.header(), "fingerprint": machine_fingerprint(machine),
            "created": created, "runs": list(runs), "machine": machine,
            "backends": {b: {c: vars(n) for c, n in classes.items()} for b, classes in figures.items()}}
     try:
@@ -101,7 +100,7 @@ def load_noise(machine: dict[str, Any]) -> dict[str, Any] | None:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UsageError(f"corrupt noise result {path} ({exc}); run `opbench noise` again or delete it") from None
-    check_header(doc, FORMAT_NAME, SCHEMA_VERSION, "noise")
+    check_header(doc, NOISE)
     return doc
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+import opbench.defaults as defaults
 from opbench.backends import Backend, get_backend
 from opbench.backends._base import host_free_memory
 from opbench.catalog import FAMILIES, Case, all_cases
@@ -51,6 +52,7 @@ from opbench.engine.task import Task
 from opbench.engine.timing import TimingSettings
 from opbench.errors import UsageError, unknown
 from opbench.results import CaseResult
+from opbench.results.status import Status
 
 MEMORY_HEADROOM = 0.9  # use at most this fraction of free memory
 ENGINE_MIN_EXTRA_CALLS = 2  # the first call and at least one warm-up call, before min_samples samples
@@ -211,14 +213,14 @@ def ratios(points: Sequence[SweepPoint], baseline: str) -> dict[tuple[int, str],
 
 @dataclass(frozen=True)
 class SweepSettings:
-    budget_s: float = 2.0
-    min_samples: int = 5
-    dtype: str = "float32"
-    seed: int = 0
+    budget_s: float = defaults.SWEEP_BUDGET_S
+    min_samples: int = defaults.SWEEP_MIN_SAMPLES
+    dtype: str = defaults.DTYPE
+    seed: int = defaults.SEED
 
 
 def _skipped(case: Case, backend: str, dtype: str, reason: str) -> CaseResult:
-    return CaseResult(case=case.name, family=case.family, backend=backend, dtype=dtype, status="skipped",
+    return CaseResult(case=case.name, family=case.family, backend=backend, dtype=dtype, status=Status.SKIPPED,
                       error=reason, flops=case.flops, bytes=case.bytes_moved(dtype))
 
 
@@ -266,7 +268,7 @@ def _replay(point: SweepPoint, w: float, stopped: dict[str, str], largest: dict[
     res = point.result
     if res.timed:
         largest[res.backend] = (w, res.median_ms / 1e3, point.size)
-    elif res.status in ("skipped", "oom"):
+    elif res.status in (Status.SKIPPED, Status.OOM):
         stopped[res.backend] = f"not measured: size {point.size} was already {res.status}"
 
 
@@ -293,7 +295,7 @@ def _one_point(engine: Engine, case: Case, n: int, name: str, device_kind: str, 
         return SweepPoint(n, _skipped(case, name, dtype, f"does not fit in memory: {problem}"))
     measurement = engine.run(Task(case, name, dtype, settings.seed, timing))
     result = measurement.to_case_result()
-    if result.status == "oom":
+    if result.status == Status.OOM:
         stopped[name] = f"not measured: size {n} already ran out of memory"
     if result.timed:
         largest[name] = (w, result.median_ms / 1e3, n)

@@ -1,0 +1,22 @@
+"""Every default a user can change, defined once: the CLI's options, the Python API, `run --resume` and the
+studies all read them here, so that a default and the help text that states it cannot drift apart.
+
+Trade-off of each figure (the reasons live with the code that uses them): a larger budget narrows the interval
+of every median and lengthens the suite in proportion; more units (worker processes per backend) give
+`compare` more independent evidence for the same budget, at one interpreter start and framework import each.
+"""
+
+PRESET = "seed"  # `opbench run`: the seed article's shapes
+DTYPE = "float32"
+SEED = 0  # input generator seed
+RUN_BUDGET_S = 0.5  # seconds of timed samples per case, split across the units
+RUN_MIN_SAMPLES = 5  # samples per case, split across the units (at least `timing.MIN_UNIT_SAMPLES` each)
+UNITS = 3  # worker processes (independent units) per backend and case
+# A case's time-out floor: this much for preparation, compilation and the reference, plus this many times the
+# budget (a case whose costs predict more gets more: `engine.worker.CaseCost`).
+CASE_TIMEOUT_BASE_S = 300.0
+CASE_TIMEOUT_BUDGETS = 20.0
+SWEEP_BUDGET_S = 2.0  # `opbench sweep`, per size and backend
+SWEEP_MIN_SAMPLES = 5
+CALIBRATION_BUDGET_S = 1.0  # `opbench calibrate`, per probe measurement
+NOISE_PRESET = "quick"  # `opbench noise`: two like runs of these cases
