@@ -65,14 +65,13 @@ FORMATS: dict[str, Format] = {f.name: f for f in (RUN, DTYPES, SWEEP, CALIBRATIO
 def check_header(data: Any, expected: Format) -> None:
     """Refuse, with one line, a document that is not `expected` at its version: another opbench format is
     named as such, an unknown one lists the formats this opbench reads."""
-    name = data.get("format") if isinstance(data, dict) else None
+    name = _format_name(data)
     if name != expected.name:
         other = FORMATS.get(name) if isinstance(name, str) else None
         if other is not None:
             raise UsageError(f"this is an opbench {other.what} file ({other.name}), not a {expected.what} file "
                              f"({expected.hint})")
-        found = f"format {str(name)[:40]!r}" if name is not None else "no 'format' field"
-        raise UsageError(f"not an opbench {expected.what} file ({found}; expected format: {expected.name})")
+        raise UsageError(f"not an opbench {expected.what} file ({_shown(name)}; expected format: {expected.name})")
     version = data.get("schema_version")
     if version != expected.version:
         newer = isinstance(version, int) and not isinstance(version, bool) and version > expected.version
@@ -97,7 +96,7 @@ def load_document(path: Path | str, *expected: Format) -> tuple[Path, Format, di
         raise UsageError(f"no {what} at {file}" + (f" ({hint})" if hint else "")) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"cannot read {what} {file}: {str(exc).splitlines()[0]}") from None
-    name = data.get("format") if isinstance(data, dict) else None
+    name = _format_name(data)
     fmt = FORMATS.get(name) if isinstance(name, str) else None
     wanted = expected or tuple(FORMATS.values())
     if fmt is None or fmt not in wanted:
@@ -107,6 +106,15 @@ def load_document(path: Path | str, *expected: Format) -> tuple[Path, Format, di
     return file, fmt, data
 
 
+def _format_name(data: Any) -> Any:
+    """The document's `format` field (None when it has none or is not a JSON object)."""
+    return data.get("format") if isinstance(data, dict) else None
+
+
+def _shown(name: Any) -> str:
+    """The format field as a message shows it."""
+    return f"format {str(name)[:40]!r}" if name is not None else "no 'format' field"
+
+
 def _unknown(name: Any, wanted: tuple[Format, ...]) -> Format:
-    shown = f"format {str(name)[:40]!r}" if name is not None else "no 'format' field"
-    raise UsageError(f"not an opbench document ({shown}); valid choices: {', '.join(f.name for f in wanted)}")
+    raise UsageError(f"not an opbench document ({_shown(name)}); valid choices: {', '.join(f.name for f in wanted)}")
