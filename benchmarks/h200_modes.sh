@@ -12,7 +12,8 @@
 # 0.05-0.1 s cost about the same): caches ~30-60 s (instant after h200_suite.sh), cuda ~100 s, mlx_gpu ~100 s,
 # jax_gpu ~140 s, cupy ~60 s, check ~70 s; the whole call about 8.5 minutes. Every step has its own `timeout`, derived from what is left of LIMIT (default
 # 525 s), so the call ends in time: a backend cut short keeps every result it measured (store and run.json are
-# written per result) and says so in its stderr.log; $OUT/modes.tgz is re-packed after every step, so even a
+# written per result) and says so in its stderr.log (a full seed backend in 4 modes needs ~250 s at f67785c, so the
+# evidence takes two calls: BACKENDS=cuda,mlx_gpu, then NO_CHECK=1 BACKENDS=jax_gpu,cupy; WANT_<BACKEND>= overrides a step's allowance); $OUT/modes.tgz is re-packed after every step, so even a
 # call killed from outside brings back what was done. `BACKENDS=...` limits the backends, `BUDGET=` changes it.
 #
 # Outputs, under $OUT/modes/: <backend>/ (run.json, detailed.md, average.md, tables.md, stderr.log, rc),
@@ -65,7 +66,7 @@ BACKENDS=${BACKENDS:-cuda mlx_gpu jax_gpu $CUPY}
 BACKENDS=${BACKENDS//,/ }
 
 # per-step allowance (s), and what to keep for the steps after it (the check and the findings: ~90 s)
-declare -A WANT=([cuda]=115 [mlx_gpu]=115 [jax_gpu]=150 [cupy]=70)
+declare -A WANT=([cuda]=${WANT_CUDA:-250} [mlx_gpu]=${WANT_MLX_GPU:-250} [jax_gpu]=${WANT_JAX_GPU:-300} [cupy]=${WANT_CUPY:-200})
 run_backend() {
     local b=$1 reserve=$2 t
     t=$(cap "${WANT[$b]:-120}" "$reserve")
@@ -90,7 +91,7 @@ for i in "${!order[@]}"; do
     rest=$(( ${#order[@]} - i - 1 ))
     # keep 15 s for the findings, 30 s for each later backend and, until it ran, 60 s for the check
     run_backend "$b" $(( 15 + 30 * rest + 60 * (1 - checked) ))
-    if [ "$checked" = 0 ] && { [ "$b" = mlx_gpu ] || [ "$rest" = 0 ] || [[ " $BACKENDS " != *" mlx_gpu "* ]]; }; then
+    if [ "$checked" = 0 ] && [ -z "${NO_CHECK:-}" ] && { [ "$b" = mlx_gpu ] || [ "$rest" = 0 ] || [[ " $BACKENDS " != *" mlx_gpu "* ]]; }; then
         checked=1
         t=$(cap 75 $(( 15 + 30 * rest )))   # the device-mode check, right after cuda and mlx_gpu
         if [ "$t" -ge 20 ]; then
