@@ -69,3 +69,88 @@ def test_a_wrong_output_stays_wrong_when_seen_again() -> None:
     task = Task(CASE, backend.name, "float32", 0, FAST)
     verdicts = [execute._verify_reported(backend, task, CASE, inputs, wrong, "float32", PhaseClock()) for _ in "ab"]
     assert [v.status for v in verdicts] == ["wrong", "wrong"] and verdicts[0] == verdicts[1]
+
+
+class _FingerprintFake(NumpyFake):
+    """A NumPy backend with a device fingerprint (the NumPy-like one CuPy uses), counting its copies to the host;
+    `plant` makes its Sum output one bit off."""
+
+    name = "fake_fingerprint"
+    plant = False
+
+    def __init__(self) -> None:
+        self.copies = 0
+
+    def output_fingerprint(self, x):
+        from opbench.backends._fingerprint import xp_fingerprint
+
+        return xp_fingerprint(np, x, "numpy", np.asarray)
+
+    def to_numpy(self, x):
+        self.copies += 1
+        return np.asarray(x)
+
+    def prepare(self, case, inputs, dtype=None):
+        prepared = super().prepare(case, inputs, dtype)
+        if not self.plant:
+            return prepared
+
+        def one_bit_off(out):
+            out = np.array(out)
+            out.reshape(-1).view(np.uint32)[5] ^= np.uint32(1 << 22)
+            return out
+
+        prepared.canonical = one_bit_off
+        return prepared
+
+
+def test_pass_two_takes_the_verdict_from_the_device_fingerprint_without_a_copy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verdict_cache, "FINGERPRINT_MIN_BYTES", 0)
+    backend = _FingerprintFake()
+    backend.setup()
+    first = measure_case(backend, CASE, timing=FAST)
+    assert first.status == "ok" and backend.copies == 1
+    assert verdict_cache.FINGERPRINT_HITS not in first.conditions
+
+    def no_host_work(*args, **kwargs):
+        raise AssertionError("an output with a known fingerprint was copied, hashed or checked")
+
+    monkeypatch.setattr(verdict_cache, "output_digest", no_host_work)
+    monkeypatch.setattr(execute, "expected_for", no_host_work)
+    second = measure_case(backend, CASE, timing=FAST)
+    assert backend.copies == 1  # no to_numpy
+    assert second.status == "ok" and (second.rel_error, second.tolerance) == (first.rel_error, first.tolerance)
+    assert second.conditions[verdict_cache.FINGERPRINT_HITS] == 1
+    assert "reference" not in second.phases_ms and "verify" in second.phases_ms
+    monkeypatch.undo()
+
+    # a planted wrong output (one bit off) has another fingerprint: copied, verified in full, wrong
+    monkeypatch.setattr(verdict_cache, "FINGERPRINT_MIN_BYTES", 0)
+    backend.plant = True
+    third = measure_case(backend, CASE, timing=FAST)
+    assert backend.copies == 2 and third.status == "wrong" and "reference" in third.phases_ms
+    assert verdict_cache.FINGERPRINT_HITS not in third.conditions
+    # ... and stays wrong from its own fingerprint when seen again (a stored wrong verdict, still no `ok`)
+    fourth = measure_case(backend, CASE, timing=FAST)
+    assert backend.copies == 2 and fourth.status == "wrong" and fourth.conditions[verdict_cache.FINGERPRINT_HITS] == 1
+
+
+def test_small_outputs_and_adapters_without_a_fingerprint_keep_the_host_path() -> None:
+    backend = _FingerprintFake()  # CASE's output (64 float32) is under FINGERPRINT_MIN_BYTES
+    backend.setup()
+    for _ in "ab":
+        result = measure_case(backend, CASE, timing=FAST)
+        assert result.status == "ok" and verdict_cache.FINGERPRINT_HITS not in result.conditions
+    assert backend.copies == 2
+    plain = NumpyFake()  # Backend.output_fingerprint: None
+    plain.setup()
+    assert plain.output_fingerprint(np.ones(3)) is None
+
+
+def test_fingerprint_hits_are_counted_over_passes() -> None:
+    from opbench.engine.telemetry import merge
+
+    hit = {verdict_cache.FINGERPRINT_HITS: 1}
+    assert merge(merge({}, hit), hit)[verdict_cache.FINGERPRINT_HITS] == 2
+    assert verdict_cache.FINGERPRINT_HITS not in merge({}, {})

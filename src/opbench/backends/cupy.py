@@ -157,6 +157,13 @@ class CuPyGPU(NumPyLikeBackend):
     def same_buffer(self, a: Any, b: Any) -> bool:
         return a is b or (a.size > 0 and a.data.ptr == b.data.ptr)
 
+    def output_fingerprint(self, x: Any) -> str | None:
+        """`backends._fingerprint` on the GPU (CuPy's int64 wraps); only the three sums come back."""
+        from opbench.backends._fingerprint import xp_fingerprint
+
+        cupy = _cupy()
+        return xp_fingerprint(cupy, x, "cupy", cupy.asnumpy)
+
     # --- execution ---------------------------------------------------------------------------------------
     def sync(self) -> None:
         if self._synchronize is None:

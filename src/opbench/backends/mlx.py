@@ -219,6 +219,10 @@ class MLXBackend(Backend):
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         return x[_mx().array(rows.astype(np.int32))]
 
+    def output_fingerprint(self, x: Any) -> str | None:
+        """None on the CPU (the host digest needs no copy there); `mlx_fingerprint` on the GPU."""
+        return mlx_fingerprint(x) if self.gpu else None
+
     def force(self, out: Any) -> None:
         self._async_eval(out)
 
@@ -270,6 +274,33 @@ class MLXBackend(Backend):
         if not self.gpu or peak is None:
             return None
         return int(peak()), "mx.get_peak_memory"
+
+
+def mlx_fingerprint(x: Any) -> str | None:
+    """`backends._fingerprint`'s sums of an MLX array, on its default device in int64 (MLX wraps int64
+    arithmetic), chunk by chunk (MLX does not fuse eager ops: the chunks bound the temporaries); reading the
+    three sums evaluates the graph, `x` included."""
+    from opbench.backends import _fingerprint as fp
+
+    mx = _mx()
+    shape, dtype = tuple(x.shape), str(x.dtype).rsplit(".", 1)[-1]
+    width = fp.word_width(x.dtype.size, x.dtype == mx.bool_)
+    if width is None:
+        return None
+    flat = x.reshape(-1)
+    words = flat.astype(mx.int8) if x.dtype == mx.bool_ else mx.view(flat, {1: mx.int8, 2: mx.int16,
+                                                                           4: mx.int32}[width])
+    n = int(words.size)
+    acc = mx.zeros((3,), dtype=mx.int64)
+    for start in range(0, n, fp.CHUNK_WORDS):
+        stop = min(n, start + fp.CHUNK_WORDS)
+        w = words[start:stop].astype(mx.int64)
+        i = mx.arange(start, stop, dtype=mx.int64)
+        h1 = mx.bitwise_and(i * fp.K1, fp.MASK)
+        h2 = mx.bitwise_and(mx.bitwise_xor(i, mx.right_shift(i, fp.SHIFT)) * fp.K2, fp.MASK)
+        acc = acc + mx.stack([w.sum(), (w * h1).sum(), (w * h2).sum()])
+        mx.eval(acc)
+    return fp.text("mlx", shape, dtype, acc.tolist())
 
 
 class MLXCacheFlush:

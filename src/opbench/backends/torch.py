@@ -130,6 +130,30 @@ def _builders() -> dict[str, Builder]:
     }
 
 
+def torch_fingerprint(x: Any) -> str | None:
+    """`backends._fingerprint`'s sums of a tensor, computed on its device in int64 (torch wraps int64
+    arithmetic), chunk by chunk; one copy of three int64 numbers comes back. None for a type whose elements
+    are not 1, 2, 4 or 8 bytes."""
+    from opbench.backends import _fingerprint as fp
+
+    torch = _torch()
+    x = x.detach()
+    shape, dtype = tuple(x.shape), str(x.dtype).rsplit(".", 1)[-1]
+    flat = x.contiguous().reshape(-1)
+    width = fp.word_width(flat.element_size(), flat.dtype == torch.bool)
+    if width is None:
+        return None
+    words = flat.view({1: torch.int8, 2: torch.int16, 4: torch.int32}[width])
+    acc = torch.zeros(3, dtype=torch.int64, device=flat.device)
+    for start in range(0, words.numel(), fp.CHUNK_WORDS):
+        w = words[start:start + fp.CHUNK_WORDS].to(torch.int64)
+        i = torch.arange(start, start + w.numel(), dtype=torch.int64, device=flat.device)
+        h2 = torch.bitwise_xor(i, i >> fp.SHIFT).mul_(fp.K2).bitwise_and_(fp.MASK).mul_(w)
+        h1 = i.mul_(fp.K1).bitwise_and_(fp.MASK).mul_(w)
+        acc += torch.stack([w.sum(), h1.sum(), h2.sum()])
+    return fp.text("torch", shape, dtype, acc.tolist())
+
+
 class TorchCacheFlush:
     """The `cold` mode's flush on a torch GPU: zero a device buffer of twice the L2 (at least
     `modes.GPU_FLUSH_BYTES`), as `triton.testing.do_bench` does."""
@@ -200,6 +224,10 @@ class TorchBackend(Backend):
 
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         return x[_torch().as_tensor(rows, device=x.device)]
+
+    def output_fingerprint(self, x: Any) -> str | None:
+        """None on the CPU (the host digest needs no copy there); `torch_fingerprint` on a device."""
+        return None if self.device == "cpu" else torch_fingerprint(x)
 
     def same_buffer(self, a: Any, b: Any) -> bool:
         return a is b or (a.numel() > 0 and a.data_ptr() == b.data_ptr())

@@ -19,7 +19,10 @@ Steps:
 4. **Time.** `opbench.engine.timing.measure`, bracketed by `contention.watch`; the compiler's counters are read after.
    A compiled backend whose compiler fell back to eager gets no time: it would not be a compiled time.
 5. **Verify.** The output goes back to NumPy in the canonical layout and is checked against the float64
-   expectation (`reference_cache.expected_for`), as `Task.check` says. Probes are not verified.
+   expectation (`reference_cache.expected_for`), as `Task.check` says. Probes are not verified. An output
+   whose device fingerprint (`Backend.output_fingerprint`) is that of an output verified before gets that
+   verdict without being copied to the host (`verdict_cache`; the measurement's conditions count it under
+   `verdict_cache.FINGERPRINT_HITS`).
 The framework's cached memory is released after every task, whatever happened (`release_case_memory`).
 Every phase's wall time is recorded (`engine.phases`), for failures as far as they got.
 """
@@ -169,13 +172,42 @@ def _prepare_time_verify(backend: Backend, task: Task, clock: PhaseClock) -> Mea
         with clock("output"):
             canonical = prepared.canonical(out)
             facts["out_dtype"] = backend.dtype_name(canonical)
+        fingerprint_key = _fingerprint_key(backend, task, subject, canonical, clock)
+        known = verdict_cache.lookup(fingerprint_key) if fingerprint_key else None
+        if known is not None:  # an identical output was verified before: no copy, no hash, no float64 work
+            facts["conditions"] = {**conditions, verdict_cache.FINGERPRINT_HITS: 1}
+            return Measurement(task, known.status, timing, known.rel_error, known.tolerance, known.detail, **facts)
+        with clock("output"):
             out_np = backend.to_numpy(canonical)
             del out, canonical, prepared
         verdict, largest = _verify(backend, task, subject, inputs, out_np, facts["out_dtype"], clock)
+        if fingerprint_key:
+            verdict_cache.store(fingerprint_key, verdict)
     except Exception as exc:
         return replace(_failed(backend, task, exc, "verify"), timing=timing, **facts)
     return Measurement(task, verdict.status, timing, verdict.rel_error, verdict.tolerance, verdict.detail,
                        largest_exact=largest, **facts)
+
+
+def _fingerprint_key(backend: Backend, task: Task, case: Case, out: Any, clock: PhaseClock) -> str | None:
+    """The verdict-cache key of `out` from its device fingerprint (`Backend.output_fingerprint`, timed under
+    `verify`), or None: the check is not `reported`, the cache is off, the case is a user's, the output is
+    smaller than `verdict_cache.FINGERPRINT_MIN_BYTES` (its copy and hash cost less), the adapter has no
+    fingerprint, or computing it failed (that only loses the shortcut: the output is then copied and hashed)."""
+    if task.check != "reported" or not verdict_cache.enabled() or not builtin(case):
+        return None
+    nbytes = getattr(out, "nbytes", None)
+    if isinstance(nbytes, int) and nbytes < verdict_cache.FINGERPRINT_MIN_BYTES:
+        return None
+    with clock("verify"):
+        try:
+            fingerprint = backend.output_fingerprint(out)
+        except Exception:
+            return None
+        if not fingerprint:
+            return None
+        mode = backend.narrower_arithmetic(case.family, task.dtype)
+        return verdict_cache.fingerprint_key(case, task.dtype, task.seed, mode, backend.framework, fingerprint)
 
 
 def _time_in_mode(backend: Backend, task: Task, op: Any, prepared: Any) -> tuple[Any, Any, dict[str, Any]]:

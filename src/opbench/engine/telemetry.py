@@ -263,8 +263,10 @@ _MERGE_MAX = ("gpu_load_sm_mhz", "gpu_power_w_max", "gpu_temp_c_max", "host_rss_
 def merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     """The conditions of two passes as one: the busier pass's CPU readings (`contention.busiest`), then the
     lowest clocks, the highest temperature, power and memory, every throttle reason either saw, a low clock if
-    either had one, and the mean energy per call."""
+    either had one, the mean energy per call, and the counts (GPU samples, verdicts from the device fingerprint)
+    summed."""
     from opbench.engine.contention import busiest
+    from opbench.engine.verdict_cache import FINGERPRINT_HITS
 
     out = busiest(a, b)
     for key in _MERGE_MIN:
@@ -290,6 +292,7 @@ def merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
         out["energy_j_per_call"] = sum(energies) / len(energies)
     elif "energy_j_per_call" in out:
         del out["energy_j_per_call"]
-    if "gpu_samples" in a or "gpu_samples" in b:
-        out["gpu_samples"] = int(a.get("gpu_samples", 0)) + int(b.get("gpu_samples", 0))
+    for key in ("gpu_samples", FINGERPRINT_HITS):  # counts: summed over passes
+        if key in a or key in b:
+            out[key] = int(a.get(key, 0)) + int(b.get(key, 0))
     return out
