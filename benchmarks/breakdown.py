@@ -8,7 +8,9 @@ Prints one row per backend: the backend's wall time (worker start to stop of eve
 as `opbench run` recorded it; else the sum of its cases' round trips), the seconds in each phase summed
 over cases and passes, what the cases' round trips do not account for (`parent`: storing each result and
 rewriting run.json between cases), and the share of the wall time spent measuring (first calls plus timed
-samples). A run made before phases were recorded has none: it is said so, not guessed.
+samples), and how many case-passes took their verdict from the device fingerprint of an output verified
+before (`engine.verdict_cache`: no copy to the host, no hash). A run made before phases were recorded has
+none: it is said so, not guessed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 
 from opbench.engine.phases import MEASURING, PHASES, WALL
+from opbench.engine.verdict_cache import FINGERPRINT_HITS
 from opbench.results import Run
 
 
@@ -50,7 +53,8 @@ def breakdown(run: Run) -> list[dict]:
         rows.append({"backend": backend, "cases": len(results), "phases": True, "passes": meta.get("passes"),
                      "wall_s": wall, **{f"{p}_s": phase_s[p] for p in PHASES},
                      "pipe_s": max(0.0, round_trips - inside), "parent_s": max(0.0, wall - round_trips),
-                     "measuring_s": measuring, "measuring_share": measuring / wall if wall > 0 else 0.0})
+                     "measuring_s": measuring, "measuring_share": measuring / wall if wall > 0 else 0.0,
+                     "fingerprint_verdicts": sum(int(r.conditions.get(FINGERPRINT_HITS, 0)) for r in results)})
     return rows
 
 
@@ -64,8 +68,9 @@ def render(rows: list[dict]) -> str:
             table.append([row["backend"], row["cases"], "", "(no phases recorded: a run made before they were)"])
             continue
         table.append([row["backend"], row["cases"], row.get("passes") or "",
-                      *(f"{row[f'{c}_s']:.1f}" for c in columns), f"{100 * row['measuring_share']:.0f} %"])
-    headers = ["backend", "cases", "passes", *(f"{c} s" for c in columns), "measuring"]
+                      *(f"{row[f'{c}_s']:.1f}" for c in columns), f"{100 * row['measuring_share']:.0f} %",
+                      row.get("fingerprint_verdicts", 0)])
+    headers = ["backend", "cases", "passes", *(f"{c} s" for c in columns), "measuring", "fingerprint verdicts"]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
