@@ -111,7 +111,7 @@ def test_small_types_zero_d_and_empty_outputs(framework: str, dtype: str) -> Non
     changed[2, 8] = not changed[2, 8] if dtype == "bool" else changed[2, 8] + 64
     assert of(changed) != base
     zero_d, empty = of(values[1, 1]), of(values[:0])
-    assert zero_d is not None and "|()|" in zero_d and zero_d != of(values[1, 2:3].reshape(()) + 1)
+    assert zero_d is not None and "|()|" in zero_d and zero_d != of(values[1, 1:2])  # the same bytes in (1,)
     assert empty is not None and "|(0, 9)|" in empty and _sums(empty) == "0" * 48
 
 
