@@ -14,6 +14,12 @@ Statistics, per row (the model and its trade-off: `opbench.analysis.significance
 - `verdict`: slower / faster / same / ambiguous (too noisy to tell) / untested, against the noise floor:
   `noise_floor` (default 2 %), raised per backend and duration class to what `opbench noise` measured on run
   A's machine (`machine_floors`).
+- Run-to-run drift: the units of one run cannot see how far the run as a whole moved. Where `opbench noise`
+  measured this machine, `run_variances` gives its σ²_run per backend and duration class
+  (`significance.run_variance`) and each row's squared standard error gets 2σ²_run (`run_var` of the row);
+  the rows' "noisy" marks and the geometric means use the same model. Without it (`run_variances=None`) the
+  interval reflects the spread between the units of these two runs only, and the notes say that run-to-run
+  drift is not modelled and how to measure it.
 - Runs measured in one process a side (older runs, `--processes 1`) have no between-unit spread: their
   interval falls back to a percentile bootstrap of the ratio of medians over the samples (each resample's
   median drawn from its order-statistic distribution, `bootstrap_medians`, seeded from the case and backend)
@@ -45,7 +51,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opbench.analysis.significance import geomean_interval, log_unit_spread, pooled_prior, ratio_interval, verdict
+from opbench.analysis.significance import (
+    NOISY_DETECTABLE,
+    geomean_interval,
+    log_unit_spread,
+    moderated_spread,
+    pooled_prior,
+    ratio_interval,
+    result_detectable_change,
+    verdict,
+)
 from opbench.errors import UsageError, unknown
 from opbench.results.model import SHORT_CASE_MS, CaseResult, Run
 from opbench.results.status import Status
@@ -73,6 +88,8 @@ class ComparisonRow:
     verdict: str = ""  # slower / faster / same / ambiguous / untested (derived from `significant` if not given)
     log_se: float | None = None  # standard error of log(ratio); None when untested
     units: tuple[int, int] = (0, 0)  # independent units (processes) of A and B
+    log_df: float | None = None  # degrees of freedom of the Student interval; None when not Student's
+    run_var: float = 0.0  # 2σ²_run added to log_se² (run-to-run component, `opbench noise`); 0: not modelled
 
     def __post_init__(self) -> None:
         if not self.verdict:
@@ -164,7 +181,8 @@ class Comparison:
         """The geometric mean of `rows` with its interval (`significance.geomean_interval`) and verdict."""
         if not rows:
             return Summary(math.nan, None, None, 0, "untested")
-        found = geomean_interval([math.log(r.ratio) for r in rows], [r.log_se for r in rows], self.alpha)
+        found = geomean_interval([math.log(r.ratio) for r in rows], [r.log_se for r in rows], self.alpha,
+                                 [r.run_var for r in rows if r.log_se is not None])
         gm = geomean([r.ratio for r in rows])
         if found is None:
             return Summary(gm, None, None, len(rows), "untested")
@@ -260,19 +278,24 @@ def _mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare_pair(case: str, family: str, backend: str, ra: CaseResult, rb: CaseResult, alpha: float = 0.05,
-                 noise_floor: float = DEFAULT_NOISE_FLOOR, prior: tuple[float, int] | None = None) -> ComparisonRow:
+                 noise_floor: float = DEFAULT_NOISE_FLOOR, prior: tuple[float, int] | None = None,
+                 run_var: float = 0.0) -> ComparisonRow:
     """One row: the ratio of medians and, when both sides have raw samples, its interval, p and verdict
-    (`opbench.analysis.significance`; `prior` moderates the between-unit variance)."""
+    (`opbench.analysis.significance`; `prior` moderates the between-unit variance, `run_var` is the machine's
+    σ²_run: 2·run_var joins the squared standard error of the log ratio and the "noisy" marks)."""
     time_a, time_b = ra.median_ms, rb.median_ms
     ratio = time_b / time_a
-    ci_low = ci_high = p_value = log_se = None
+    ci_low = ci_high = p_value = log_se = log_df = None
+    added = 0.0
     units = (len(ra.unit_medians_ms), len(rb.unit_medians_ms))
     marks = [f"{side} {r.status}" for side, r in (("A", ra), ("B", rb)) if r.status != Status.OK]
-    marks += [f"{side} noisy" for side, r in (("A", ra), ("B", rb)) if r.noisy]
+    marks += [f"{side} noisy" for side, r in (("A", ra), ("B", rb)) if _noisy(r, run_var)]
     if ra.n >= MIN_SAMPLES and rb.n >= MIN_SAMPLES:
-        found = ratio_interval(ratio, log_unit_spread(ra.unit_medians_ms, rb.unit_medians_ms), units, prior, alpha)
+        spread = log_unit_spread(ra.unit_medians_ms, rb.unit_medians_ms)
+        found = ratio_interval(ratio, spread, units, prior, alpha, run_var)
         if found is not None:
             ci_low, ci_high, p_value, log_se = found
+            log_df, added = float(moderated_spread(spread, prior)[1]), 2 * max(run_var, 0.0)
         else:  # one process a side: only the samples of each to go by
             a, b = np.asarray(ra.samples_ms, dtype=float), np.asarray(rb.samples_ms, dtype=float)
             ci_low, ci_high = _bootstrap_ratio_ci(a, b, alpha, f"{case}|{backend}")
@@ -282,7 +305,15 @@ def compare_pair(case: str, family: str, backend: str, ra: CaseResult, rb: CaseR
     call = verdict(ratio, ci_low, ci_high, noise_floor)
     significant = None if call == "untested" else call in ("slower", "faster")
     return ComparisonRow(case, family, backend, time_a, time_b, ratio, ci_low, ci_high, p_value, significant,
-                         ", ".join(marks), call, log_se, units)
+                         ", ".join(marks), call, log_se, units, log_df, added)
+
+
+def _noisy(result: CaseResult, run_var: float) -> bool:
+    """`CaseResult.noisy` under the comparison's model: with the machine's σ²_run when there is one."""
+    if not run_var:
+        return result.noisy
+    return result.timed and result_detectable_change(result.unit_medians_ms, result.samples_ms,
+                                                     run_var) > NOISY_DETECTABLE
 
 
 def _pairs(a: Run, b: Run, backends_b: dict[str, str] | None) -> list[tuple[str, str]]:
@@ -320,10 +351,13 @@ def mode_pairs(a: Run, b: Run, across_modes: bool = False) -> list[tuple[str, st
 def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha: float = 0.05,
                  noise_floor: float = DEFAULT_NOISE_FLOOR,
                  machine_floors: dict[tuple[str, bool], float] | None = None,
-                 across_modes: bool = False) -> Comparison:
+                 across_modes: bool = False,
+                 run_variances: dict[tuple[str, bool], float] | None = None) -> Comparison:
     """Compare run B against run A (see the module doc for matching and statistics). `machine_floors` maps
     (A's backend, A's time under `SHORT_CASE_MS`) to the noise floor `opbench noise` measured there; a row's
-    floor is the larger of it and `noise_floor`. Results pair only within one timing mode (`mode_pairs`); with
+    floor is the larger of it and `noise_floor`. `run_variances` maps the same keys to σ²_run, the run-to-run
+    variance `opbench noise` measured there (`significance.run_variance`; a missing key: 0); None: not
+    measured, which the notes say. Results pair only within one timing mode (`mode_pairs`); with
     several modes, each row's backend label names its mode (`cuda [latency]`).
 
     Raises UsageError when a mapped backend is missing from its run, when alpha or the noise floor is out of
@@ -362,8 +396,11 @@ def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha
                       if backend == name_b and m == mode_b and (c, name_a, mode_a) not in index_a]
             if only_b:
                 skipped.setdefault(f"{label}: only in B", []).extend(dict.fromkeys(only_b))
-    rows = _rows(matched, alpha, noise_floor, machine_floors or {})
+    rows = _rows(matched, alpha, noise_floor, machine_floors or {}, run_variances or {})
     notes = [_note(reason, names) for reason, names in skipped.items()]
+    drift = _drift_note(rows, run_variances)
+    if drift:
+        notes.append(drift)
     for side, run, other in (("A", a, b), ("B", b, a)):
         alone = [m for m in run.modes() if m not in other.modes() and not any(m in pair for pair in modes)]
         if alone:
@@ -376,8 +413,30 @@ def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha
     return Comparison(a, b, tuple(rows), tuple(notes), alpha, noise_floor)
 
 
+def _drift_note(rows: Sequence[ComparisonRow], run_variances: dict[tuple[str, bool], float] | None) -> str:
+    """What the comparison assumed about run-to-run drift; "" when no row was tested on units."""
+    tested = [r for r in rows if r.log_df is not None]
+    if not tested:
+        return ""
+    if run_variances is None:
+        return ("run-to-run drift is not modelled: the intervals reflect the spread between the units of these two "
+                "runs only, and two runs differ by more than that; run `opbench noise` on this machine to measure "
+                "it (compare then adds it to every row)")
+    modelled = sorted({r.backend for r in tested if r.run_var > 0})
+    without = sorted({r.backend for r in tested if r.run_var == 0})
+    sd: dict[str, float] = {}
+    for r in tested:
+        if r.run_var > 0:
+            sd[r.backend] = max(sd.get(r.backend, 0.0), math.sqrt(r.run_var / 2))
+    text = ("run-to-run variance from `opbench noise` added to each row (sd of one run's log time about the "
+            "machine's, up to): " + ", ".join(f"{b} {100 * sd[b]:.1f} %" for b in modelled) if modelled else
+            "`opbench noise` found no run-to-run variance beyond the units' spread")
+    return text + (f"; none measured or found for {', '.join(without)}" if modelled and without else "")
+
+
 def _rows(matched: list[tuple[str, str, CaseResult, CaseResult]], alpha: float, noise_floor: float,
-          machine_floors: dict[tuple[str, bool], float]) -> list[ComparisonRow]:
+          machine_floors: dict[tuple[str, bool], float],
+          run_variances: dict[tuple[str, bool], float]) -> list[ComparisonRow]:
     """The rows of `matched` (A backend with its `[mode]` label, label, A result, B result), each moderated by
     the prior of its backend, mode and duration class."""
     def group(name_a: str, ra: CaseResult) -> tuple[str, bool]:
@@ -391,8 +450,10 @@ def _rows(matched: list[tuple[str, str, CaseResult, CaseResult]], alpha: float, 
     rows = []
     for name_a, label, ra, rb in matched:
         key = group(name_a, ra)
-        floor = max(noise_floor, machine_floors.get((name_a.split(" [")[0], key[1]), 0.0))  # the floor: per backend
-        rows.append(compare_pair(ra.case, ra.family, label, ra, rb, alpha, floor, priors.get(key)))
+        machine_key = (name_a.split(" [")[0], key[1])  # the floor and the run variance: per backend
+        floor = max(noise_floor, machine_floors.get(machine_key, 0.0))
+        rows.append(compare_pair(ra.case, ra.family, label, ra, rb, alpha, floor, priors.get(key),
+                                 run_variances.get(machine_key, 0.0)))
     return rows
 
 

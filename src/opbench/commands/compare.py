@@ -56,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
     mapping = parse_backend_map(args.map)
     run_a = load_run_or_table(args.run_a, store=args.store)
     run_b = load_run_or_table(args.run_b, store=args.store)
-    from opbench.studies.noise import machine_floors
+    from opbench.studies.noise import machine_noise
 
-    floors, floor_note = machine_floors(run_a)
+    floors, run_variances, floor_note = machine_noise(run_a)
     comparison = compare_runs(run_a, run_b, mapping, alpha=args.alpha, noise_floor=args.noise_floor / 100,
-                              machine_floors=floors, across_modes=args.across_modes)
+                              machine_floors=floors, across_modes=args.across_modes, run_variances=run_variances)
     if floor_note:
         console(stderr=True).print(f"note: {floor_note}", soft_wrap=True)
     report = to_markdown_report(comparison)

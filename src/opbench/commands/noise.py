@@ -1,9 +1,11 @@
 """`opbench noise`: an A/A check of this machine: the same cases measured twice and compared.
 
-Prints per backend the false-positive rate (rows called different though nothing changed) and the smallest
-change that can be told from noise, under and at or above 50 µs; saves the result with the machine's metadata
-so that `opbench compare` uses it as the noise floor (`opbench.studies.noise`). Both runs are stored (labels
-`noise A`, `noise B`), so nothing measured is lost. Exit 2 on bad input, before anything is measured.
+Prints per backend the false-positive rate (rows called different though nothing changed), the run-to-run
+variance component (how far a whole run moves, which its own units cannot see: `significance.run_variance`)
+and the smallest change that can be told from noise with it, under and at or above 50 µs; saves the result
+with the machine's metadata so that `opbench compare` uses it as the noise floor and adds the run component
+to its rows (`opbench.studies.noise`). Both runs are stored (labels `noise A`, `noise B`), so nothing
+measured is lost. Exit 2 on bad input, before anything is measured.
 """
 
 from __future__ import annotations
@@ -86,17 +88,21 @@ def run(args: argparse.Namespace) -> int:
     path = save_noise(figures, here, (runs[0].run_id, runs[1].run_id), runs[1].created)
     split = f"{SHORT_CASE_MS * 1e3:g} µs"
     headers = ["Backend", f"False positives (< {split})", f"False positives (≥ {split})",
+               f"Run-to-run sd (< {split})", f"Run-to-run sd (≥ {split})",
                f"Detectable (< {split})", f"Detectable (≥ {split})"]
     rows = []
     for backend, classes in figures.items():
         cells = [backend]
-        for key in ("fpr", "detectable"):
+        for key in ("fpr", "run", "detectable"):
             for cls in ("short", "long"):
                 n = classes.get(cls)
                 if n is None:
                     cells.append("–")
                 elif key == "fpr":
-                    cells.append(f"{n.different} of {n.rows} ({100 * n.false_positive_rate:.0f} %)")
+                    cells.append(f"{n.different} of {n.rows} ({100 * n.false_positive_rate:.0f} %); "
+                                 f"{n.different_with_run} with the run component")
+                elif key == "run":
+                    cells.append(f"{100 * n.sigma2_run ** 0.5:.1f} %")
                 else:
                     cells.append(f"{100 * n.detectable:.1f} % (floor {100 * n.floor:.1f} %)")
         rows.append(cells)
@@ -108,5 +114,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         console().print(to_rich(table))
     err.print(f"runs {runs[0].run_id} and {runs[1].run_id} stored in {db.path}; noise floors saved to {path} "
-              "(`opbench compare` uses them for runs of this machine)", soft_wrap=True)
+              "(`opbench compare` uses them for runs of this machine); false positives: without the run-to-run "
+              "component, then with it (fitted to these same rows, so in-sample: `benchmarks/significance.py "
+              "holdout` measures it on another pair)", soft_wrap=True)
     return 0

@@ -29,9 +29,16 @@ class Format:
     what: str
     filename: str
     hint: str
+    oldest: int = 0  # the oldest version this opbench still reads (0: only `version`)
 
     def header(self) -> dict[str, Any]:
         return {"format": self.name, "schema_version": self.version}
+
+    def reads(self, version: Any) -> bool:
+        """Whether this opbench reads a document of `version` of this format (`oldest` up to `version`)."""
+        if not isinstance(version, int) or isinstance(version, bool):
+            return False
+        return (self.oldest or self.version) <= version <= self.version
 
 
 RUN = Format("opbench-run", 1, "run", "run.json", "write one with `opbench run --out DIR` or `opbench export`")
@@ -55,9 +62,14 @@ CALIBRATION = Format("opbench-calibration", 1, "calibration", "calibration.json"
 # opbench-calibration versions:
 #   1 - first version: per backend, the copy bandwidth and the matmul peak per dtype; files without the later
 #       optional `read` ceiling read as such (memory ceiling = copy).
-NOISE = Format("opbench-noise", 1, "noise result", "noise.json", "measure one with `opbench noise`")
+NOISE = Format("opbench-noise", 2, "noise result", "noise.json", "measure one with `opbench noise`", oldest=1)
 # opbench-noise versions:
 #   1 - first version: per backend and duration class, the A/A noise floor of this machine and the runs behind it.
+#   2 - per backend and duration class also the run-to-run variance component `sigma2_run` (variance of one run's
+#       log time about the machine's, `significance.run_variance`), the rows behind it (`run_rows`), its plain
+#       method-of-moments value (`sigma2_run_moments`, for information) and the false positives with it
+#       (`different_with_run`); `detectable` now includes the component. Version 1 files still load: their
+#       component reads as absent (compare then models no run-to-run drift).
 
 FORMATS: dict[str, Format] = {f.name: f for f in (RUN, DTYPES, SWEEP, CALIBRATION, NOISE)}
 
@@ -73,10 +85,12 @@ def check_header(data: Any, expected: Format) -> None:
                              f"({expected.hint})")
         raise UsageError(f"not an opbench {expected.what} file ({_shown(name)}; expected format: {expected.name})")
     version = data.get("schema_version")
-    if version != expected.version:
+    if not expected.reads(version):
         newer = isinstance(version, int) and not isinstance(version, bool) and version > expected.version
-        raise UsageError(f"{expected.what} file has schema version {version!r}; this opbench reads version "
-                         f"{expected.version}" + ("; upgrade opbench" if newer else ""))
+        readable = (f"versions {expected.oldest} to {expected.version}" if expected.oldest
+                    else f"version {expected.version}")
+        raise UsageError(f"{expected.what} file has schema version {version!r}; this opbench reads {readable}"
+                         + ("; upgrade opbench" if newer else ""))
 
 
 def load_document(path: Path | str, *expected: Format) -> tuple[Path, Format, dict[str, Any]]:
