@@ -249,7 +249,7 @@ def run(ops: str | Sequence[str] | None = None, backends: str | Sequence[str] | 
         catalog: str | Path | Sequence[str | Path] | None = None, preset: str | None = None,
         dtype: str | None = None, budget: float | None = None, min_samples: int | None = None,
         seed: int | None = None, processes: int | None = None, mode: str | Sequence[str] | None = None,
-        case_timeout: float | None = None,
+        case_timeout: float | None = None, all_units: bool | None = None,
         isolate: bool = True, store: str | Path | None = None, out: str | Path | None = None,
         resume: str | None = None, echo: bool = False) -> RunResults:
     """Measure a plan as `opbench run` does and return the run (also saved to the store, like the CLI's).
@@ -258,7 +258,8 @@ def run(ops: str | Sequence[str] | None = None, backends: str | Sequence[str] | 
     default to every available one; `catalog` is a user catalog file (or entry point name), or several;
     `preset`, `dtype`, `budget` (seconds of samples per case), `min_samples`, `seed`, `processes`, `mode`
     (timing modes: a comma list or a sequence of throughput, latency, device, cold), `case_timeout`, `resume`
-    (a stored run id) are the CLI's options of the same names. `isolate=False` measures
+    (a stored run id) are the CLI's options of the same names; `all_units=True` is `--all-units` (every process
+    even of a case whose call is slower than the whole budget), False `--no-all-units`. `isolate=False` measures
     in this process (debugging). `out` keeps run.json and the Markdown tables in that directory (default: a
     temporary one, removed). `echo` prints the CLI's tables. Bad input raises `UsageError` before anything is
     measured; Ctrl-C keeps what was measured (resume it with `resume=`) and raises KeyboardInterrupt.
@@ -275,6 +276,8 @@ def run(ops: str | Sequence[str] | None = None, backends: str | Sequence[str] | 
     argv = ["run", "--format", "md", *(f"{flag}={value}" for flag, value in options if value is not None)]
     if not isolate:
         argv.append("--no-isolate")
+    if all_units is not None:
+        argv.append("--all-units" if all_units else "--no-all-units")
     with contextlib.ExitStack() as stack:
         out_dir = Path(out) if out is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         args = _parse([*argv, f"--out={out_dir}"])

@@ -12,6 +12,8 @@ SEED = 0  # input generator seed
 RUN_BUDGET_S = 0.5  # seconds of timed samples per case, split across the units
 RUN_MIN_SAMPLES = 5  # samples per case, split across the units (at least `timing.MIN_UNIT_SAMPLES` each)
 UNITS = 3  # worker processes (independent units) per backend and case
+ALL_UNITS = False  # False: a case whose call takes longer than the whole budget gets one unit, not UNITS
+# (`opbench.engine.passes`); `run --all-units` measures every unit of every case
 # A case's time-out floor: this much for preparation, compilation and the reference, plus this many times the
 # budget (a case whose costs predict more gets more: `engine.worker.CaseCost`).
 CASE_TIMEOUT_BASE_S = 300.0

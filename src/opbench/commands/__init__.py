@@ -112,8 +112,11 @@ def progress(total: int, description: str, console_=None, estimate=None):  # -> 
                    TextColumn("{task.description}", table_column=Column(no_wrap=False, overflow="fold")),
                    console=console_ or console(stderr=True), transient=True)
     task = bar.add_task(description, total=total)
+    totals = [total]
 
-    def advance(title: str, done: bool = True) -> None:
-        bar.update(task, advance=1 if done else 0, description=f"{description}: {title}")
+    def advance(title: str, done: bool = True, dropped: int = 0) -> None:
+        """`dropped`: items that will not come after all (the total shrinks by as many)."""
+        totals[0] -= dropped
+        bar.update(task, advance=1 if done else 0, description=f"{description}: {title}", total=totals[0])
 
     return bar, advance

@@ -90,6 +90,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="measure each backend in N passes, each in a fresh worker process (the independent "
                         f"units `compare` tests), splitting the budget between them (default {defaults.UNITS}; "
                         "1 with --no-isolate)")
+    p.add_argument("--all-units", action=argparse.BooleanOptionalAction, default=None,
+                   help="measure every process of a case even when its first process shows one call longer than "
+                        "the whole budget (default: such a case is complete after that process, with its untimed "
+                        "first call and one timed call, which `compare` cannot test; the tables' notes name them)")
     p.add_argument("--mode", type=options.mode_list,
                    help="timing mode(s), comma-separated: throughput (back-to-back calls, one sync per block; "
                         "the default), latency (a sync after every call, the seed's method), device (device "
@@ -191,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
                    settings={"budget_s": settings.budget_s, "min_samples": settings.min_samples,
                              "block_s": settings.block_s, "rel_ci": settings.rel_ci, "seed": args.seed,
                              "backends": backends, "ops": args.ops, "cases": len(cases),
-                             "processes": args.processes, "modes": list(modes),
+                             "processes": args.processes, "modes": list(modes), "all_units": args.all_units,
                              **({"catalogs": [c.record() for c in catalogs]} if catalogs else {})},
                    backends=availability)
         db.create_run(meta)
@@ -234,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
                     if (name, case.name, mode) not in prior:
                         record(CaseResult(case=case.name, family=case.family, backend=name, dtype=dtype,
                                           status=Status.UNSUPPORTED, error=availability[name]["reason"], mode=mode))
-    plan = Plan(tuple(cases), tuple(runnable), dtype, args.seed, settings, args.processes, modes)
+    plan = Plan(tuple(cases), tuple(runnable), dtype, args.seed, settings, args.processes, modes,
+                all_units=args.all_units)
     todo = plan.passes_left(prior)
     err = console(stderr=True)
     passes = f" ({args.processes} processes per backend)" if args.processes > 1 else ""
@@ -304,7 +309,8 @@ def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err
                            on_pass: Callable[[str, float], None] = lambda name, seconds: None) -> None:
     """Run the plan under the progress bar: its label names the case being measured now, its ETA is the cost
     model's (`opbench.engine.eta`: each pending case's FLOPs and bytes at the rate this machine has shown, from each
-    case's recorded phases, plus the worker start-ups still to come)."""
+    case's recorded phases, plus the worker start-ups still to come). A case complete after fewer passes than
+    planned (`Plan.units`) takes its passes that will not come off the bar's total and the estimate."""
     work = {c.name: float(c.flops + c.bytes_moved(plan.dtype)) for c in plan.cases}
     left = {(b, c.name): plan.left(prior, b, c) for b, c in plan.pairs()}  # one per pass and mode
     pending = [(b, work[c]) for (b, c), n in left.items() for _ in range(n)]
@@ -312,6 +318,7 @@ def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err
     starts = StartCosts({b: -(-max((n for (bb, _), n in left.items() if bb == b), default=0) // len(plan.modes))
                          for b in plan.backends})  # worker starts: passes, not modes
     before = {key: dict(r.phases_ms) for key, r in prior.items()}
+    short = {(b, c.name, m): plan.passes_short(prior.get((b, c.name, m))) for b, c in plan.pairs() for m in plan.modes}
     started: dict[str, float] = {}
 
     def estimate() -> float:
@@ -328,6 +335,15 @@ def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err
         def on_result(result: CaseResult) -> None:  # one per case, pass and mode
             record(result)
             key = (result.backend, work.get(result.case, 0.0))
+            unit = (result.backend, result.case, result.mode)
+            expected, short[unit] = short.get(unit, 1) - 1, plan.passes_short(result)
+            dropped = max(0, expected - short[unit])  # passes that will not come (`Plan.units`)
+            for _ in range(dropped):
+                if key in pending:
+                    pending.remove(key)
+            if dropped:  # the worker starts still to come: at most as many as the passes any case still needs
+                most = max((n for (b, _, _), n in short.items() if b == result.backend), default=0)
+                starts.left[result.backend] = min(starts.left.get(result.backend, 0), most)
             phases = pass_phases(before.get((result.backend, result.case, result.mode), {}), result.phases_ms)
             before[(result.backend, result.case, result.mode)] = dict(result.phases_ms)
             elapsed = time.monotonic() - started.pop("at") if started else None
@@ -337,7 +353,9 @@ def _measure_with_progress(plan: Plan, record: Callable[[CaseResult], None], err
                 pending.remove(key)
                 seconds = (phases[WALL] - phases.get("worker_start", 0.0)) / 1e3 if WALL in phases else elapsed
                 model.finished(result.backend, key[1], seconds)
-                advance(f"{result.backend}: {result.case} done")
+                advance(f"{result.backend}: {result.case} done", dropped=dropped)
+            elif dropped:
+                advance(f"{result.backend}: {result.case} done", done=False, dropped=dropped)
 
         run_plan(plan, on_result, prior=prior, isolate=isolate, case_timeout=case_timeout, on_backend=on_backend,
                  on_start=on_start, on_pass=on_pass)

@@ -16,6 +16,24 @@ processes, not only several samples); each pass is one independent unit of `opbe
   measured in `detail`: an op that fails in one process of three is not reliable, and a failed case is not
   measured again in later passes (a timeout would cost its full limit each time).
 
+**A call slower than the whole budget: one unit.** When the first pass of a case shows that one call costs at
+least the case's whole timing budget (`Plan.timing.budget_s`, the budget of all units together: the median of
+that pass's timed samples, `slower_than_budget`), the case gets no further passes in that run (`Plan.units`):
+every further unit would spend more than the whole budget again on its first call and one sample (a 1e6x64
+MatMul on mlx_cpu: a minute per call, two minutes per unit). The rule reads the timed samples, not the first
+call: a first call that compiles (2 s of JAX tracing before 1 ms calls) says nothing about the call's own
+cost, and such a case keeps all its units; and it takes the whole budget, not one unit's share, so a call
+between the two (0.17-0.5 s at the defaults) still gets every unit, one sample each. Such a result is marked
+`ONE_UNIT` in its `stop_reason` (the runner's decision, kept with the result: a resume reads it and measures
+nothing more; the tables' notes name the cases). Its statistics: the untimed first call (`first_call_ms`),
+then the unit's `slow_samples` timed calls (`timing`, "Slow calls": the case's 3 split across the planned
+units, so 1 at the default 3 units), in one process: the median is that call, with no IQR, no interval and
+no spread between processes; `~` cannot be judged (`detectable_change` is nan below two samples) and
+`compare` reads such a row `untested`. `run --all-units` (`Plan.all_units`) measures every unit anyway (one
+call per unit after its first: 3 samples from 3 processes, which `compare` can test). Trade-off: comparing
+such cases needs `--all-units`; in exchange a suite skips two thirds of its slowest calls (`results/cpu-suite`:
+mlx_cpu's 41 slow cases took 905 s of first calls and samples in 3 units).
+
 Trade-off: pooling weights each pass by its sample count (a noisier pass draws more samples); the median of
 the pooled samples stays robust to one outlying pass, and `CaseResult.noisy` flags a case whose pass medians
 are too spread to detect a 10 % change (`significance.NOISY_DETECTABLE`), so the pooling never hides a
@@ -48,6 +66,29 @@ def passes_done(result: CaseResult | None) -> float:
     if not result.timed:
         return math.inf
     return len(result.process_medians_ms) or 1
+
+
+# The runner's mark (a `stop_reason` entry) on a result it completed after one unit: `slower_than_budget`.
+ONE_UNIT = "one unit: a call took longer than the case budget"
+
+
+def slower_than_budget(result: CaseResult, budget_s: float) -> bool:
+    """Whether `result`, one timed pass, shows a call costing at least `budget_s` (the case's whole budget):
+    the median of its timed samples (ms per call), not its first call (which may compile)."""
+    return (result.timed and bool(result.samples_ms) and passes_done(result) == 1
+            and float(np.median(result.samples_ms)) >= budget_s * 1e3)
+
+
+def one_unit(result: CaseResult) -> bool:
+    """Whether the runner completed `result` after its first unit (`ONE_UNIT` in its stop reason)."""
+    return ONE_UNIT in result.stop_reason.split(" | ")
+
+
+def mark_one_unit(result: CaseResult) -> CaseResult:
+    """`result` marked complete after its one unit (`ONE_UNIT` added to its stop reason)."""
+    if one_unit(result):
+        return result
+    return replace(result, stop_reason=" | ".join(r for r in (result.stop_reason, ONE_UNIT) if r))
 
 
 def _medians(result: CaseResult) -> tuple[float, ...]:
@@ -117,7 +158,7 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
                    first_call_ms=prior.first_call_ms, detail=detail,
                    rel_error=max(errors) if errors else None,
                    stop_reason=" | ".join(dict.fromkeys(r for r in (*prior.stop_reason.split(" | "), new.stop_reason)
-                                                        if r)))
+                                                        if r and r != ONE_UNIT)))  # more units: no longer one
 
 
 def process_spread_note(results: Sequence[CaseResult], processes: int,

@@ -28,6 +28,7 @@ RESUMABLE_OPTIONS: dict[str, tuple[str, Any]] = {
     "seed": ("seed", defaults.SEED),
     "processes": ("processes", defaults.UNITS),
     "mode": ("modes", DEFAULT_MODE),
+    "all_units": ("all_units", defaults.ALL_UNITS),
 }
 
 

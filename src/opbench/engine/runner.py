@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
+import opbench.defaults as defaults
 from opbench.backends import Backend, get_backend
 from opbench.catalog import Case
 from opbench.engine.execute import release_case_memory, run_task, verify_output
 from opbench.engine.modes import DEFAULT_MODE
-from opbench.engine.passes import combine, passes_done
+from opbench.engine.passes import combine, mark_one_unit, one_unit, passes_done, slower_than_budget
 from opbench.engine.phases import WALL
 from opbench.engine.phases import add as add_phases
 from opbench.engine.prefetch import Prefetcher
@@ -41,6 +42,9 @@ class Plan:
     timing: TimingSettings = DEFAULT_TIMING
     processes: int = 1  # passes per backend, each in a fresh worker process (`opbench.engine.passes`): the units
     modes: tuple[str, ...] = (DEFAULT_MODE,)  # timing modes (`opbench.engine.modes`): each case timed in every one
+    # every unit even of a case whose call is slower than the whole budget (by default such a case has one unit:
+    # `opbench.engine.passes`, "A call slower than the whole budget")
+    all_units: bool = defaults.ALL_UNITS
 
     def unit_timing(self) -> TimingSettings:
         """The timing settings of one pass: the case budget split across the passes."""
@@ -49,13 +53,29 @@ class Plan:
     def pairs(self) -> list[tuple[str, Case]]:
         return [(b, c) for b in self.backends for c in self.cases]
 
+    def units(self, result: CaseResult | None) -> int:
+        """The units (passes) a case needs, given its result so far: `processes`, or 1 for a result the runner
+        completed after one unit because a call took longer than the whole budget (unless `all_units`)."""
+        return 1 if result is not None and not self.all_units and one_unit(result) else self.processes
+
+    def finish_early(self, result: CaseResult) -> CaseResult:
+        """`result` (a case's passes combined so far) marked complete when it is one pass whose call took at
+        least the case's whole budget (`passes.slower_than_budget`) and more units were planned; else as it is."""
+        if self.all_units or self.processes <= 1 or not slower_than_budget(result, self.timing.budget_s):
+            return result
+        return mark_one_unit(result)
+
+    def passes_short(self, result: CaseResult | None) -> int:
+        """The passes one (backend, case, mode) still needs, given its result so far (None: none yet)."""
+        return int(max(0, self.units(result) - passes_done(result)))
+
     def modes_left(self, prior: Mapping[tuple[str, str, str], CaseResult], backend: str, case: Case) -> tuple[str, ...]:
         """The modes in which (backend, case) still lacks passes, given what `prior` holds."""
-        return tuple(m for m in self.modes if passes_done(prior.get((backend, case.name, m))) < self.processes)
+        return tuple(m for m in self.modes if self.passes_short(prior.get((backend, case.name, m))) > 0)
 
     def left(self, prior: Mapping[tuple[str, str, str], CaseResult], backend: str, case: Case) -> int:
         """Measurements (one per pass and mode) that (backend, case) still needs."""
-        return sum(int(max(0, self.processes - passes_done(prior.get((backend, case.name, m))))) for m in self.modes)
+        return sum(self.passes_short(prior.get((backend, case.name, m))) for m in self.modes)
 
     def passes_left(self, prior: Mapping[tuple[str, str, str], CaseResult]) -> int:
         """Measurements still to make (a case in one mode, one pass), given what `prior` holds (progress bar)."""
@@ -103,6 +123,9 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
     `plan.modes` (one after another in the same worker, each mode its own task: `opbench.engine.modes`);
     `prior` holds results already measured, keyed by (backend, case name, mode): a pair is measured only in the
     modes and passes it lacks (see `passes.passes_done`), and new passes are combined with it (`passes.combine`).
+    A case whose first pass shows a call at least as long as the whole budget is complete after that pass
+    (`Plan.finish_early`, unless `plan.all_units`; `opbench.engine.passes` says why and what it costs the
+    statistics): later passes skip it, and a resume reads the mark its result carries.
 
     With `isolate` (the default) each pass of a backend runs in its own spawned worker process
     (`opbench.engine.worker`): a segfault, an OS kill or a case running past its time-out becomes a `crashed`, `oom`
@@ -128,7 +151,7 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
 
     def keep(name: str, case: Case, result: CaseResult) -> None:
         key = (name, case.name, result.mode)
-        current[key] = measured[key] = combine(current.get(key), result)
+        current[key] = measured[key] = plan.finish_early(combine(current.get(key), result))
         on_result(current[key])
 
     def measure_backend(name: str, cache_env: dict[str, str]) -> None:

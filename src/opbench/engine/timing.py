@@ -38,7 +38,13 @@ Algorithm (`measure`):
    `SLOW_MIN_SAMPLES` (3, the fewest that give a median and a spread) is the count per case: split across
    units like the budget, so 3 units take one sample each (after their own first call) and the case's median
    and spread come from 3 independent processes. Its statistics are weaker, which `n` shows, but the suite
-   stays bounded: 2 calls per unit, where a warm-up call and 3 samples per unit took 5.
+   stays bounded: 2 calls per unit, where a warm-up call and 3 samples per unit took 5. `min_samples` does not
+   apply to such a call (`slow_samples` replaces it). In the `device` and `cold` modes a sample is not one
+   plain call, so the second call is the one warm-up call (it shows the call is slow: no warm-up series and no
+   sustained warm-up follow, the warm-up budget being spent) and `slow_samples` samples follow: 3 calls per
+   unit. A call also slower than the case's *whole* budget gets one unit only (`opbench.engine.passes`): its
+   first process is its only one, and its statistics are that unit's `slow_samples` timed calls (1 at the
+   default 3 units) after the untimed first call.
 6. **Units.** One call of `measure` is one *unit*: the samples of one worker process. Even an honest
    interval describes only that process; another process settles elsewhere (an MLX Gather at 48 µs in one
    worker and 16 µs in the next). So `opbench run` measures each case in `DEFAULT_UNITS` processes and
@@ -261,6 +267,9 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
             value, out = sample()
             samples.append(value)
             if len(samples) >= min_samples and clock() - start >= settings.min_region_s:
+                if slow:  # few samples by design (module docstring, "Slow calls"): no interval to wait for
+                    reason = "slow"
+                    break
                 lo, hi = median_ci(samples, n_eff=effective_size(samples))
                 if (hi - lo) / 2 <= settings.rel_ci * float(np.median(samples)):
                     reason = "stable"

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from opbench._version import __version__
 from opbench.analysis.compare import Summary
 from opbench.engine.contention import MARK_BUSY
+from opbench.engine.passes import ONE_UNIT, one_unit
 from opbench.machine import describe, differences
 from opbench.report.averages import family_averages
 from opbench.report.comparison import SPLIT_HEADERS, split_cell
@@ -146,6 +147,8 @@ def _tooltip(result: CaseResult) -> str:
         lines.append(f"relative error {result.rel_error:.2g}{tol}")
     if len(result.process_medians_ms) >= 2:
         lines.append("process medians " + ", ".join(f"{m:.4g}" for m in result.process_medians_ms) + " ms")
+    if one_unit(result):
+        lines.append(f"{ONE_UNIT}: one worker process measured it")
     lines.append(f"verdict {result.status}" + (f" · noisy (a change under {result.detectable_change:.0%} "
                                                 "would not be detected)" if result.noisy else ""))
     if result.busy:

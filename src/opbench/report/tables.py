@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opbench.engine.contention import MARK_BUSY, busy_warning
+from opbench.engine.passes import ONE_UNIT, one_unit
 from opbench.engine.telemetry import gpu_warning
 from opbench.report.averages import average_notes, family_averages, format_speedup, speedup, time_marks
 from opbench.report.marks import (
@@ -159,8 +160,28 @@ def _notes(results: Sequence[CaseResult]) -> list[str]:
             groups.setdefault((r.backend, r.status, what), []).append(r.case)
     notes = [f"warning: {w}" for w in (busy_warning(results), gpu_warning(results)) if w]
     for (backend, status, reason), cases in groups.items():
-        shown = ", ".join(cases[:4]) + (f" and {len(cases) - 4} more" if len(cases) > 4 else "")
-        notes.append(f"{backend}: {status}: {reason} — {shown}")
+        notes.append(f"{backend}: {status}: {reason} — {_shown(cases)}")
+    return notes + _one_unit_notes(results)
+
+
+def _shown(cases: Sequence[str]) -> str:
+    return ", ".join(cases[:4]) + (f" and {len(cases) - 4} more" if len(cases) > 4 else "")
+
+
+def _one_unit_notes(results: Sequence[CaseResult]) -> list[str]:
+    """One note per backend naming its results complete after one unit (`opbench.engine.passes`: a call took
+    longer than the case's whole budget) and the statistics they have."""
+    groups: dict[str, list[CaseResult]] = {}
+    for r in results:
+        if r.timed and one_unit(r):
+            groups.setdefault(r.backend, []).append(r)
+    notes = []
+    for backend, rs in groups.items():
+        sizes = sorted({r.n for r in rs})
+        n = f"n = {sizes[0]}" if len(sizes) == 1 else f"n = {sizes[0]}-{sizes[-1]}"
+        notes.append(f"{backend}: {ONE_UNIT}, so one worker process measured it ({n} timed call(s) after its "
+                     "untimed first call: no spread between processes for `compare` to test against; `opbench "
+                     f"run --all-units` measures every process) — {_shown([r.case for r in rs])}")
     return notes
 
 

@@ -139,6 +139,42 @@ class SlowCallFake(NumpyFake):
         return Prepared(slow, prepared.args)
 
 
+class VirtualSlowFake(NumpyFake):
+    """Every call of a Sum case costs `OPBENCH_FAKE_VIRTUAL_S` seconds (default 10) of a virtual clock, without
+    sleeping: in its worker process `time.perf_counter` runs that far ahead per call (set up by `setup`, only
+    in a child process, never in the process that runs the tests). ReLU calls take their real time. A case
+    slower than any budget, in a fast test."""
+
+    name = "fake_virtual_slow"
+    fault_family = ""
+    ahead: ClassVar[list[float]] = [0.0]
+
+    def setup(self) -> None:
+        import multiprocessing
+
+        super().setup()
+        if multiprocessing.parent_process() is not None and not getattr(time.perf_counter, "virtual", False):
+            real, ahead = time.perf_counter, self.ahead
+
+            def virtual() -> float:
+                return real() + ahead[0]
+
+            virtual.virtual = True  # type: ignore[attr-defined]
+            time.perf_counter = virtual
+
+    def prepare(self, case: Case, inputs: tuple[np.ndarray, ...], dtype: str | None = None) -> Prepared:
+        prepared = super().prepare(case, inputs, dtype)
+        if case.family != "Sum":
+            return prepared
+        delay, ahead = float(os.environ.get("OPBENCH_FAKE_VIRTUAL_S", "10")), self.ahead
+
+        def slow(*args: Any) -> Any:
+            ahead[0] += delay
+            return prepared.op(*args)
+
+        return Prepared(slow, prepared.args)
+
+
 class OffHostFake(NumpyFake):
     """A NumPy backend that reports its device as a GPU: the engine's paths for devices other than the host
     CPU (inputs and references made ahead by the parent, the next pass's worker imported ahead) on a machine
@@ -151,7 +187,7 @@ class OffHostFake(NumpyFake):
 
 FAKES: dict[str, str] = {cls.name: f"{__name__}:{cls.__name__}" for cls in (
     NumpyFake, CrashingFake, HangingFake, KilledFake, MemoryErrorFake, BrokenSetupFake, SlowFake, WarningFake,
-    SlowCallFake, OffHostFake)}
+    SlowCallFake, VirtualSlowFake, OffHostFake)}
 
 
 def register_fakes() -> None:
