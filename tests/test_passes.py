@@ -109,3 +109,17 @@ def test_a_one_process_run_with_short_gpu_results_says_how_to_see_their_spread()
     assert note is not None and "under 50 µs 23.4 % and 117.2 % (1 result(s))" in note
     assert "at or above 50 µs 0.6 % and 1.9 % (1 result(s))" in note
     assert "1 result(s) cannot detect 10 % (marked ~)" in note and "H100" not in note
+
+
+def test_process_spread_note_with_the_machine_run_variance() -> None:
+    def result(backend: str, ms: float, medians: tuple[float, ...]) -> CaseResult:
+        return CaseResult(case="ReLU / dim=8", family="ReLU", backend=backend, dtype="float32", status="ok",
+                          samples_ms=(ms,) * 3, process_medians_ms=medians)
+
+    spread = [result("cpu", 0.2, (0.2, 0.202, 0.2))]
+    plain = process_spread_note(spread, 3, lambda name: False)
+    assert plain is not None and "run-to-run" not in plain
+    note = process_spread_note(spread, 3, lambda name: False, {("cpu", False): 0.05 ** 2})
+    # se = sqrt(2 * 0.0025 + ...) = 7.1 %: a comparison of two runs detects about 36 %, so it cannot detect 10 %
+    assert note is not None and note.startswith(plain) and "two runs detects (median) at or above 50 µs" in note
+    assert "1 result(s) cannot detect 10 %" in note

@@ -285,7 +285,14 @@ def run(args: argparse.Namespace) -> int:
         from opbench.commands.roofline import show_roofline
 
         show_roofline(store.run, calibration, args.format, out_dir)
-    spread_hint = process_spread_note(results, args.processes, lambda name: get_backend(name).device_kind == "gpu")
+    from opbench.studies.noise import machine_noise
+
+    try:
+        run_variances = machine_noise(store.run)[1]
+    except UsageError:  # a corrupt noise result must not cost a finished run its tables; compare says so
+        run_variances = None
+    spread_hint = process_spread_note(results, args.processes, lambda name: get_backend(name).device_kind == "gpu",
+                                      run_variances)
     if spread_hint:
         err.print(f"note: {spread_hint}", soft_wrap=True)
     err.print(f"results: {out_dir}/run.json, {out_dir}/detailed.md, {out_dir}/average.md"

@@ -48,7 +48,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from opbench.analysis.significance import NOISY_DETECTABLE, log_unit_spread
+from opbench.analysis.significance import NOISY_DETECTABLE, log_unit_spread, result_detectable_change
 from opbench.engine.phases import add as add_phases
 from opbench.engine.telemetry import merge as merge_conditions
 from opbench.results import CaseResult
@@ -162,15 +162,19 @@ def combine(prior: CaseResult | None, new: CaseResult) -> CaseResult:
 
 
 def process_spread_note(results: Sequence[CaseResult], processes: int,
-                        is_gpu: Callable[[str], bool]) -> str | None:
+                        is_gpu: Callable[[str], bool],
+                        run_variances: dict[tuple[str, bool], float] | None = None) -> str | None:
     """What this run measured about the spread between its worker processes, in the terms of the model that
     `compare` tests (`opbench.analysis.significance`): per duration class (split at `SHORT_CASE_MS`), the median over
     results of the standard deviation of their log process medians, and of the smallest change a comparison
     with a like run would detect nine times in ten (`CaseResult.detectable_change`); and how many results
     cannot detect `NOISY_DETECTABLE` (marked ~). After a one-process run the between-process spread was not
     measured: it says so (the ~ mark then rests on the spread inside one process, a lower bound), naming the
-    GPU results under `SHORT_CASE_MS`, whose times move most between processes. None when there is nothing
-    to say."""
+    GPU results under `SHORT_CASE_MS`, whose times move most between processes. With `run_variances` (σ²_run
+    per (backend, short) that `opbench noise` measured on this machine, `significance.run_variance`), it adds
+    what a comparison of two runs detects under the model that `compare` then uses (the units' spread plus
+    the run-to-run component, which the ~ mark of one result, judged on its own run, does not include).
+    None when there is nothing to say."""
     split = f"{SHORT_CASE_MS * 1e3:g} µs"
     timed = [r for r in results if r.timed and r.samples_ms]
     if processes <= 1:
@@ -181,16 +185,29 @@ def process_spread_note(results: Sequence[CaseResult], processes: int,
                 "move most between worker processes; this run used one process per backend, so their spread "
                 "was not measured and `compare` cannot test them against it (`--processes 3`, the default)")
     groups: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    across: dict[bool, list[float]] = {True: [], False: []}
     for r in timed:
         if len(r.unit_medians_ms) >= 2:
             var, _ = log_unit_spread(r.unit_medians_ms, ())
-            groups[r.median_ms < SHORT_CASE_MS].append((math.sqrt(var), r.detectable_change))
+            short = r.median_ms < SHORT_CASE_MS
+            groups[short].append((math.sqrt(var), r.detectable_change))
+            if run_variances is not None:
+                across[short].append(result_detectable_change(r.unit_medians_ms, r.samples_ms,
+                                                              run_variances.get((r.backend, short), 0.0)))
     if not groups[True] and not groups[False]:
         return None
     parts = [f"{label} {100 * float(np.median([s for s, _ in v])):.1f} % and "
              f"{100 * float(np.nanmedian([d for _, d in v])):.1f} % ({len(v)} result(s))"
              for label, v in ((f"under {split}", groups[True]), (f"at or above {split}", groups[False])) if v]
     over = sum(r.noisy for r in timed)
-    return (f"spread between the {processes} worker processes of this run (median sd of the log process medians) "
+    text = (f"spread between the {processes} worker processes of this run (median sd of the log process medians) "
             f"and the change a comparison with a like run detects 9 times in 10 (median): {'; '.join(parts)}; "
             f"{over} result(s) cannot detect {100 * NOISY_DETECTABLE:.0f} % (marked ~)")
+    if run_variances is not None and (across[True] or across[False]):
+        found = [f"{label} {100 * float(np.nanmedian(v)):.1f} %" for label, v in
+                 ((f"under {split}", across[True]), (f"at or above {split}", across[False])) if v]
+        beyond = sum(d > NOISY_DETECTABLE for v in across.values() for d in v)
+        text += (f"; with the run-to-run variance `opbench noise` measured on this machine, a comparison of two runs "
+                 f"detects (median) {', '.join(found)}, and {beyond} result(s) cannot detect "
+                 f"{100 * NOISY_DETECTABLE:.0f} %")
+    return text
