@@ -128,3 +128,21 @@ def test_noise_results_store_the_run_component_and_old_ones_still_load(tmp_path,
 
     with pytest.raises(UsageError, match="reads versions 1 to 2; upgrade opbench"):
         machine_noise(run)
+
+
+def test_the_python_api_compares_with_the_machines_noise_as_the_cli_does(monkeypatch) -> None:
+    """`opbench.compare` takes the floors and σ²_run that `opbench noise` stored for A's machine, like
+    `opbench compare`; `machine_noise=False` leaves them out."""
+    import opbench
+    import opbench.studies.noise as noise_module
+
+    a, b = drifting_run("a", 60, 31), drifting_run("b", 60, 32)
+    stored = ({("fake", True): 0.05, ("fake", False): 0.03}, {("fake", True): 0.0025, ("fake", False): 0.0025},
+              "noise floors and run-to-run variance from `opbench noise`")
+    monkeypatch.setattr(noise_module, "machine_noise", lambda run: stored)
+    with_noise = opbench.compare(a, b).comparison
+    assert all(r.run_var == pytest.approx(2 * 0.0025) for r in with_noise.rows)  # 2σ²_run
+    assert any("run-to-run variance from `opbench noise`" in n for n in with_noise.notes)
+    plain = opbench.compare(a, b, machine_noise=False).comparison
+    assert all(r.run_var == 0 for r in plain.rows)
+    assert any("run-to-run drift is not modelled" in n for n in plain.notes)

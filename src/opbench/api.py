@@ -306,15 +306,20 @@ def _parse(argv: list[str]) -> Any:
 
 def compare(a: RunLike, b: RunLike, *, map: Mapping[str, str] | None = None, alpha: float = 0.05,
             noise_floor: float | None = None, store: str | Path | None = None,
-            across_modes: bool = False) -> ComparisonResults:
-    """Run `b` against baseline `a` (each anything `load` takes, or a loaded run) with the significance rules of
-    `opbench compare` (`compare.compare_runs`): Mann-Whitney p-value, bootstrap interval of the ratio of
-    medians, and a noise floor (a fraction, default 2 %). `map` pairs a backend of A with one of B
-    (`{"cpu": "mlx_cpu"}`). Results pair within one timing mode; runs that share none are refused unless
-    `across_modes` (one mode each side, compared as such)."""
+            across_modes: bool = False, machine_noise: bool = True) -> ComparisonResults:
+    """Run `b` against baseline `a` (each anything `load` takes, or a loaded run) with the rules of
+    `opbench compare` (`compare.compare_runs`): per row an interval of the ratio from the spread between the
+    runs' independent units, a verdict against the noise floor (a fraction, default 2 %), and, as on the
+    command line, the noise floors and run-to-run variance that `opbench noise` measured on A's machine
+    (`machine_noise=False` leaves them out: only these two runs' own spread counts). `map` pairs a backend of A
+    with one of B (`{"cpu": "mlx_cpu"}`). Results pair within one timing mode; runs that share none are
+    refused unless `across_modes` (one mode each side, compared as such)."""
     from opbench.analysis.compare import DEFAULT_NOISE_FLOOR, compare_runs
+    from opbench.studies.noise import machine_noise as measured_noise
 
     run_a, run_b = load(a, store).run, load(b, store).run
     floor = DEFAULT_NOISE_FLOOR if noise_floor is None else noise_floor
+    floors, run_variances, _ = measured_noise(run_a) if machine_noise else ({}, None, "")
     return ComparisonResults(compare_runs(run_a, run_b, dict(map) if map else None, alpha=alpha, noise_floor=floor,
-                                          across_modes=across_modes))
+                                          machine_floors=floors, across_modes=across_modes,
+                                          run_variances=run_variances))
