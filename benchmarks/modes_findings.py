@@ -207,7 +207,42 @@ def check(directory: Path) -> list[str]:
             lines.append(f"|  misses | {', '.join(f'{c} {x:.3f}' for c, x in misses[:6])} | | | |")
         if failed:
             lines.append(f"|  not measured | {len(failed)}: {', '.join(failed[:4])} | | | |")
+    lines += device_split(rows)
     return lines
+
+
+def device_split(rows: list[dict[str, Any]]) -> list[str]:
+    """The same check split by device time (graph replay) instead of by events: a case of several small
+    launches (Linear 100x1x51200) can take 50 µs under events while its kernels take 10 µs; only where the
+    kernels themselves take ≥ 50 µs can events around back-to-back calls be device time. Also how far the two
+    device methods (graph replay, CUPTI kernel time) are from each other: independent measurements of one
+    thing."""
+    both = [r for r in rows if "graph_ms" in r and "cupti_ms" in r]
+    long = [r for r in both if r["graph_ms"] >= LONG_MS]
+    if not long:
+        return []
+    lines = ["", f"Split by device time instead ({len(long)} cases whose graph-replay time is ≥ 50 µs):", "",
+             "| ratio | within ±5 % | geomean | range | outside ±5 % |", "|---|---:|---:|---:|---|"]
+    for name, num, den in (("graph/events", "graph_ms", "events_ms"), ("cupti/events", "cupti_ms", "events_ms"),
+                           ("cupti/graph", "cupti_ms", "graph_ms")):
+        ratios = [(r["case"], r[num] / r[den]) for r in long]
+        outside = [f"{c} {x:.3f}" for c, x in ratios if abs(x - 1) > 0.05]
+        values = [x for _, x in ratios]
+        lines.append(f"| {name} | {len(values) - len(outside)}/{len(values)} | {_fmt(_geomean(values))} | "
+                     f"{min(values):.3f}..{max(values):.3f} | {', '.join(outside) or '–'} |")
+    return lines
+
+
+def _gpu_name(directory: Path) -> str:
+    """The GPU the runs of `directory` were measured on (their machine metadata), or "the GPU"."""
+    for path in sorted(directory.glob("*/run.json")):
+        try:
+            gpus = json.loads(path.read_text()).get("machine", {}).get("gpus") or []
+        except (OSError, ValueError):
+            continue
+        if gpus and gpus[0].get("name"):
+            return str(gpus[0]["name"])
+    return "the GPU"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     directory = Path(args[0])
     results = _load(directory)
-    print("# Timing modes on the H200: figures (benchmarks/modes_findings.py)\n")
+    print(f"# Timing modes on {_gpu_name(directory)}: figures (benchmarks/modes_findings.py)\n")
     settings = directory / "settings.txt"
     if settings.exists():
         print("```\n" + settings.read_text().strip() + "\n```\n")
