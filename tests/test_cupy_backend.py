@@ -66,3 +66,40 @@ def test_cupy_out_of_memory_is_recognised_by_its_message() -> None:
     assert backend.is_oom(RuntimeError("CUBLAS_STATUS_ALLOC_FAILED"))
     assert backend.is_oom(MemoryError("Out of memory allocating 1,024 bytes"))
     assert not backend.is_oom(ValueError("shapes do not match"))
+
+
+def test_the_cold_mode_flushes_twice_the_l2_with_a_device_write(monkeypatch) -> None:
+    """CuPy's `cold` flush (no GPU here: a stand-in `cupy` module records what the adapter asks of it): a buffer
+    of twice the L2, at least `modes.GPU_FLUSH_BYTES`, allocated once and zeroed by every flush."""
+    import types
+
+    from opbench.backends.cupy import CuPyGPU
+    from opbench.engine.modes import GPU_FLUSH_BYTES
+
+    fills: list[int] = []
+
+    class Buffer:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def fill(self, value: int) -> None:
+            fills.append(value)
+
+    allocated: list[int] = []
+
+    def empty(n: int, dtype: object) -> Buffer:
+        allocated.append(n)
+        return Buffer(n)
+
+    for l2, expected in ((50 << 20, GPU_FLUSH_BYTES), (200 << 20, 400 << 20)):
+        runtime = types.SimpleNamespace(getDeviceProperties=lambda device, l2=l2: {"l2CacheSize": l2})
+        fake = types.SimpleNamespace(uint8="uint8", empty=empty,
+                                     cuda=types.SimpleNamespace(runtime=runtime,
+                                                                Device=lambda: types.SimpleNamespace(id=0)))
+        monkeypatch.setitem(sys.modules, "cupy", fake)
+        flush = CuPyGPU().flush_cache()
+        assert flush.nbytes == expected and allocated[-1] == expected
+        flush()
+        flush()
+        assert fills[-2:] == [0, 0] and allocated.count(expected) == 1  # allocated once, written per flush
+        assert f"{expected >> 20} MiB" in flush.describe()

@@ -15,6 +15,8 @@ when this backend is used: availability, setup and every conversion import it la
   the settings also name the narrower arithmetic (`float32_products_arithmetic`), which the verifier uses to
   call those results `reduced-precision` instead of `wrong`.
 - bfloat16 is declared unsupported: CuPy has no such dtype.
+- The `cold` mode zeroes a device buffer of twice the L2 (at least `modes.GPU_FLUSH_BYTES`) before each call,
+  as the torch adapter does; the engine synchronizes after it, outside the timed region.
 """
 
 from __future__ import annotations
@@ -164,6 +166,10 @@ class CuPyGPU(NumPyLikeBackend):
         cupy = _cupy()
         return xp_fingerprint(cupy, x, "cupy", cupy.asnumpy)
 
+    # --- timing modes ------------------------------------------------------------------------------------
+    def flush_cache(self) -> CuPyCacheFlush:
+        return CuPyCacheFlush()
+
     # --- execution ---------------------------------------------------------------------------------------
     def sync(self) -> None:
         if self._synchronize is None:
@@ -180,6 +186,27 @@ class CuPyGPU(NumPyLikeBackend):
         if memory is not None and isinstance(exc, memory.OutOfMemoryError):
             return True
         return _CUBLAS_ALLOC_FAILED in str(exc).lower() or super().is_oom(exc)
+
+
+class CuPyCacheFlush:
+    """The `cold` mode's flush on CuPy: zero a device buffer of twice the L2 (at least `modes.GPU_FLUSH_BYTES`,
+    as `triton.testing.do_bench` does), the same write as the torch adapter's."""
+
+    def __init__(self) -> None:
+        from opbench.engine.modes import GPU_FLUSH_BYTES
+
+        cupy = _cupy()
+        l2 = 0
+        with contextlib.suppress(Exception):  # informative: without it the floor alone is larger than any L2
+            l2 = int(cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id).get("l2CacheSize", 0))
+        self.nbytes = max(GPU_FLUSH_BYTES, 2 * l2)
+        self._buffer = cupy.empty(self.nbytes, dtype=cupy.uint8)
+
+    def __call__(self) -> None:
+        self._buffer.fill(0)
+
+    def describe(self) -> str:
+        return f"L2 flushed (zeroing {self.nbytes >> 20} MiB) before each call"
 
 
 def _first_line(exc: BaseException) -> str:
