@@ -146,3 +146,15 @@ def test_the_python_api_compares_with_the_machines_noise_as_the_cli_does(monkeyp
     plain = opbench.compare(a, b, machine_noise=False).comparison
     assert all(r.run_var == 0 for r in plain.rows)
     assert any("run-to-run drift is not modelled" in n for n in plain.notes)
+
+
+def test_a_shift_of_every_row_is_named_in_the_notes_and_an_aa_pair_gets_none() -> None:
+    quiet = dict(unit_sd=0.01, run_sd=0.01)
+    a = drifting_run("a", 80, 41, **quiet)
+    shifted = compare_runs(a, drifting_run("b", 80, 42, slowdown=0.86, **quiet))
+    note = next(n for n in shifted.notes if "moved the same way" in n)
+    assert note.startswith("fake: 100 % of its 80 rows") and "median B/A 0.86" in note
+    aa = compare_runs(a, drifting_run("b", 80, 43, **quiet))
+    assert not any("moved the same way" in n for n in aa.notes)
+    few = compare_runs(drifting_run("a", 8, 44, **quiet), drifting_run("b", 8, 45, slowdown=0.8, **quiet))
+    assert not any("moved the same way" in n for n in few.notes)  # under SHIFT_MIN_ROWS tested rows

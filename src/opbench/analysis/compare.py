@@ -20,6 +20,8 @@ Statistics, per row (the model and its trade-off: `opbench.analysis.significance
   the rows' "noisy" marks and the geometric means use the same model. Without it (`run_variances=None`) the
   interval reflects the spread between the units of these two runs only, and the notes say that run-to-run
   drift is not modelled and how to measure it.
+- A shift of a whole backend (most of its rows moved the same way, `_shared_shift_notes`) is named in the notes:
+  it is a change touching every case or the machine's speed between the runs, which one pair cannot separate.
 - Runs measured in one process a side (older runs, `--processes 1`) have no between-unit spread: their
   interval falls back to a percentile bootstrap of the ratio of medians over the samples (each resample's
   median drawn from its order-statistic distribution, `bootstrap_medians`, seeded from the case and backend)
@@ -401,6 +403,7 @@ def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha
     drift = _drift_note(rows, run_variances)
     if drift:
         notes.append(drift)
+    notes.extend(_shared_shift_notes(rows))
     for side, run, other in (("A", a, b), ("B", b, a)):
         alone = [m for m in run.modes() if m not in other.modes() and not any(m in pair for pair in modes)]
         if alone:
@@ -432,6 +435,40 @@ def _drift_note(rows: Sequence[ComparisonRow], run_variances: dict[tuple[str, bo
             "machine's, up to): " + ", ".join(f"{b} {100 * sd[b]:.1f} %" for b in modelled) if modelled else
             "`opbench noise` found no run-to-run variance beyond the units' spread")
     return text + (f"; none measured or found for {', '.join(without)}" if modelled and without else "")
+
+
+# A backend's rows moved together when at least this many were tested, their median ratio is at least this far
+# from 1, and this share of them lies on that side of 1 (`_shared_shift_notes`).
+SHIFT_MIN_ROWS = 10
+SHIFT_MIN = 0.05
+SHIFT_SHARE = 0.8
+
+
+def _shared_shift_notes(rows: Sequence[ComparisonRow]) -> list[str]:
+    """One note per backend whose tested rows all moved the same way: median B/A at least `SHIFT_MIN` from 1
+    with `SHIFT_SHARE` of the rows on that side. Such a shift is either a change that touches every case (a
+    new BLAS, a slower build) or the machine running at another speed during the two runs (measured on the
+    2-core CPU VM: every cpu row of one run 0.86x of an A/A partner minutes apart,
+    results/significance/cpu-holdout-0a3bfd6); the rows' verdicts cannot tell which, only a repeat can. The
+    verdicts stay as they are: this says how to read them."""
+    by_backend: dict[str, list[float]] = {}
+    for r in rows:
+        if r.log_df is not None and r.ratio > 0:
+            by_backend.setdefault(r.backend, []).append(r.ratio)
+    notes = []
+    for backend, ratios in by_backend.items():
+        if len(ratios) < SHIFT_MIN_ROWS:
+            continue
+        median = float(np.median(ratios))
+        if abs(median - 1) < SHIFT_MIN:
+            continue
+        same_side = sum((x > 1) == (median > 1) for x in ratios) / len(ratios)
+        if same_side >= SHIFT_SHARE:
+            notes.append(f"{backend}: {100 * same_side:.0f} % of its {len(ratios)} rows moved the same way (median "
+                         f"B/A {median:.3f}): a change that touches every case, or the machine running at another "
+                         f"speed during one of the runs; they look alike here, repeating either run tells them "
+                         f"apart")
+    return notes
 
 
 def _rows(matched: list[tuple[str, str, CaseResult, CaseResult]], alpha: float, noise_floor: float,
