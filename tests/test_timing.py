@@ -138,3 +138,45 @@ def test_a_slow_first_call_alone_does_not_make_a_case_slow() -> None:
     timing, _ = measure(op, (), EagerBackend(), settings)
     assert timing.first_call_s >= 0.05 and timing.stop_reason != "slow"
     assert timing.warmup_calls >= 1 and timing.n >= 5
+
+
+class Output:
+    """A fresh output object per call (weak-referenceable, so a test can tell whether it is still alive)."""
+
+
+def test_a_slow_case_times_its_second_call_with_the_first_output_freed() -> None:
+    """The first output is dropped before the second call, so the allocator can hand its memory back
+    (benchmarks/first_touch.py: a fresh multi-GB output's first touch is part of a CPU call's time)."""
+    import weakref
+
+    settings = TimingSettings(budget_s=0.01, min_samples=5, block_s=0.001, rel_ci=1e-9, min_warmup_s=0.0,
+                              slow_samples=1)
+    outputs: list[weakref.ref] = []
+    alive_at_call: list[int] = []
+
+    def op() -> Output:
+        alive_at_call.append(sum(r() is not None for r in outputs))
+        time.sleep(0.015)
+        out = Output()
+        outputs.append(weakref.ref(out))
+        return out
+
+    timing, out = measure(op, (), EagerBackend(), settings)
+    assert timing.stop_reason == "slow" and timing.n == 1 and alive_at_call == [0, 0]
+    assert outputs[-1]() is out  # the timed call's output is the one returned for verification
+
+
+def test_a_memoized_result_after_a_slow_first_call_is_still_caught() -> None:
+    """A slow first call, then the same object returned at once: the second call is fast, the warm-up's next
+    call returns the same buffer, and the stale-output check says so."""
+    settings = TimingSettings(budget_s=0.01, min_samples=5, block_s=0.001, rel_ci=1e-9, min_warmup_s=0.0)
+    cache: list[Output] = []
+
+    def op() -> Output:
+        if not cache:
+            time.sleep(0.02)
+            cache.append(Output())
+        return cache[0]
+
+    with pytest.raises(NotForcedError, match="stale result"):
+        measure(op, (), EagerBackend(), settings)

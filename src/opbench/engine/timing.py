@@ -44,7 +44,13 @@ Algorithm (`measure`):
    sustained warm-up follow, the warm-up budget being spent) and `slow_samples` samples follow: 3 calls per
    unit. A call also slower than the case's *whole* budget gets one unit only (`opbench.engine.passes`): its
    first process is its only one, and its statistics are that unit's `slow_samples` timed calls (1 at the
-   default 3 units) after the untimed first call.
+   default 3 units) after the untimed first call. The first call's output is dropped before the second call
+   (not kept for the stale-output check): otherwise that call always writes freshly allocated memory, and on a
+   CPU a multi-GB output's first touch is part of its time (torch MatMul 1e6x64·64x1024: 6.5-6.8 s as the
+   second call with the first output alive, 1.6-1.9 s once it is freed, `benchmarks/first_touch.py`). Nothing
+   is lost where the budget is at least `UNPIN_MIN_S`: a second call slower than it computed something (a
+   memoized result returns in microseconds), and one faster than it goes on to the warm-up, whose calls are
+   checked against it.
 6. **Units.** One call of `measure` is one *unit*: the samples of one worker process. Even an honest
    interval describes only that process; another process settles elsewhere (an MLX Gather at 48 µs in one
    worker and 16 µs in the next). So `opbench run` measures each case in `DEFAULT_UNITS` processes and
@@ -81,6 +87,8 @@ MODE_METHODS = {
 
 NOISY_IQR_RATIO = 0.10
 SLOW_MIN_SAMPLES = 3
+# A call at least this long computed something: a memoized result returns in microseconds ("Slow calls").
+UNPIN_MIN_S = 0.01
 MIN_UNIT_SAMPLES = 3  # per unit, when `min_samples` is split across units (`TimingSettings.per_unit`)
 # Independent units (worker processes) per case by default: with 3 on each side a comparison has 4 degrees
 # of freedom of its own before pooling (see `opbench.analysis.compare`), for 3 worker starts per backend.
@@ -205,6 +213,8 @@ def measure(op: Callable[..., Any], args: tuple[Any, ...], backend: Backend,
     # perhaps a slow call: the next one tells (it is a sample if it is slow too). A slow call's samples are one
     # synchronized call each, which is what throughput and latency both mean then; device and cold time theirs.
     if first > settings.budget_s and mode in ("throughput", "latency"):
+        if settings.budget_s >= UNPIN_MIN_S:  # then a second call slower than the budget did work
+            previous[0] = out = None  # its memory may serve the next call ("Slow calls" above)
         t, out = timed_block(1)
         if t > settings.budget_s:
             return _slow(timed_block, t, out, first, settings, warm_start, clock, region)
