@@ -1,8 +1,8 @@
 """How much of a one-sample CPU time is the first touch of a fresh output (issue 16, the one-unit rule).
 
 A case whose call is slower than the budget gets one timed call after its untimed first call
-(`engine.timing`, "Slow calls"). The engine keeps the previous output alive while the next call runs (its
-stale-output check compares the two buffers), so that timed call always writes a freshly allocated output;
+(`engine.timing`, "Slow calls"). Until c7a8f36 the engine kept the first output alive while that call ran (its
+stale-output check compared the two buffers), so the timed call always wrote a freshly allocated output;
 from the third call on, the allocator can hand back the memory of an output that was freed. On a CPU a fresh
 multi-GB output costs page faults and the kernel's zeroing of every page, which a call in a loop does not pay.
 
