@@ -22,6 +22,7 @@ when this backend is used: availability, setup and every conversion import it la
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import sys
@@ -29,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from opbench.backends._base import Availability, PrecisionMode, missing_module_reason
+from opbench.backends._base import Availability, CacheFlush, PrecisionMode, missing_module_reason
 from opbench.backends._xp import BFLOAT16_REASON, ArrayNamespace, NumPyLikeBackend
 
 # Window copies of one convolution block (`backends._xp`): big blocks keep the GPU busy, and this is small
@@ -167,8 +168,16 @@ class CuPyGPU(NumPyLikeBackend):
         return xp_fingerprint(cupy, x, "cupy", cupy.asnumpy)
 
     # --- timing modes ------------------------------------------------------------------------------------
-    def flush_cache(self) -> CuPyCacheFlush:
-        return CuPyCacheFlush()
+    def flush_cache(self) -> CacheFlush:
+        """`modes.GPUZeroFlush` on a CuPy buffer of twice the L2 (at least `modes.GPU_FLUSH_BYTES`)."""
+        from opbench.engine.modes import GPUZeroFlush, gpu_flush_bytes
+
+        cupy = _cupy()
+        l2 = 0
+        with contextlib.suppress(Exception):  # informative: without it the floor alone is larger than any L2
+            l2 = int(cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id).get("l2CacheSize", 0))
+        nbytes = gpu_flush_bytes(l2)
+        return GPUZeroFlush(functools.partial(cupy.empty(nbytes, dtype=cupy.uint8).fill, 0), nbytes)
 
     # --- execution ---------------------------------------------------------------------------------------
     def sync(self) -> None:
@@ -186,27 +195,6 @@ class CuPyGPU(NumPyLikeBackend):
         if memory is not None and isinstance(exc, memory.OutOfMemoryError):
             return True
         return _CUBLAS_ALLOC_FAILED in str(exc).lower() or super().is_oom(exc)
-
-
-class CuPyCacheFlush:
-    """The `cold` mode's flush on CuPy: zero a device buffer of twice the L2 (at least `modes.GPU_FLUSH_BYTES`,
-    as `triton.testing.do_bench` does), the same write as the torch adapter's."""
-
-    def __init__(self) -> None:
-        from opbench.engine.modes import GPU_FLUSH_BYTES
-
-        cupy = _cupy()
-        l2 = 0
-        with contextlib.suppress(Exception):  # informative: without it the floor alone is larger than any L2
-            l2 = int(cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id).get("l2CacheSize", 0))
-        self.nbytes = max(GPU_FLUSH_BYTES, 2 * l2)
-        self._buffer = cupy.empty(self.nbytes, dtype=cupy.uint8)
-
-    def __call__(self) -> None:
-        self._buffer.fill(0)
-
-    def describe(self) -> str:
-        return f"L2 flushed (zeroing {self.nbytes >> 20} MiB) before each call"
 
 
 def _first_line(exc: BaseException) -> str:

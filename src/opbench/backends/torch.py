@@ -20,6 +20,7 @@ from opbench.backends._base import (
     Availability,
     Backend,
     Builder,
+    CacheFlush,
     PrecisionMode,
     Prepared,
     missing_module_reason,
@@ -154,23 +155,14 @@ def torch_fingerprint(x: Any) -> str | None:
     return fp.text("torch", shape, dtype, acc.tolist())
 
 
-class TorchCacheFlush:
-    """The `cold` mode's flush on a torch GPU: zero a device buffer of twice the L2 (at least
-    `modes.GPU_FLUSH_BYTES`), as `triton.testing.do_bench` does."""
+def _cache_flush(device: str) -> CacheFlush:
+    """The `cold` mode's flush on a torch GPU (`modes.GPUZeroFlush`): twice the L2 where CUDA reports it."""
+    from opbench.engine.modes import GPUZeroFlush, gpu_flush_bytes
 
-    def __init__(self, device: str) -> None:
-        from opbench.engine.modes import GPU_FLUSH_BYTES
-
-        torch = _torch()
-        l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) if device == "cuda" else 0
-        self.nbytes = max(GPU_FLUSH_BYTES, 2 * int(l2 or 0))
-        self._buffer = torch.empty(self.nbytes, dtype=torch.uint8, device=device)
-
-    def __call__(self) -> None:
-        self._buffer.zero_()
-
-    def describe(self) -> str:
-        return f"L2 flushed (zeroing {self.nbytes >> 20} MiB) before each call"
+    torch = _torch()
+    l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) if device == "cuda" else 0
+    nbytes = gpu_flush_bytes(l2)
+    return GPUZeroFlush(torch.empty(nbytes, dtype=torch.uint8, device=device).zero_, nbytes)
 
 
 class TorchBackend(Backend):
@@ -279,7 +271,7 @@ class TorchMPS(TorchBackend):
         raise ModeNotApplicable("MPS (torch exposes no GPU-side timer for Metal)")
 
     def flush_cache(self) -> Any:
-        return TorchCacheFlush("mps")
+        return _cache_flush("mps")
 
     def release(self) -> None:
         _torch().mps.empty_cache()
@@ -339,7 +331,7 @@ class TorchCUDA(TorchBackend):
             return timer
 
     def flush_cache(self) -> Any:
-        return TorchCacheFlush("cuda")
+        return _cache_flush("cuda")
 
     def reset_peak_memory(self) -> None:
         _torch().cuda.reset_peak_memory_stats()

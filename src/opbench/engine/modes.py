@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,27 @@ class CPUCacheFlush:
 
     def describe(self) -> str:
         return f"CPU caches flushed (writing {self.nbytes >> 20} MiB) before each call"
+
+
+def gpu_flush_bytes(l2_bytes: int) -> int:
+    """Bytes a GPU cache flush writes: twice the L2, at least `GPU_FLUSH_BYTES` (triton's `do_bench`)."""
+    return max(GPU_FLUSH_BYTES, 2 * int(l2_bytes or 0))
+
+
+class GPUZeroFlush:
+    """The `cold` mode's flush on a GPU, as `triton.testing.do_bench` does it: zero a device buffer of
+    `gpu_flush_bytes` (a write larger than the L2). `zero` is the framework's in-place zeroing of that buffer
+    (it keeps the buffer alive); made once per mode's timing, `__call__` is the flush."""
+
+    def __init__(self, zero: Callable[[], object], nbytes: int) -> None:
+        self._zero = zero
+        self.nbytes = nbytes
+
+    def __call__(self) -> None:
+        self._zero()
+
+    def describe(self) -> str:
+        return f"L2 flushed (zeroing {self.nbytes >> 20} MiB) before each call"
 
 
 # ------------------------------------------------------------------------------------------------ device time
