@@ -23,9 +23,19 @@ import argparse
 import time
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of rows")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the left matrix (default 1e6)")
+    parser.add_argument("--rows", type=_positive, default=1_000_000, help="rows of the left matrix (default 1e6)")
     args = parser.parse_args()
     import torch
 
