@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opbench import machine
+from opbench import defaults, machine
 from opbench.analysis.compare import compare_runs
 from opbench.analysis.significance import log_unit_spread, pooled_prior, units_for_power
 from opbench.catalog import preset_cases, select_cases
@@ -82,6 +82,8 @@ def measure(cases_by_backend: dict[str, list], preset: str, label: str, log: Log
     load = os.getloadavg()
     start = time.perf_counter()
     units = getattr(timing, "DEFAULT_UNITS", 1)  # 1 for an opbench from before units
+    gpu_budget = getattr(defaults, "GPU_RUN_BUDGET_S", None)  # None for an opbench from before GPU budgets
+    gpu = {"gpu_timing": timing.TimingSettings(budget_s=gpu_budget)} if gpu_budget else {}
     results = []
     with partial.open("w") as sink:
         def keep(result) -> None:
@@ -91,7 +93,7 @@ def measure(cases_by_backend: dict[str, list], preset: str, label: str, log: Log
         for backend, cases in cases_by_backend.items():
             if cases:
                 t0 = time.perf_counter()
-                results += run_plan(Plan(tuple(cases), (backend,), processes=units), keep)
+                results += run_plan(Plan(tuple(cases), (backend,), processes=units, **gpu), keep)
                 log(f"  {label}: {backend}: {len(cases)} cases in {time.perf_counter() - t0:.0f} s")
     wall = time.perf_counter() - start
     after = os.getloadavg()

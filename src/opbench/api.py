@@ -247,8 +247,9 @@ def _names(value: str | Iterable[str] | None) -> str | None:
 
 def run(ops: str | Sequence[str] | None = None, backends: str | Sequence[str] | None = None, *,
         catalog: str | Path | Sequence[str | Path] | None = None, preset: str | None = None,
-        dtype: str | None = None, budget: float | None = None, min_samples: int | None = None,
-        seed: int | None = None, processes: int | None = None, mode: str | Sequence[str] | None = None,
+        dtype: str | None = None, budget: float | None = None, gpu_budget: float | None = None,
+        min_samples: int | None = None, seed: int | None = None, processes: int | None = None,
+        mode: str | Sequence[str] | None = None,
         case_timeout: float | None = None, all_units: bool | None = None,
         isolate: bool = True, store: str | Path | None = None, out: str | Path | None = None,
         resume: str | None = None, echo: bool = False) -> RunResults:
@@ -256,7 +257,8 @@ def run(ops: str | Sequence[str] | None = None, backends: str | Sequence[str] | 
 
     `ops` are families or exact case names (default: every case, or the `catalog`'s families); `backends`
     default to every available one; `catalog` is a user catalog file (or entry point name), or several;
-    `preset`, `dtype`, `budget` (seconds of samples per case), `min_samples`, `seed`, `processes`, `mode`
+    `preset`, `dtype`, `budget` (seconds of samples per case), `gpu_budget` (the same on GPU backends),
+    `min_samples`, `seed`, `processes`, `mode`
     (timing modes: a comma list or a sequence of throughput, latency, device, cold), `case_timeout`, `resume`
     (a stored run id) are the CLI's options of the same names; `all_units=True` is `--all-units` (every process
     even of a case whose call is slower than the whole budget), False `--no-all-units`. `isolate=False` measures
@@ -269,7 +271,8 @@ def run(ops: str | Sequence[str] | None = None, backends: str | Sequence[str] | 
     catalogs = [catalog] if isinstance(catalog, (str, Path)) else list(catalog or [])
     options: list[tuple[str, Any]] = [
         ("--ops", _names(ops)), ("--backends", _names(backends)), ("--preset", preset), ("--dtype", dtype),
-        ("--budget", budget), ("--min-samples", min_samples), ("--seed", seed), ("--processes", processes),
+        ("--budget", budget), ("--gpu-budget", gpu_budget), ("--min-samples", min_samples), ("--seed", seed),
+        ("--processes", processes),
         ("--mode", _names(mode)),
         ("--case-timeout", case_timeout), ("--store", store), ("--resume", resume),
         *(("--catalog", c) for c in catalogs)]

@@ -10,6 +10,11 @@ PRESET = "seed"  # `opbench run`: the seed article's shapes
 DTYPE = "float32"
 SEED = 0  # input generator seed
 RUN_BUDGET_S = 0.5  # seconds of timed samples per case, split across the units
+# The same on a GPU backend, unless `--budget` (which then sets both) or `--gpu-budget` says otherwise. A GPU
+# case of 50 us or more is stable within a unit's share of 0.2 s (cuda's units spread 0.5 % there), and one
+# under 50 us is limited by the spread between processes, which more samples inside a process do not narrow:
+# at 0.5 s the timed samples were 35 of the 65 s of the H100's cuda suite (results/h100-suite).
+GPU_RUN_BUDGET_S = 0.2
 RUN_MIN_SAMPLES = 5  # samples per case, split across the units (at least `timing.MIN_UNIT_SAMPLES` each)
 UNITS = 3  # worker processes (independent units) per backend and case
 ALL_UNITS = False  # False: a case whose call takes longer than the whole budget gets one unit, not UNITS

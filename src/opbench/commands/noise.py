@@ -18,7 +18,7 @@ import opbench.defaults as defaults
 import opbench.machine as machine
 from opbench.analysis.compare import compare_runs
 from opbench.catalog import PRESETS, preset_cases, select_cases
-from opbench.commands import add_format, console, progress
+from opbench.commands import add_format, console, options, progress
 from opbench.engine.runner import Plan, run_plan
 from opbench.engine.timing import TimingSettings
 from opbench.errors import UsageError, unknown
@@ -34,9 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ops", help="comma-separated families or exact case names (default: all)")
     p.add_argument("--preset", default=defaults.NOISE_PRESET,
                    help=f"{' | '.join(PRESETS)} (default {defaults.NOISE_PRESET})")
-    p.add_argument("--budget", type=float, default=defaults.RUN_BUDGET_S,
+    p.add_argument("--budget", type=options.seconds,
                    help="seconds of timed samples per case and run, split across the processes "
                    f"(default {defaults.RUN_BUDGET_S:g}, as `opbench run`)")
+    p.add_argument("--gpu-budget", type=options.seconds,
+                   help=f"the same for GPU backends (default: --budget when given, else {defaults.GPU_RUN_BUDGET_S:g}, "
+                        "as `opbench run`)")
     p.add_argument("--processes", type=int, default=defaults.UNITS,
                    help=f"worker processes (units) per backend and run (default {defaults.UNITS}, as `opbench run`)")
     p.add_argument("--store", help="SQLite result store for the two runs (default $OPBENCH_STORE, else the user "
@@ -51,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.preset not in PRESETS:
         raise unknown("preset", args.preset, PRESETS)
-    if not args.budget > 0 or args.processes < 1:
-        raise UsageError("--budget must be > 0 and --processes >= 1")
+    gpu_budget = args.gpu_budget if args.gpu_budget is not None else (
+        args.budget if args.budget is not None else defaults.GPU_RUN_BUDGET_S)
+    budget = args.budget if args.budget is not None else defaults.RUN_BUDGET_S
+    if args.processes < 1:
+        raise UsageError("--processes must be >= 1")
     cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
     cases = list({c.name: c for c in cases}.values())
     backends, availability = resolve_backends(args.backends)
@@ -61,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"none of the backends is available here ({', '.join(backends)}); see `opbench backends`")
     db = open_store(args.store)
     here = machine.collect()
-    plan = Plan(tuple(cases), tuple(runnable), timing=TimingSettings(budget_s=args.budget), processes=args.processes)
+    plan = Plan(tuple(cases), tuple(runnable), timing=TimingSettings(budget_s=budget), processes=args.processes,
+                gpu_timing=TimingSettings(budget_s=gpu_budget))
     err = console(stderr=True)
     err.print(f"opbench noise: {len(cases)} cases x {len(runnable)} backends ({', '.join(runnable)}), measured "
               f"twice with {args.processes} processes each, on {machine.describe(here)}", soft_wrap=True)
@@ -69,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
     for side in ("A", "B"):
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         meta = Run(run_id=new_run_id(), created=now, preset=args.preset, dtype="float32", machine=here,
-                   settings={"budget_s": args.budget, "processes": args.processes, "backends": runnable,
-                             "ops": args.ops, "cases": len(cases), "seed": 0},
+                   settings={"budget_s": budget, "gpu_budget_s": gpu_budget, "processes": args.processes,
+                             "backends": runnable, "ops": args.ops, "cases": len(cases), "seed": 0},
                    backends=availability, label=f"noise {side}")
         db.create_run(meta)
         bar, advance = progress(plan.passes_left({}), f"noise run {side}", err)

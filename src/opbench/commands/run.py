@@ -81,7 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="measure in this process instead of one worker process per backend (debugging)")
     p.add_argument("--budget", type=options.seconds,
                    help="seconds of timed samples per case, split across the processes "
-                   f"(default {defaults.RUN_BUDGET_S:g})")
+                   f"(default {defaults.RUN_BUDGET_S:g}; GPU backends: --gpu-budget)")
+    p.add_argument("--gpu-budget", type=options.seconds,
+                   help="the same for GPU backends (default: --budget when given, else "
+                   f"{defaults.GPU_RUN_BUDGET_S:g})")
     p.add_argument("--min-samples", type=options.bounded_int(1, options.MAX_SAMPLES),
                    help="minimum samples per case, split across the processes with at least "
                    f"{MIN_UNIT_SAMPLES} each (default {defaults.RUN_MIN_SAMPLES})")
@@ -170,8 +173,10 @@ def run(args: argparse.Namespace) -> int:
     modes = parse_modes(args.mode)
     if args.preset not in PRESETS:
         raise unknown("preset", args.preset, PRESETS)
-    if not (0 < args.budget <= options.MAX_SECONDS and args.min_samples >= 1 and args.processes >= 1):
-        raise UsageError(f"run {args.resume} has unusable settings (budget {args.budget!r} s, min_samples "
+    if not (0 < args.budget <= options.MAX_SECONDS and 0 < args.gpu_budget <= options.MAX_SECONDS
+            and args.min_samples >= 1 and args.processes >= 1):
+        raise UsageError(f"run {args.resume} has unusable settings (budget {args.budget!r} s, gpu budget "
+                         f"{args.gpu_budget!r} s, min_samples "
                          f"{args.min_samples!r}, processes {args.processes!r}); start a new run")
     if args.processes > 1 and args.no_isolate:
         raise UsageError("--processes more than 1 needs worker processes (drop --no-isolate)")
@@ -188,11 +193,13 @@ def run(args: argparse.Namespace) -> int:
         availability[name].update(versions=backend.versions(), settings=backend.settings())
 
     settings = TimingSettings(budget_s=args.budget, min_samples=args.min_samples)
+    gpu_settings = replace(settings, budget_s=args.gpu_budget)
     db = open_store(args.store)
     if previous is None:
         meta = Run(run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    preset=args.preset, dtype=dtype, machine=here,
-                   settings={"budget_s": settings.budget_s, "min_samples": settings.min_samples,
+                   settings={"budget_s": settings.budget_s, "gpu_budget_s": gpu_settings.budget_s,
+                             "min_samples": settings.min_samples,
                              "block_s": settings.block_s, "rel_ci": settings.rel_ci, "seed": args.seed,
                              "backends": backends, "ops": args.ops, "cases": len(cases),
                              "processes": args.processes, "modes": list(modes), "all_units": args.all_units,
@@ -239,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
                         record(CaseResult(case=case.name, family=case.family, backend=name, dtype=dtype,
                                           status=Status.UNSUPPORTED, error=availability[name]["reason"], mode=mode))
     plan = Plan(tuple(cases), tuple(runnable), dtype, args.seed, settings, args.processes, modes,
-                all_units=args.all_units)
+                all_units=args.all_units, gpu_timing=gpu_settings)
     todo = plan.passes_left(prior)
     err = console(stderr=True)
     passes = f" ({args.processes} processes per backend)" if args.processes > 1 else ""

@@ -24,6 +24,7 @@ RESUMABLE_OPTIONS: dict[str, tuple[str, Any]] = {
     "backends": ("backends", None),
     "ops": ("ops", None),
     "budget": ("budget_s", defaults.RUN_BUDGET_S),
+    "gpu_budget": ("gpu_budget_s", defaults.GPU_RUN_BUDGET_S),  # see `fill_options`
     "min_samples": ("min_samples", defaults.RUN_MIN_SAMPLES),
     "seed": ("seed", defaults.SEED),
     "processes": ("processes", defaults.UNITS),
@@ -50,12 +51,18 @@ def refuse_other_machine(what: str, measured_on: dict[str, Any], here: dict[str,
 
 
 def fill_options(args: argparse.Namespace, run: Run | None) -> None:
-    """Set every option the user left out (None) from the resumed run, or to its default for a new run."""
+    """Set every option the user left out (None) from the resumed run, or to its default for a new run.
+    The GPU budget follows a `--budget` the user gave (it sets both), else the resumed run's (a run from before
+    GPU budgets measured its GPU backends at its one budget), else `defaults.GPU_RUN_BUDGET_S`."""
+    if getattr(args, "gpu_budget", None) is None and getattr(args, "budget", None) is not None:
+        args.gpu_budget = args.budget
     for option, (key, default) in RESUMABLE_OPTIONS.items():
-        if getattr(args, option) is not None:
+        if getattr(args, option, None) is not None:
             continue
         value = default
-        if run is not None:
+        if run is not None and key == "gpu_budget_s":
+            value = run.settings.get(key, run.settings.get("budget_s", default))
+        elif run is not None:
             if key in ("preset", "dtype"):
                 value = getattr(run, key)
             elif key == "backends":

@@ -45,10 +45,19 @@ class Plan:
     # every unit even of a case whose call is slower than the whole budget (by default such a case has one unit:
     # `opbench.engine.passes`, "A call slower than the whole budget")
     all_units: bool = defaults.ALL_UNITS
+    # the settings of GPU backends (`Backend.device_kind` "gpu"), when they differ from `timing` (by default the
+    # budget does: `defaults.GPU_RUN_BUDGET_S`); None: `timing` for every backend
+    gpu_timing: TimingSettings | None = None
 
-    def unit_timing(self) -> TimingSettings:
-        """The timing settings of one pass: the case budget split across the passes."""
-        return self.timing.per_unit(self.processes)
+    def timing_of(self, backend: str) -> TimingSettings:
+        """The timing settings of one case (all its units together) on `backend`."""
+        if self.gpu_timing is not None and _on_gpu(backend):
+            return self.gpu_timing
+        return self.timing
+
+    def unit_timing(self, backend: str) -> TimingSettings:
+        """The timing settings of one pass on `backend`: the case budget split across the passes."""
+        return self.timing_of(backend).per_unit(self.processes)
 
     def pairs(self) -> list[tuple[str, Case]]:
         return [(b, c) for b in self.backends for c in self.cases]
@@ -61,7 +70,8 @@ class Plan:
     def finish_early(self, result: CaseResult) -> CaseResult:
         """`result` (a case's passes combined so far) marked complete when it is one pass whose call took at
         least the case's whole budget (`passes.slower_than_budget`) and more units were planned; else as it is."""
-        if self.all_units or self.processes <= 1 or not slower_than_budget(result, self.timing.budget_s):
+        budget = self.timing_of(result.backend).budget_s
+        if self.all_units or self.processes <= 1 or not slower_than_budget(result, budget):
             return result
         return mark_one_unit(result)
 
@@ -87,6 +97,14 @@ def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int
     """Prepare, time (in timing `mode`) and verify one case on an already set-up backend, in this process
     (`engine.execute`)."""
     return run_task(backend, Task(case, backend.name, dtype, seed, timing, mode=mode)).to_case_result()
+
+
+def _on_gpu(name: str) -> bool:
+    """Whether backend `name` measures a GPU (an unknown name: no)."""
+    try:
+        return get_backend(name).device_kind == "gpu"
+    except Exception:
+        return False
 
 
 def _off_host(name: str) -> bool:
@@ -146,7 +164,8 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
     if plan.processes < 1 or (plan.processes > 1 and not isolate):
         raise ValueError("processes must be >= 1, and more than one needs isolated worker processes")
     current = dict(prior or {})
-    timeout = case_timeout if case_timeout is not None else default_case_timeout(plan.timing)
+    timeout = case_timeout if case_timeout is not None else default_case_timeout(
+        max((plan.timing, plan.gpu_timing or plan.timing), key=lambda t: t.budget_s))
     measured: dict[tuple[str, str, str], CaseResult] = {}
 
     def keep(name: str, case: Case, result: CaseResult) -> None:
@@ -169,7 +188,7 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
                         for mode in plan.modes_left(current, name, case):
                             on_start(name, case)
                             t0 = time.perf_counter()
-                            result = measure_case(backend, case, plan.dtype, plan.seed, plan.unit_timing(), mode)
+                            result = measure_case(backend, case, plan.dtype, plan.seed, plan.unit_timing(name), mode)
                             keep(name, case, replace(result, phases_ms=add_phases(
                                 result.phases_ms, {WALL: (time.perf_counter() - t0) * 1e3})))
                     on_pass(name, time.perf_counter() - began)
@@ -184,7 +203,7 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
                         ahead.advance(case)
                         for mode in plan.modes_left(current, name, case):
                             on_start(name, case)
-                            result = worker.measure(case, plan.dtype, plan.seed, plan.unit_timing(), mode)
+                            result = worker.measure(case, plan.dtype, plan.seed, plan.unit_timing(name), mode)
                             if not reported and worker.info:  # the worker starts on its first case
                                 on_backend(name, worker.info)
                                 reported = True
