@@ -103,3 +103,30 @@ def test_the_cold_mode_flushes_twice_the_l2_with_a_device_write(monkeypatch) -> 
         flush()
         assert fills[-2:] == [0, 0] and allocated.count(expected) == 1  # allocated once, written per flush
         assert f"{expected >> 20} MiB" in flush.describe()
+
+
+def test_peak_memory_is_what_the_pool_holds_after_its_unused_blocks_are_freed(monkeypatch) -> None:
+    """CuPy has no peak counter: the adapter frees the pool's unused blocks before the case and reports what the
+    pool holds after it (a stand-in pool: held bytes grow with allocations and only `free_all_blocks` shrinks
+    them to the bytes in use)."""
+    import types
+
+    from opbench.backends.cupy import CuPyGPU
+
+    class Pool:
+        used, held = 3 << 20, 10 << 20  # 3 MiB in use (the inputs), 7 MiB cached from an earlier case
+
+        def free_all_blocks(self) -> None:
+            self.held = self.used
+
+        def total_bytes(self) -> int:
+            return self.held
+
+    pool = Pool()
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(get_default_memory_pool=lambda: pool))
+    backend = CuPyGPU()
+    backend.reset_peak_memory()
+    assert backend.peak_memory()[0] == 3 << 20  # the earlier case's cached blocks do not count
+    pool.held += 5 << 20  # the case allocates 5 MiB more at its peak, then frees it (the pool keeps it)
+    peak, counter = backend.peak_memory()
+    assert peak == 8 << 20 and "total_bytes" in counter

@@ -190,6 +190,17 @@ class CuPyGPU(NumPyLikeBackend):
         cupy.get_default_memory_pool().free_all_blocks()
         cupy.get_default_pinned_memory_pool().free_all_blocks()
 
+    def reset_peak_memory(self) -> None:
+        """CuPy keeps no peak: its pool returns nothing to the driver on its own, so once the blocks it holds
+        unused are freed here, what it holds after the case (`peak_memory`) is its high-water mark."""
+        _cupy().get_default_memory_pool().free_all_blocks()
+
+    def peak_memory(self) -> tuple[int, str] | None:
+        """The bytes the pool holds since `reset_peak_memory`: at least the peak in use (a block is held at its
+        rounded size, and a freed one is kept for reuse), as torch's `max_memory_reserved` is."""
+        held = int(_cupy().get_default_memory_pool().total_bytes())
+        return held, "cupy MemoryPool.total_bytes (held: at least the peak)"
+
     def is_oom(self, exc: BaseException) -> bool:
         memory = sys.modules.get("cupy.cuda.memory")  # imported with cupy: no import here
         if memory is not None and isinstance(exc, memory.OutOfMemoryError):
