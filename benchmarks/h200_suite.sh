@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Issue 16 on the H200 (`device`): the seed preset on every GPU backend at default settings (3 worker processes
-# per case, the 0.5 s budget split across them, every element verified), one backend per `opbench run`, each
+# per case, the GPU budget split across them, every element verified), one backend per `opbench run`, each
 # followed by its phase breakdown (benchmarks/breakdown.py); then benchmarks/fidelity.py on the cases that took
 # >= 50 us on cuda in results/h200/verdicts. ONE device call (everything is cut off by $LIMIT, default 560 s):
 #
 #   source .device/mlx-b/install.sh   # optional: MLX CUDA in /tmp/mlx-site (mlx_gpu, mlx_gpu_compile)
 #   OUT=$OUT bash benchmarks/h200_suite.sh          # ~7-9 min; writes $OUT/suite/ and packs $OUT/suite.tgz
 #
+# EAGER, LATER (backend lists) and FIDELITY=0 change the steps below; by default every step runs.
 # Order: fill the caches (inputs + float64 references, in parallel: what a first run on a machine pays once),
 # then cuda, mlx_gpu, jax_gpu (the issue's eager goals, <= 30 s each), the fidelity check, then cupy (if the
 # backend exists), cuda_compile and mlx_gpu_compile (<= 60 s each). A step starts only with at least 40 s left
@@ -61,9 +62,9 @@ run_backend() {
     pack
 }
 
-for b in cuda mlx_gpu jax_gpu; do run_backend "$b"; done
+for b in ${EAGER-cuda mlx_gpu jax_gpu}; do run_backend "$b"; done
 
-if [ "$(left)" -ge 60 ]; then
+if [ "${FIDELITY-1}" = 1 ] && [ "$(left)" -ge 60 ]; then
     OPS=$(python - <<'EOF'
 import json
 d = json.load(open("results/h200/verdicts/run.json"))
@@ -80,6 +81,6 @@ else
     say "fidelity: skipped, $(left) s left"
 fi
 
-for b in cupy cuda_compile mlx_gpu_compile; do run_backend "$b"; done
+for b in ${LATER-cupy cuda_compile mlx_gpu_compile}; do run_backend "$b"; done
 say "h200_suite: done after $(( $(date +%s) - START )) s"
 pack

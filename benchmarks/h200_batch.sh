@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The `device` session of 2026-12-07 (issues 14, 16, 17) in three calls, at the default settings of this commit
+# (the GPU budget `defaults.GPU_RUN_BUDGET_S`, 3 units per case), seed preset. MLX CUDA staged with
+# ../shared/device/stage-mlx-cuda.sh; the caches (inputs, float64 references) live in /tmp on the GPU machine
+# and are filled in the first call (a warm machine keeps them for the next calls):
+#
+#   call 1 (carry .device/mlx-a): bash .device/mlx-a/stash.sh && OUT=$OUT bash benchmarks/h200_batch.sh 1
+#       fill the caches; benchmarks/modes_gap.py on the 50 cases of results/h200/modes-gap/cases.txt (issue 17);
+#       the A/A and power pairs of cuda (benchmarks/h200_significance.sh); the cupy suite (h200_suite.sh)
+#   call 2 (carry .device/mlx-b): source .device/mlx-b/install.sh && OUT=$OUT bash benchmarks/h200_batch.sh 2
+#       the A/A and power pairs of mlx_gpu and jax_gpu
+#   call 3: OUT=$OUT bash benchmarks/h200_batch.sh 3
+#       the fidelity check and the compiled backends' suites (cuda_compile, mlx_gpu_compile)
+#
+# Each step is cut off by its own time limit, so one call stays under the device's 600 s; everything goes to
+# $OUT (significance/, suite/, modes-gap/), with a log per step.
+set -u
+: "${OUT:?set OUT to the output directory}"
+CALL=${1:?call 1, 2 or 3}
+export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+[ -d /tmp/mlx-site ] && export PYTHONPATH="$PYTHONPATH:/tmp/mlx-site"
+export OPBENCH_DATA_DIR=${OPBENCH_DATA_DIR:-/tmp/opbench-suite-data}
+export OPBENCH_INPUT_CACHE_MB=${OPBENCH_INPUT_CACHE_MB:-16384} OPBENCH_REFERENCE_CACHE_MB=${OPBENCH_REFERENCE_CACHE_MB:-16384}
+START=$SECONDS
+log() { echo "[$((SECONDS - START)) s] $*" | tee -a "$OUT/batch-$CALL.log"; }
+mkdir -p "$OUT"
+log "call $CALL on $(nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu,power.draw --format=csv,noheader 2>&1 | head -1)"
+
+case "$CALL" in
+1)
+    timeout 120 python benchmarks/fill_caches.py --preset seed > "$OUT/fill.txt" 2>&1; log "fill_caches rc $?"
+    mkdir -p "$OUT/modes-gap"
+    timeout 130 python benchmarks/modes_gap.py --from results/h200/modes-gap/cases.txt --deadline 100 \
+        --json "$OUT/modes-gap/gap.json" > "$OUT/modes-gap/gap.txt" 2> "$OUT/modes-gap/stderr.log"
+    log "modes_gap rc $?"; tail -n 12 "$OUT/modes-gap/gap.txt"
+    bash benchmarks/h200_significance.sh cuda 230 > "$OUT/significance-cuda.txt" 2>&1; log "significance cuda rc $?"
+    tail -n 6 "$OUT/significance-cuda.txt"
+    EAGER=cupy LATER= FIDELITY=0 LIMIT=80 bash benchmarks/h200_suite.sh > "$OUT/suite-cupy.txt" 2>&1
+    log "cupy suite rc $?"; tail -n 3 "$OUT/suite-cupy.txt"
+    ;;
+2)
+    bash benchmarks/h200_significance.sh mlx_gpu,jax_gpu 520 > "$OUT/significance-mlx-jax.txt" 2>&1
+    log "significance mlx_gpu,jax_gpu rc $?"; tail -n 8 "$OUT/significance-mlx-jax.txt"
+    ;;
+3)
+    EAGER= LATER="cuda_compile mlx_gpu_compile" FIDELITY=1 LIMIT=500 bash benchmarks/h200_suite.sh \
+        > "$OUT/suite-rest.txt" 2>&1
+    log "suite (fidelity, compiled) rc $?"; tail -n 8 "$OUT/suite-rest.txt"
+    ;;
+*) echo "h200_batch.sh: call must be 1, 2 or 3, got '$CALL'" >&2; exit 2 ;;
+esac
+log "call $CALL done"
