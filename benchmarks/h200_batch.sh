@@ -6,7 +6,8 @@
 #
 #   call 1 (carry .device/mlx-a): bash .device/mlx-a/stash.sh && OUT=$OUT bash benchmarks/h200_batch.sh 1
 #       fill the caches; benchmarks/modes_gap.py on the 50 cases of results/h200/modes-gap/cases.txt (issue 17);
-#       the A/A and power pairs of cuda (benchmarks/h200_significance.sh); the cupy suite (h200_suite.sh)
+#       the A/A and power pairs of cuda (benchmarks/h200_significance.sh; SIG_BACKENDS, SIG_SECONDS to change
+#       them); the cupy suite (h200_suite.sh) if 80 s are left
 #   call 2 (carry .device/mlx-b): source .device/mlx-b/install.sh && OUT=$OUT bash benchmarks/h200_batch.sh 2
 #       the A/A and power pairs of mlx_gpu and jax_gpu
 #   call 3: OUT=$OUT bash benchmarks/h200_batch.sh 3
@@ -33,10 +34,15 @@ case "$CALL" in
     timeout 130 python benchmarks/modes_gap.py --from results/h200/modes-gap/cases.txt --deadline 100 \
         --json "$OUT/modes-gap/gap.json" > "$OUT/modes-gap/gap.txt" 2> "$OUT/modes-gap/stderr.log"
     log "modes_gap rc $?"; tail -n 12 "$OUT/modes-gap/gap.txt"
-    bash benchmarks/h200_significance.sh cuda 230 > "$OUT/significance-cuda.txt" 2>&1; log "significance cuda rc $?"
-    tail -n 6 "$OUT/significance-cuda.txt"
-    EAGER=cupy LATER= FIDELITY=0 LIMIT=80 bash benchmarks/h200_suite.sh > "$OUT/suite-cupy.txt" 2>&1
-    log "cupy suite rc $?"; tail -n 3 "$OUT/suite-cupy.txt"
+    bash benchmarks/h200_significance.sh ${SIG_BACKENDS:-cuda} ${SIG_SECONDS:-230} \
+        > "$OUT/significance-cuda.txt" 2>&1; log "significance ${SIG_BACKENDS:-cuda} rc $?"
+    tail -n 8 "$OUT/significance-cuda.txt"
+    if [ $((SECONDS - START)) -lt 505 ]; then
+        EAGER=cupy LATER= FIDELITY=0 LIMIT=$((580 - (SECONDS - START))) bash benchmarks/h200_suite.sh > "$OUT/suite-cupy.txt" 2>&1
+        log "cupy suite rc $?"; tail -n 3 "$OUT/suite-cupy.txt"
+    else
+        log "cupy suite: no time left"
+    fi
     ;;
 2)
     bash benchmarks/h200_significance.sh mlx_gpu,jax_gpu 520 > "$OUT/significance-mlx-jax.txt" 2>&1
