@@ -19,6 +19,7 @@ import opbench.machine as machine
 from opbench.analysis.compare import compare_runs
 from opbench.catalog import PRESETS, preset_cases, select_cases
 from opbench.commands import add_format, console, options, progress
+from opbench.engine.resume import asked_gpu_budget
 from opbench.engine.runner import Plan, run_plan
 from opbench.engine.timing import TimingSettings
 from opbench.errors import UsageError, unknown
@@ -54,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.preset not in PRESETS:
         raise unknown("preset", args.preset, PRESETS)
-    gpu_budget = args.gpu_budget if args.gpu_budget is not None else (
-        args.budget if args.budget is not None else defaults.GPU_RUN_BUDGET_S)
+    gpu_budget = asked_gpu_budget(args.budget, args.gpu_budget)
+    gpu_budget = gpu_budget if gpu_budget is not None else defaults.GPU_RUN_BUDGET_S
     budget = args.budget if args.budget is not None else defaults.RUN_BUDGET_S
     if args.processes < 1:
         raise UsageError("--processes must be >= 1")

@@ -50,12 +50,16 @@ def refuse_other_machine(what: str, measured_on: dict[str, Any], here: dict[str,
                          f"({'; '.join(conflicts)})")
 
 
+def asked_gpu_budget(budget: float | None, gpu_budget: float | None) -> float | None:
+    """The GPU budget the user asked for: `--gpu-budget`, else a `--budget` (which sets both), else None."""
+    return gpu_budget if gpu_budget is not None else budget
+
+
 def fill_options(args: argparse.Namespace, run: Run | None) -> None:
     """Set every option the user left out (None) from the resumed run, or to its default for a new run.
     The GPU budget follows a `--budget` the user gave (it sets both), else the resumed run's (a run from before
     GPU budgets measured its GPU backends at its one budget), else `defaults.GPU_RUN_BUDGET_S`."""
-    if getattr(args, "gpu_budget", None) is None and getattr(args, "budget", None) is not None:
-        args.gpu_budget = args.budget
+    args.gpu_budget = asked_gpu_budget(getattr(args, "budget", None), getattr(args, "gpu_budget", None))
     for option, (key, default) in RESUMABLE_OPTIONS.items():
         if getattr(args, option, None) is not None:
             continue

@@ -99,20 +99,22 @@ def measure_case(backend: Backend, case: Case, dtype: str = "float32", seed: int
     return run_task(backend, Task(case, backend.name, dtype, seed, timing, mode=mode)).to_case_result()
 
 
-def _on_gpu(name: str) -> bool:
-    """Whether backend `name` measures a GPU (an unknown name: no)."""
+def _device_kind(name: str) -> str:
+    """The device backend `name` measures (`Backend.device_kind`); "cpu" for a name that is not registered."""
     try:
-        return get_backend(name).device_kind == "gpu"
+        return get_backend(name).device_kind
     except Exception:
-        return False
+        return "cpu"
+
+
+def _on_gpu(name: str) -> bool:
+    """Whether backend `name` measures a GPU (its settings may be `Plan.gpu_timing`)."""
+    return _device_kind(name) == "gpu"
 
 
 def _off_host(name: str) -> bool:
     """Whether backend `name` measures a device other than the host CPU (GPU work overlaps host work)."""
-    try:
-        return get_backend(name).device_kind != "cpu"
-    except Exception:
-        return False
+    return _device_kind(name) != "cpu"
 
 
 @contextlib.contextmanager
