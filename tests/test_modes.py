@@ -26,7 +26,7 @@ from opbench.engine.modes import (
     union_length,
 )
 from opbench.engine.nvml import open_gpu
-from opbench.engine.runner import measure_case
+from opbench.engine.runner import Plan, measure_case
 from opbench.engine.timing import TimingSettings
 from opbench.errors import UsageError
 from opbench.report.tables import by_mode, detailed_table, modes_table
@@ -188,6 +188,22 @@ def test_nvml_telemetry_on_a_gpu_backend(fake_nvml: FakeNVML) -> None:
     # a GPU backend without a CUDA torch has no CUPTI profiler and no L2 flush: n/a with the reason, no time
     assert results["device"].error.startswith("n/a: no CUPTI profiler") and not results["device"].timed
     assert results["cold"].error == "n/a: no L2 flush for fake_gpu"
+
+
+def test_only_a_cases_first_unit_lengthens_its_region_for_energy(fake_nvml: FakeNVML) -> None:
+    """Units after the first keep their budget share (0.02 s here): 3 units x the counter's 0.1 s made a GPU
+    case's samples 0.3 s where its whole budget was 0.2 s; the first unit's energy stands for the case."""
+    plan = Plan((CASE,), ("fake_gpu",), timing=FAST, processes=3)
+    first, later = plan.unit_timing("fake_gpu", 0), plan.unit_timing("fake_gpu", 2)
+    assert first.energy_region and not later.energy_region and later.budget_s == first.budget_s
+    assert plan.unit_of({}, "fake_gpu", CASE, "throughput") == 0
+    a = measure_case(FakeGPU(), CASE, timing=first)
+    b = measure_case(FakeGPU(), CASE, timing=later)
+    assert a.conditions["energy_region_s"] >= telemetry.ENERGY_MIN_REGION_S and "energy_j_per_call" in a.conditions
+    assert b.conditions["energy_region_s"] < telemetry.ENERGY_MIN_REGION_S
+    assert "energy_j_per_call" not in b.conditions
+    assert plan.unit_of({("fake_gpu", CASE.name, "throughput"): a}, "fake_gpu", CASE, "throughput") == 1
+    assert telemetry.merge(a.conditions, b.conditions)["energy_j_per_call"] == a.conditions["energy_j_per_call"]
 
 
 def test_clock_below_ninety_percent_of_the_load_clock_is_flagged(fake_nvml: FakeNVML) -> None:

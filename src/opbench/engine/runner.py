@@ -10,6 +10,7 @@ measured are never lost.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -55,9 +56,17 @@ class Plan:
             return self.gpu_timing
         return self.timing
 
-    def unit_timing(self, backend: str) -> TimingSettings:
-        """The timing settings of one pass on `backend`: the case budget split across the passes."""
-        return self.timing_of(backend).per_unit(self.processes)
+    def unit_timing(self, backend: str, unit: int = 0) -> TimingSettings:
+        """The timing settings of pass `unit` (0: the first) of a case on `backend`: the case budget split
+        across the passes; only the first pass lengthens its samples for a GPU's energy counter
+        (`TimingSettings.later_unit`)."""
+        timing = self.timing_of(backend).per_unit(self.processes)
+        return timing if unit == 0 else timing.later_unit()
+
+    def unit_of(self, prior: Mapping[tuple[str, str, str], CaseResult], backend: str, case: Case, mode: str) -> int:
+        """Which pass of (backend, case, mode) comes next (0: the first), given what `prior` holds."""
+        done = passes_done(prior.get((backend, case.name, mode)))
+        return int(done) if math.isfinite(done) else 0
 
     def pairs(self) -> list[tuple[str, Case]]:
         return [(b, c) for b in self.backends for c in self.cases]
@@ -190,7 +199,8 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
                         for mode in plan.modes_left(current, name, case):
                             on_start(name, case)
                             t0 = time.perf_counter()
-                            result = measure_case(backend, case, plan.dtype, plan.seed, plan.unit_timing(name), mode)
+                            timing = plan.unit_timing(name, plan.unit_of(current, name, case, mode))
+                            result = measure_case(backend, case, plan.dtype, plan.seed, timing, mode)
                             keep(name, case, replace(result, phases_ms=add_phases(
                                 result.phases_ms, {WALL: (time.perf_counter() - t0) * 1e3})))
                     on_pass(name, time.perf_counter() - began)
@@ -205,7 +215,8 @@ def run_plan(plan: Plan, on_result: Callable[[CaseResult], None] = lambda r: Non
                         ahead.advance(case)
                         for mode in plan.modes_left(current, name, case):
                             on_start(name, case)
-                            result = worker.measure(case, plan.dtype, plan.seed, plan.unit_timing(name), mode)
+                            timing = plan.unit_timing(name, plan.unit_of(current, name, case, mode))
+                            result = worker.measure(case, plan.dtype, plan.seed, timing, mode)
                             if not reported and worker.info:  # the worker starts on its first case
                                 on_backend(name, worker.info)
                                 reported = True
