@@ -3,9 +3,14 @@
 For each case this script times the same prepared op three ways, in one process, one after another:
 
 * `events`  - the reference: samples of N back-to-back eager calls, each sample bracketed by two CUDA events, no
-              cache flush (`fidelity.event_samples`); N is chosen so a sample lasts about `--sample-ms`. For a
-              case whose kernels take 50 µs or more the GPU never waits for the host, so this is device time;
-              shorter cases include the gaps where the GPU waits for the next launch.
+              cache flush, the start event queued behind a sleep kernel (`fidelity.queued_samples`), so it
+              fires on a busy GPU and the host's time to issue the first call is not in the sample; N is
+              chosen so a sample lasts about `--sample-ms`. For a case whose kernels take 50 µs or more the
+              GPU then never waits for the host, so this is device time; shorter cases include the gaps where
+              the GPU waits for the next launch. Events on an idle GPU (`fidelity.event_samples`, kept in
+              the row as `events_idle_ms`) read 2.3 % higher on cases of 50 µs or more: the start gap that
+              `benchmarks/modes_gap.py` found (results/h100-defaults/modes-gap), which had put graph replay
+              3.5 % under this reference on the H100.
 * `graph`   - `modes.CUDAGraphTimer`, what `opbench run --mode device` uses on torch: the op captured in a CUDA
               graph, the second of two back-to-back replays timed with CUDA events;
 * `cupti`   - `modes.ProfilerTimer`, what `--mode device` uses for MLX and JAX (and for torch ops that cannot be
@@ -35,7 +40,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity import LONG_CASE_MS, TARGET, event_samples
+from fidelity import LONG_CASE_MS, TARGET, event_samples, queued_samples
 
 from opbench.backends import get_backend
 from opbench.backends._device_timers import CUDAGraphTimer, ProfilerTimer
@@ -54,8 +59,10 @@ def check_case(backend: Any, case: Any, dtype: str, samples: int, sample_ms: flo
     torch.cuda.synchronize()
     probe = statistics.median(event_samples(torch, op, args, 1, 5, None))
     n_calls = max(1, min(2000, math.ceil(sample_ms / max(probe, 1e-4))))
-    events = statistics.median(event_samples(torch, op, args, n_calls, samples, None))
-    row: dict[str, Any] = {"events_ms": events, "events_calls": n_calls}
+    idle = statistics.median(event_samples(torch, op, args, n_calls, samples, None))
+    queued, uncovered = queued_samples(torch, op, args, n_calls, samples)
+    row: dict[str, Any] = {"events_ms": statistics.median(queued), "events_calls": n_calls,
+                           "events_uncovered": uncovered, "events_idle_ms": idle}
     try:
         graph = CUDAGraphTimer(op, args, probe / 1e3)
         row["graph_ms"] = statistics.median(graph.sample(0)[0] for _ in range(samples)) * 1e3

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity import LONG_CASE_MS, TARGET, event_samples
+from fidelity import LONG_CASE_MS, TARGET, event_samples, queued_samples
 
 from opbench.backends import get_backend
 from opbench.backends._device_timers import CUDAGraphTimer
@@ -45,32 +45,6 @@ from opbench.catalog import preset_cases, select_cases
 from opbench.engine.nvml import open_gpu
 
 METHODS = ("events", "events_long", "events_queued", "graph", "graph_long")
-SLEEP_CYCLES_PER_US = 2000  # torch.cuda._sleep spins for clock cycles; ~2 GHz SM clocks on H100/H200
-HOST_US_PER_CALL = 40.0  # a generous bound on the host's time to issue one eager call (checked per sample)
-
-
-def queued_samples(torch: Any, op: Any, args: tuple, n_calls: int, samples: int) -> tuple[list[float], int]:
-    """`event_samples` with a sleep kernel ahead of the start event; returns the per-call times (ms) and how many
-    samples the sleep did not cover (the host had not issued the sample before the sleep ended)."""
-    out: list[float] = []
-    uncovered = 0
-    sleep_us = max(200.0, n_calls * HOST_US_PER_CALL)
-    for _ in range(samples):
-        torch.cuda.synchronize()
-        torch.cuda._sleep(int(sleep_us * SLEEP_CYCLES_PER_US))
-        issued = time.perf_counter()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(n_calls):
-            op(*args)
-        end.record()
-        if (time.perf_counter() - issued) * 1e6 > 0.8 * sleep_us:
-            uncovered += 1
-        end.synchronize()
-        out.append(start.elapsed_time(end) / n_calls)
-    return out, uncovered
-
-
 def graph_samples(torch: Any, graph: CUDAGraphTimer, samples: int, replays: int) -> list[float]:
     """Per-call times (ms): `replays` back-to-back replays after one untimed replay, between two events."""
     out = []

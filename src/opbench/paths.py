@@ -101,6 +101,16 @@ def data_dir() -> Path:
     `%LOCALAPPDATA%\\opbench`)."""
     if os.environ.get("OPBENCH_DATA_DIR"):
         return Path(os.environ["OPBENCH_DATA_DIR"])
-    from platformdirs import user_data_path
+    return user_data_dir()
 
+
+def user_data_dir() -> Path:
+    """opbench's per-user data directory as platformdirs defines it; where platformdirs is missing (opbench run
+    from a source tree on a machine without it), the XDG rule it applies on Linux (`$XDG_DATA_HOME/opbench`,
+    else `~/.local/share/opbench`), so that a missing dependency costs no run."""
+    try:
+        from platformdirs import user_data_path
+    except ImportError:
+        base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+        return Path(base) / "opbench"
     return user_data_path("opbench", appauthor=False)

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from opbench.errors import UsageError
+from opbench.paths import user_data_dir
 from opbench.results.dialects import (
     APPLICATION_ID,
     BUSY_TIMEOUT_S,
@@ -202,9 +203,7 @@ def default_store_path() -> Path:
     env = os.environ.get(STORE_ENV_VAR)
     if env and not is_url(env):
         return Path(env).expanduser()
-    from platformdirs import user_data_path
-
-    return user_data_path("opbench", appauthor=False) / STORE_FILE_NAME
+    return user_data_dir() / STORE_FILE_NAME
 
 
 def _real_out(x: Any) -> float | None:
