@@ -130,3 +130,35 @@ def test_peak_memory_is_what_the_pool_holds_after_its_unused_blocks_are_freed(mo
     pool.held += 5 << 20  # the case allocates 5 MiB more at its peak, then frees it (the pool keeps it)
     peak, counter = backend.peak_memory()
     assert peak == 8 << 20 and "total_bytes" in counter
+
+
+def test_inputs_go_to_the_device_by_one_copy_from_host_memory(monkeypatch) -> None:
+    """`from_numpy` allocates the device array and copies into it with `ndarray.set` (no `cupy.asarray`, which
+    stages through pinned host memory); a stand-in `cupy` records the copy, in the requested dtype, C order."""
+    import types
+
+    import numpy as np
+
+    from opbench.backends.cupy import CuPyGPU
+
+    copies: list[np.ndarray] = []
+
+    class DeviceArray:
+        def __init__(self, shape: tuple[int, ...], dtype: object) -> None:
+            self.shape, self.dtype = shape, np.dtype(dtype)
+
+        def set(self, host: np.ndarray) -> None:
+            assert host.shape == self.shape and host.dtype == self.dtype and host.flags.c_contiguous
+            copies.append(host.copy())
+
+    def asarray(*args: object, **kwargs: object) -> None:
+        raise AssertionError("cupy.asarray stages through pinned memory")
+
+    fake = types.SimpleNamespace(empty=DeviceArray, asarray=asarray)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    backend = CuPyGPU()
+    monkeypatch.setattr(backend, "sync", lambda: None)
+    a = np.arange(12, dtype=np.float64).reshape(3, 4).T  # Fortran order, float64
+    x = backend.from_numpy(a, "float32")
+    assert x.shape == (4, 3) and x.dtype == np.float32
+    np.testing.assert_array_equal(copies[-1], a.astype(np.float32))
