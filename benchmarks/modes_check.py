@@ -45,6 +45,7 @@ from fidelity import LONG_CASE_MS, TARGET, event_samples, queued_samples
 from opbench.backends import get_backend
 from opbench.backends._device_timers import CUDAGraphTimer, ProfilerTimer
 from opbench.catalog import preset_cases, select_cases
+from opbench.errors import UsageError
 
 
 def check_case(backend: Any, case: Any, dtype: str, samples: int, sample_ms: float) -> dict[str, Any]:
@@ -113,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the rows and the summary at the end")
     args = parser.parse_args(argv)
 
+    try:  # an unknown case or family: one line, before anything is measured
+        cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
+    except UsageError as exc:
+        print(f"modes_check.py: {exc}", file=sys.stderr)
+        return 2
+    cases = list({c.name: c for c in cases}.values())
     import torch
 
     if not torch.cuda.is_available():
@@ -120,8 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     backend = get_backend(args.backend)
     backend.setup()
-    cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
-    cases = list({c.name: c for c in cases}.values())
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     print(f"{'case':58s} {'events':>9s} {'graph':>9s} {'cupti':>9s} {'gr/ev':>6s} {'cu/ev':>6s}", flush=True)

@@ -43,6 +43,7 @@ from opbench.backends import get_backend
 from opbench.backends._device_timers import CUDAGraphTimer
 from opbench.catalog import preset_cases, select_cases
 from opbench.engine.nvml import open_gpu
+from opbench.errors import UsageError
 
 METHODS = ("events", "events_long", "events_queued", "graph", "graph_long")
 def graph_samples(torch: Any, graph: CUDAGraphTimer, samples: int, replays: int) -> list[float]:
@@ -157,16 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.samples < 1 or not args.sample_ms > 0:
         parser.error("--rounds and --samples must be >= 1, --sample-ms > 0")
 
+    names = args.ops.split(",") if args.ops else _long_cases(args.source)
+    try:  # a name that is no case of the preset: one line, before anything is measured
+        cases = list({c.name: c for c in select_cases(preset_cases(args.preset), names)}.values())
+    except UsageError as exc:
+        print(f"modes_gap.py: {exc}", file=sys.stderr)
+        return 2
     import torch
 
     if not torch.cuda.is_available():
         print("modes_gap.py needs a CUDA GPU (torch.cuda.is_available() is False)", file=sys.stderr)
         return 2
-    names = args.ops.split(",") if args.ops else _long_cases(args.source)
     backend = get_backend(args.backend)
     backend.setup()
     gpu = open_gpu()
-    cases = list({c.name: c for c in select_cases(preset_cases(args.preset), names)}.values())
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     head = " ".join(f"{m:>13s}" for m in METHODS)
