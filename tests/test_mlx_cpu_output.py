@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("mlx.core")
 
-from opbench.backends import get_backend  # noqa: E402
+from opbench.backends import get_backend
 
 
 def test_the_cpu_output_is_a_read_only_view_with_the_values_of_a_copy() -> None:
