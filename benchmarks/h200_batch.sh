@@ -34,7 +34,7 @@ case "$CALL" in
     timeout 130 python benchmarks/modes_gap.py --from results/h200/modes-gap/cases.txt --deadline 100 \
         --json "$OUT/modes-gap/gap.json" > "$OUT/modes-gap/gap.txt" 2> "$OUT/modes-gap/stderr.log"
     log "modes_gap rc $?"; tail -n 12 "$OUT/modes-gap/gap.txt"
-    bash benchmarks/h200_significance.sh ${SIG_BACKENDS:-cuda} ${SIG_SECONDS:-230} \
+    bash benchmarks/h200_significance.sh ${SIG_BACKENDS:-cuda} ${SIG_SECONDS:-300} \
         > "$OUT/significance-cuda.txt" 2>&1; log "significance ${SIG_BACKENDS:-cuda} rc $?"
     tail -n 8 "$OUT/significance-cuda.txt"
     if [ $((SECONDS - START)) -lt 505 ]; then
