@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import inspect
 import json
 import math
 import os
@@ -85,6 +86,18 @@ def measure(cases_by_backend: dict[str, list], preset: str, label: str, log: Log
     gpu_budget = getattr(defaults, "GPU_RUN_BUDGET_S", None)  # None for an opbench from before GPU budgets
     gpu = {"gpu_timing": timing.TimingSettings(budget_s=gpu_budget)} if gpu_budget else {}
     results = []
+    backends: dict[str, dict] = {}  # as `opbench run` records them: versions, settings, wall_s, passes
+
+    def on_backend(name: str, info: dict) -> None:
+        backends.setdefault(name, {}).update(versions=info.get("versions", {}), settings=info.get("settings", {}))
+
+    def on_pass(name: str, seconds: float) -> None:
+        entry = backends.setdefault(name, {})
+        entry["wall_s"] = round(entry.get("wall_s", 0.0) + seconds, 3)
+        entry["passes"] = entry.get("passes", 0) + 1
+
+    accepted = inspect.signature(run_plan).parameters  # an opbench from before these hooks has fewer
+    hooks = {k: f for k, f in (("on_backend", on_backend), ("on_pass", on_pass)) if k in accepted}
     with partial.open("w") as sink:
         def keep(result) -> None:
             sink.write(json.dumps(result.to_dict(), default=str) + "\n")
@@ -93,7 +106,7 @@ def measure(cases_by_backend: dict[str, list], preset: str, label: str, log: Log
         for backend, cases in cases_by_backend.items():
             if cases:
                 t0 = time.perf_counter()
-                results += run_plan(Plan(tuple(cases), (backend,), processes=units, **gpu), keep)
+                results += run_plan(Plan(tuple(cases), (backend,), processes=units, **gpu), keep, **hooks)
                 log(f"  {label}: {backend}: {len(cases)} cases in {time.perf_counter() - t0:.0f} s")
     wall = time.perf_counter() - start
     after = os.getloadavg()
@@ -102,7 +115,7 @@ def measure(cases_by_backend: dict[str, list], preset: str, label: str, log: Log
     return Run(run_id=label, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                preset=preset, dtype="float32", machine=machine.collect(),
                settings={"wall_s": wall, "load_before": list(load), "load_after": list(after), "units": units},
-               results=tuple(results))
+               backends=backends, results=tuple(results))
 
 
 def verdict(row) -> str:
