@@ -38,6 +38,7 @@ from opbench.backends import get_backend
 from opbench.catalog import preset_cases, select_cases
 from opbench.engine.runner import measure_case
 from opbench.engine.timing import TimingSettings
+from opbench.errors import UsageError
 
 FLUSH_BYTES = 256 << 20
 TARGET = 0.05
@@ -90,6 +91,17 @@ def queued_samples(torch: Any, op: Any, args: tuple, n_calls: int, samples: int)
     return out, uncovered
 
 
+def chosen_cases(script: str, preset: str, names: list[str] | None) -> list[Any] | None:
+    """The distinct cases of `preset` that `names` (families or case names; None: all) select, or None after
+    printing `script`'s one-line error for a name that is neither (the caller exits 2 before touching CUDA)."""
+    try:
+        cases = select_cases(preset_cases(preset), names)
+    except UsageError as exc:
+        print(f"{script}: {exc}", file=sys.stderr)
+        return None
+    return list({c.name: c for c in cases}.values())
+
+
 def independent(backend: Any, case: Any, dtype: str, seed: int, samples: int, sample_ms: float,
                 use_do_bench: bool) -> dict[str, float]:
     """The event-based measurements of one case (see the module docstring)."""
@@ -130,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     args = parser.parse_args(argv)
 
+    cases = chosen_cases("fidelity.py", args.preset, args.ops.split(",") if args.ops else None)
+    if cases is None:
+        return 2
     import torch
 
     if not torch.cuda.is_available():
@@ -143,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
         use_do_bench = False
     backend = get_backend(args.backend)
     backend.setup()
-    cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
     timing = TimingSettings(budget_s=args.budget)
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()

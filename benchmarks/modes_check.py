@@ -40,12 +40,10 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity import LONG_CASE_MS, TARGET, event_samples, queued_samples
+from fidelity import LONG_CASE_MS, TARGET, chosen_cases, event_samples, queued_samples
 
 from opbench.backends import get_backend
 from opbench.backends._device_timers import CUDAGraphTimer, ProfilerTimer
-from opbench.catalog import preset_cases, select_cases
-from opbench.errors import UsageError
 
 
 def check_case(backend: Any, case: Any, dtype: str, samples: int, sample_ms: float) -> dict[str, Any]:
@@ -114,12 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the rows and the summary at the end")
     args = parser.parse_args(argv)
 
-    try:  # an unknown case or family: one line, before anything is measured
-        cases = select_cases(preset_cases(args.preset), args.ops.split(",") if args.ops else None)
-    except UsageError as exc:
-        print(f"modes_check.py: {exc}", file=sys.stderr)
+    cases = chosen_cases("modes_check.py", args.preset, args.ops.split(",") if args.ops else None)
+    if cases is None:
         return 2
-    cases = list({c.name: c for c in cases}.values())
     import torch
 
     if not torch.cuda.is_available():

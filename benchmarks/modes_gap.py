@@ -37,13 +37,11 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fidelity import LONG_CASE_MS, TARGET, event_samples, queued_samples
+from fidelity import LONG_CASE_MS, TARGET, chosen_cases, event_samples, queued_samples
 
 from opbench.backends import get_backend
 from opbench.backends._device_timers import CUDAGraphTimer
-from opbench.catalog import preset_cases, select_cases
 from opbench.engine.nvml import open_gpu
-from opbench.errors import UsageError
 
 METHODS = ("events", "events_long", "events_queued", "graph", "graph_long")
 def graph_samples(torch: Any, graph: CUDAGraphTimer, samples: int, replays: int) -> list[float]:
@@ -159,10 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds and --samples must be >= 1, --sample-ms > 0")
 
     names = args.ops.split(",") if args.ops else _long_cases(args.source)
-    try:  # a name that is no case of the preset: one line, before anything is measured
-        cases = list({c.name: c for c in select_cases(preset_cases(args.preset), names)}.values())
-    except UsageError as exc:
-        print(f"modes_gap.py: {exc}", file=sys.stderr)
+    cases = chosen_cases("modes_gap.py", args.preset, names)
+    if cases is None:
         return 2
     import torch
 
