@@ -7,6 +7,7 @@ import sqlite3
 import sys
 import time
 import types
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -191,11 +192,16 @@ def test_nvml_telemetry_on_a_gpu_backend(fake_nvml: FakeNVML) -> None:
 
 
 def test_only_a_cases_first_unit_lengthens_its_region_for_energy(fake_nvml: FakeNVML) -> None:
-    """Units after the first keep their budget share (0.02 s here): 3 units x the counter's 0.1 s made a GPU
-    case's samples 0.3 s where its whole budget was 0.2 s; the first unit's energy stands for the case."""
-    plan = Plan((CASE,), ("fake_gpu",), timing=FAST, processes=3)
+    """Units after the first do not lengthen their region: 3 units x the counter's 0.1 s made a GPU case's
+    samples 0.3 s where its whole budget was 0.2 s; the first unit's energy stands for the case. A later unit
+    gives up (at most half of) its share for what the first unit's lengthening cost: 0.06 s over 3 units, the
+    first unit's 0.02 s share lengthened to 0.1 s, leaves 0.01 s to each later unit."""
+    plan = Plan((CASE,), ("fake_gpu",), timing=replace(FAST, budget_s=0.06), processes=3)
     first, later = plan.unit_timing("fake_gpu", 0), plan.unit_timing("fake_gpu", 2)
-    assert first.energy_region and not later.energy_region and later.budget_s == first.budget_s
+    assert first.energy_region and not later.energy_region and later.budget_s == first.budget_s == 0.02
+    assert later.energy_offset_s == 0.01
+    assert later.without_energy_offset(lengthened=True).budget_s == 0.01
+    assert later.without_energy_offset(lengthened=False).budget_s == 0.02  # no NVML: the even share stands
     assert plan.unit_of({}, "fake_gpu", CASE, "throughput") == 0
     a = measure_case(FakeGPU(), CASE, timing=first)
     b = measure_case(FakeGPU(), CASE, timing=later)

@@ -180,3 +180,18 @@ def test_a_memoized_result_after_a_slow_first_call_is_still_caught() -> None:
 
     with pytest.raises(NotForcedError, match="stale result"):
         measure(op, (), EagerBackend(), settings)
+
+
+def test_later_units_give_back_what_the_first_units_energy_region_took() -> None:
+    """A case budget of 0.15 s over 3 units: the first unit's 0.05 s share is lengthened to the energy
+    counter's 0.1 s, so each later unit gives up 0.025 s and the case's samples total 0.15 s; the offset is
+    capped at half a share (a tiny budget cannot make a later unit's share vanish) and is nothing when the
+    share already covers the region or there is one unit."""
+    share = TimingSettings(budget_s=0.15).per_unit(3)
+    later = share.later_unit(3, 0.1)
+    assert later.energy_offset_s == pytest.approx(0.025) and not later.energy_region
+    assert 0.1 + 2 * later.without_energy_offset(True).budget_s == pytest.approx(0.15)  # the first unit: 0.1 s
+    assert TimingSettings(budget_s=0.03).per_unit(3).later_unit(3, 0.1).energy_offset_s == pytest.approx(0.005)
+    assert TimingSettings(budget_s=0.6).per_unit(3).later_unit(3, 0.1).energy_offset_s == 0.0
+    assert share.later_unit(1, 0.1).energy_offset_s == 0.0
+    assert share.without_energy_offset(True) is share

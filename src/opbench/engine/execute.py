@@ -213,11 +213,13 @@ def _fingerprint_key(backend: Backend, task: Task, case: Case, out: Any, clock: 
 def _time_in_mode(backend: Backend, task: Task, op: Any, prepared: Any) -> tuple[Any, Any, dict[str, Any]]:
     """`timing.measure` in the task's timing mode, bracketed by `contention.watch` and the telemetry
     (`engine.telemetry`: NVML on GPU backends, which lengthens the sample region to its energy counter's 0.1 s
-    where `settings.energy_region` asks for it; CPU frequency and peak memory everywhere)."""
+    where `settings.energy_region` asks for it, and shortens a later unit's by what that cost,
+    `TimingSettings.later_unit`; CPU frequency and peak memory everywhere)."""
     settings = task.timing
     gpu = process_gpu() if backend.device_kind == "gpu" else None
     if gpu is not None and settings.energy_region and settings.min_region_s < ENERGY_MIN_REGION_S:
         settings = replace(settings, min_region_s=ENERGY_MIN_REGION_S)
+    settings = settings.without_energy_offset(lengthened=gpu is not None)
     with contention.watch() as conditions, CaseTelemetry(backend, gpu) as telemetry:
         timing, out = measure(op, prepared.args, backend, settings, fresh_outputs=prepared.fresh_outputs,
                               mode=task.mode, region=telemetry.region)

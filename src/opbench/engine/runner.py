@@ -26,6 +26,7 @@ from opbench.engine.phases import WALL
 from opbench.engine.phases import add as add_phases
 from opbench.engine.prefetch import Prefetcher
 from opbench.engine.task import Task
+from opbench.engine.telemetry import ENERGY_MIN_REGION_S
 from opbench.engine.timing import TimingSettings
 from opbench.engine.worker import BackendWorker, default_case_timeout, shared_compile_cache
 from opbench.results import CaseResult
@@ -58,10 +59,10 @@ class Plan:
 
     def unit_timing(self, backend: str, unit: int = 0) -> TimingSettings:
         """The timing settings of pass `unit` (0: the first) of a case on `backend`: the case budget split
-        across the passes; only the first pass lengthens its samples for a GPU's energy counter
-        (`TimingSettings.later_unit`)."""
+        across the passes; only the first pass lengthens its samples for a GPU's energy counter, and the later
+        passes give that time back (`TimingSettings.later_unit`)."""
         timing = self.timing_of(backend).per_unit(self.processes)
-        return timing if unit == 0 else timing.later_unit()
+        return timing if unit == 0 else timing.later_unit(self.processes, ENERGY_MIN_REGION_S)
 
     def unit_of(self, prior: Mapping[tuple[str, str, str], CaseResult], backend: str, case: Case, mode: str) -> int:
         """Which pass of (backend, case, mode) comes next (0: the first), given what `prior` holds."""

@@ -110,6 +110,9 @@ class TimingSettings:
     # on a GPU, lengthen the region to the energy counter's 0.1 s (`engine.telemetry`); a case's first unit
     # does, its later units keep their budget share (`TimingSettings.later_unit`)
     energy_region: bool = True
+    # a later unit's share of the case budget that the first unit's lengthened energy region spent already
+    # (`TimingSettings.later_unit`): given up only where that region was lengthened (`execute`: a GPU with NVML)
+    energy_offset_s: float = 0.0
 
     def per_unit(self, units: int) -> TimingSettings:
         """The settings of one of `units` units of a case: the timed budget, the sustained warm-up, the
@@ -123,13 +126,31 @@ class TimingSettings:
                        min_samples=min(self.min_samples, max(MIN_UNIT_SAMPLES, math.ceil(self.min_samples / units))),
                        slow_samples=max(1, math.ceil(self.slow_samples / units)))
 
-    def later_unit(self) -> TimingSettings:
-        """The settings of a case's second or later unit: no region lengthened for the energy counter. The
-        counter needs 0.1 s of samples; lengthening every unit to it made a case's samples 3 x 0.1 s where the
-        GPU budget is 0.2 s (results/h100-defaults: 28 s of samples for 91 cases at a nominal 18 s), while
-        one unit's energy per call is the case's figure (`telemetry.merge` averages the units that have one).
-        Trade-off: the first unit samples longer than the others (more samples, the same median)."""
-        return replace(self, energy_region=False)
+    def later_unit(self, units: int = 1, energy_region_s: float = 0.0) -> TimingSettings:
+        """The settings of a case's second or later unit, `self` being one unit's share (`per_unit`) of a case
+        measured in `units` units: no region lengthened for the energy counter, and the time by which the first
+        unit's region was lengthened to `energy_region_s` (the counter's 0.1 s) taken from the later units'
+        shares (`energy_offset_s`), at most half of each, so the case's samples still total its budget.
+
+        Lengthening every unit to the counter's 0.1 s made a case's samples 3 x 0.1 s where the GPU budget was
+        0.2 s (results/h100-defaults: 28 s of samples for 91 cases at a nominal 18 s); one unit's energy per
+        call is the case's figure (`telemetry.merge` averages the units that have one). At a case budget of
+        0.15 s over 3 units the first unit samples 0.1 s and the two later ones 0.025 s each. Trade-off: the
+        first unit draws more samples than the others (its median is more precise, not different); the tests
+        between runs use one median per unit, so unequal unit sizes change only each median's precision.
+        The offset is applied by the worker only where the first unit's region really was lengthened (a GPU
+        with NVML): without NVML (an Apple GPU) every unit keeps its even share."""
+        offset = 0.0
+        if units > 1 and self.energy_region and energy_region_s > self.budget_s:
+            offset = min((energy_region_s - self.budget_s) / (units - 1), self.budget_s / 2)
+        return replace(self, energy_region=False, energy_offset_s=offset)
+
+    def without_energy_offset(self, lengthened: bool) -> TimingSettings:
+        """These settings as the worker applies them: the budget less `energy_offset_s` when the first unit's
+        region was `lengthened` (this process sees an NVML GPU), else unchanged."""
+        if not lengthened or self.energy_offset_s <= 0:
+            return self
+        return replace(self, budget_s=self.budget_s - self.energy_offset_s, energy_offset_s=0.0)
 
 
 @dataclass(frozen=True)
