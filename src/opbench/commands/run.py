@@ -258,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         _measure_with_progress(plan, record, err, prior, not args.no_isolate, args.case_timeout, on_backend,
                                on_pass)
+        with deferred_interrupt():
+            store.flush()  # run.json has every result (`RunDirectory` writes at most once a second as they come)
     except (UsageError, OSError) as exc:  # the store or the output folder failed mid-run (locked, disk full)
         reason = str(exc) if isinstance(exc, UsageError) else os_error_text(exc, out_dir)
         tables = _write_tables_if_possible(store, pairs, args.geomean)
@@ -308,9 +310,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_tables_if_possible(store: RunDirectory, pairs: list[tuple[str, str]] | None, geomean: bool) -> str:
-    """Write detailed.md and average.md after a failure; never raises (the disk may be what failed): returns
-    '' or a note of why the tables are missing, for the error message."""
+    """Write run.json's last results and detailed.md and average.md after a failure; never raises (the disk may
+    be what failed): returns '' or a note of why the tables are missing, for the error message."""
     try:
+        store.flush()
         write_run_tables(store.out_dir, store.run.results, pairs, geomean)
     except OSError as exc:
         return f" (the tables in {store.out_dir} could not be written: {exc.strerror or exc})"
