@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# The `device` session of 2026-12-07 (issues 14, 16, 17) in three calls, at the default settings of this commit
-# (the GPU budget `defaults.GPU_RUN_BUDGET_S`, 3 units per case), seed preset. MLX CUDA staged with
+# A `device` session for issues 14, 16 and 17 in three calls, at the default settings of this commit (the GPU
+# budget `defaults.GPU_RUN_BUDGET_S`, 3 units per case), seed preset. MLX CUDA staged with
 # ../shared/device/stage-mlx-cuda.sh; the caches (inputs, float64 references) live in /tmp on the GPU machine
 # and are filled in the first call (a warm machine keeps them for the next calls):
 #
 #   call 1 (carry .device/mlx-a): bash .device/mlx-a/stash.sh && OUT=$OUT bash benchmarks/h200_batch.sh 1
-#       fill the caches; benchmarks/modes_gap.py on the 50 cases of results/h200/modes-gap/cases.txt (issue 17);
-#       the A/A and power pairs of cuda (benchmarks/h200_significance.sh; SIG_BACKENDS, SIG_SECONDS to change
-#       them); the cupy suite (h200_suite.sh) if 80 s are left
+#       fill the caches; the A/A and power pairs of cuda (benchmarks/h200_significance.sh; SIG_BACKENDS,
+#       SIG_SECONDS to change them); the cupy suite (h200_suite.sh); then, in what is left of the call,
+#       benchmarks/modes_check.py (graph replay and CUPTI kernel time against queued CUDA events, issue 17) on
+#       the 50 cases of results/h200/modes-gap/cases.txt, one JSON row per case as it is measured
 #   call 2 (carry .device/mlx-b): source .device/mlx-b/install.sh && OUT=$OUT bash benchmarks/h200_batch.sh 2
 #       the A/A and power pairs of mlx_gpu and jax_gpu
 #   call 3: OUT=$OUT bash benchmarks/h200_batch.sh 3
 #       the fidelity check and the compiled backends' suites (cuda_compile, mlx_gpu_compile)
 #
 # Each step is cut off by its own time limit, so one call stays under the device's 600 s; everything goes to
-# $OUT (significance/, suite/, modes-gap/), with a log per step.
+# $OUT (significance/, suite/, modes-check/), with a log per step.
 set -u
 : "${OUT:?set OUT to the output directory}"
 CALL=${1:?call 1, 2 or 3}
@@ -30,18 +31,24 @@ log "call $CALL on $(nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu,power
 case "$CALL" in
 1)
     timeout 120 python benchmarks/fill_caches.py --preset seed > "$OUT/fill.txt" 2>&1; log "fill_caches rc $?"
-    mkdir -p "$OUT/modes-gap"
-    timeout 130 python benchmarks/modes_gap.py --from results/h200/modes-gap/cases.txt --deadline 100 \
-        --json "$OUT/modes-gap/gap.json" > "$OUT/modes-gap/gap.txt" 2> "$OUT/modes-gap/stderr.log"
-    log "modes_gap rc $?"; tail -n 12 "$OUT/modes-gap/gap.txt"
-    bash benchmarks/h200_significance.sh ${SIG_BACKENDS:-cuda} ${SIG_SECONDS:-300} \
+    bash benchmarks/h200_significance.sh ${SIG_BACKENDS:-cuda} ${SIG_SECONDS:-250} \
         > "$OUT/significance-cuda.txt" 2>&1; log "significance ${SIG_BACKENDS:-cuda} rc $?"
     tail -n 8 "$OUT/significance-cuda.txt"
-    if [ $((SECONDS - START)) -lt 505 ]; then
-        EAGER=cupy LATER= FIDELITY=0 LIMIT=$((580 - (SECONDS - START))) bash benchmarks/h200_suite.sh > "$OUT/suite-cupy.txt" 2>&1
+    if [ $((SECONDS - START)) -lt 470 ]; then
+        EAGER=cupy LATER= FIDELITY=0 LIMIT=$((560 - (SECONDS - START))) bash benchmarks/h200_suite.sh > "$OUT/suite-cupy.txt" 2>&1
         log "cupy suite rc $?"; tail -n 3 "$OUT/suite-cupy.txt"
     else
         log "cupy suite: no time left"
+    fi
+    left=$((575 - (SECONDS - START)))
+    if [ "$left" -ge 40 ]; then
+        mkdir -p "$OUT/modes-check"
+        timeout "$left" python benchmarks/modes_check.py --ops "$(paste -sd, results/h200/modes-gap/cases.txt)" \
+            --jsonl "$OUT/modes-check/rows.jsonl" --json "$OUT/modes-check/check.json" \
+            > "$OUT/modes-check/check.txt" 2> "$OUT/modes-check/stderr.log"
+        log "modes_check rc $? ($(wc -l < "$OUT/modes-check/rows.jsonl" 2>/dev/null || echo 0) cases)"
+    else
+        log "modes_check: no time left"
     fi
     ;;
 2)
