@@ -6,13 +6,14 @@
 #
 #   call 1 (carry .device/mlx-a): bash .device/mlx-a/stash.sh && OUT=$OUT bash benchmarks/h200_batch.sh 1
 #       fill the caches; the A/A and power pairs of cuda (benchmarks/h200_significance.sh; SIG_BACKENDS,
-#       SIG_SECONDS to change them); the cupy suite (h200_suite.sh); then, in what is left of the call,
+#       SIG_SECONDS to change them); the fidelity check at one unit's share of the GPU budget (0.05 s) and the
+#       cupy suite (h200_suite.sh); then, in what is left of the call,
 #       benchmarks/modes_check.py (graph replay and CUPTI kernel time against queued CUDA events, issue 17) on
 #       the 50 cases of results/h200/modes-gap/cases.txt, one JSON row per case as it is measured
 #   call 2 (carry .device/mlx-b): source .device/mlx-b/install.sh && OUT=$OUT bash benchmarks/h200_batch.sh 2
 #       the A/A and power pairs of mlx_gpu and jax_gpu
 #   call 3: OUT=$OUT bash benchmarks/h200_batch.sh 3
-#       the fidelity check and the compiled backends' suites (cuda_compile, mlx_gpu_compile)
+#       the compiled backends' suites (cuda_compile, mlx_gpu_compile; LIMIT, default 500 s)
 #
 # Each step is cut off by its own time limit, so one call stays under the device's 600 s; everything goes to
 # $OUT (significance/, suite/, modes-check/), with a log per step.
@@ -34,11 +35,12 @@ case "$CALL" in
     bash benchmarks/h200_significance.sh ${SIG_BACKENDS:-cuda} ${SIG_SECONDS:-250} \
         > "$OUT/significance-cuda.txt" 2>&1; log "significance ${SIG_BACKENDS:-cuda} rc $?"
     tail -n 8 "$OUT/significance-cuda.txt"
-    if [ $((SECONDS - START)) -lt 470 ]; then
-        EAGER=cupy LATER= FIDELITY=0 LIMIT=$((560 - (SECONDS - START))) bash benchmarks/h200_suite.sh > "$OUT/suite-cupy.txt" 2>&1
-        log "cupy suite rc $?"; tail -n 3 "$OUT/suite-cupy.txt"
+    if [ $((SECONDS - START)) -lt 420 ]; then
+        EAGER= LATER=cupy FIDELITY=1 FIDELITY_BUDGET=0.05 LIMIT=$((560 - (SECONDS - START))) bash benchmarks/h200_suite.sh \
+            > "$OUT/suite-cupy.txt" 2>&1
+        log "fidelity and cupy suite rc $?"; tail -n 6 "$OUT/suite-cupy.txt"
     else
-        log "cupy suite: no time left"
+        log "fidelity and cupy suite: no time left"
     fi
     left=$((575 - (SECONDS - START)))
     if [ "$left" -ge 40 ]; then
@@ -52,11 +54,11 @@ case "$CALL" in
     fi
     ;;
 2)
-    bash benchmarks/h200_significance.sh mlx_gpu,jax_gpu 520 > "$OUT/significance-mlx-jax.txt" 2>&1
+    bash benchmarks/h200_significance.sh mlx_gpu,jax_gpu ${SIG_SECONDS:-560} > "$OUT/significance-mlx-jax.txt" 2>&1
     log "significance mlx_gpu,jax_gpu rc $?"; tail -n 8 "$OUT/significance-mlx-jax.txt"
     ;;
 3)
-    EAGER= LATER="cuda_compile mlx_gpu_compile" FIDELITY=1 LIMIT=500 bash benchmarks/h200_suite.sh \
+    EAGER= LATER="cuda_compile mlx_gpu_compile" FIDELITY=0 LIMIT=${LIMIT:-500} bash benchmarks/h200_suite.sh \
         > "$OUT/suite-rest.txt" 2>&1
     log "suite (fidelity, compiled) rc $?"; tail -n 8 "$OUT/suite-rest.txt"
     ;;

@@ -7,7 +7,8 @@
 #   source .device/mlx-b/install.sh   # optional: MLX CUDA in /tmp/mlx-site (mlx_gpu, mlx_gpu_compile)
 #   OUT=$OUT bash benchmarks/h200_suite.sh          # ~7-9 min; writes $OUT/suite/ and packs $OUT/suite.tgz
 #
-# EAGER, LATER (backend lists) and FIDELITY=0 change the steps below; by default every step runs.
+# EAGER, LATER (backend lists) and FIDELITY=0 change the steps below; by default every step runs. FIDELITY_BUDGET
+# sets fidelity.py's per-case budget (its default: 0.5 s).
 # Order: fill the caches (inputs + float64 references, in parallel: what a first run on a machine pays once),
 # then cuda, mlx_gpu, jax_gpu (the issue's eager goals, <= 30 s each), the fidelity check, then cupy (if the
 # backend exists), cuda_compile and mlx_gpu_compile (<= 60 s each). A step starts only with at least 40 s left
@@ -72,7 +73,7 @@ print(",".join(r["case"] for r in d["results"] if r["backend"] == "cuda" and (r.
 EOF
 )
     t=$(now)
-    timeout $(( $(left) - 10 )) python benchmarks/fidelity.py --backend cuda --preset "$PRESET" --ops "$OPS" \
+    timeout $(( $(left) - 10 )) python benchmarks/fidelity.py --backend cuda --preset "$PRESET" --ops "$OPS" ${FIDELITY_BUDGET:+--budget "$FIDELITY_BUDGET"} \
         --json "$DIR/fidelity.json" > "$DIR/fidelity.txt" 2> "$DIR/fidelity-stderr.log"
     say "fidelity (cuda, cases >= 50 us): rc $?, $(python -c "print(f'{$(now) - $t:.1f}')") s"
     sed -n '/fidelity summary/,$p' "$DIR/fidelity.txt" | tee -a "$SUMMARY"
