@@ -120,6 +120,15 @@ class Backend:
     device_kind: ClassVar[str] = "cpu"
     compiled: ClassVar[bool] = False
     lazy: ClassVar[bool] = False
+    # Whether `from_numpy` may return an array that shares the NumPy input's host memory (torch.from_numpy on
+    # the CPU; JAX's `device_put` of a 64-byte-aligned buffer). On a CPU backend that may, the engine reads
+    # cached inputs into private memory (`input_cache.case_inputs(private=True)`), so the timed calls read the
+    # same kind of memory (anonymous, huge-page eligible) as freshly generated inputs; an adapter that copies
+    # every input into its own allocator (MLX, the NumPy adapter) reads the cache's copy-on-write mapping
+    # instead and is spared a copy of every input (`tests/test_backends_input_memory.py` checks, on a
+    # page-aligned mapped array like a cache entry, that such an adapter really copies). True, the cautious
+    # answer, unless an adapter says otherwise.
+    shares_input_memory: ClassVar[bool] = True
     builders: ClassVar[dict[str, Builder]] = {}
     # Calibration probes by op (`PROBE_OPS`): `copy` has no default; `read` and `matmul` default to the
     # adapter's SumAll and MatMul builders. A probe builder gets the `catalog.probes.Probe` as its case.

@@ -133,6 +133,7 @@ class MLXBackend(Backend):
     framework = "mlx"
     packages = ("mlx", "mlx-cuda-13", "mlx-metal")
     lazy = True
+    shares_input_memory = False  # `mx.array` copies into MLX's allocator
     builders = _builders()
     probes: ClassVar[dict[str, Builder]] = {
         "copy": _copy_probe, "read": lambda be, probe, args: Prepared(_mx().sum, args, how="mx.sum(x)")}

@@ -35,6 +35,7 @@ class NumPyCPU(NumPyLikeBackend):
     name = "numpy"
     framework = "numpy"
     packages = ("numpy",)
+    shares_input_memory = False  # `from_numpy` copies (`np.array(copy=True)`)
     unsupported_dtypes: ClassVar[dict[str, str]] = {"bfloat16": BFLOAT16_REASON.format(library="NumPy")}
 
     def availability(self) -> Availability:

@@ -130,7 +130,8 @@ def _prepare_time_verify(backend: Backend, task: Task, clock: PhaseClock) -> Mea
             if isinstance(subject, Probe):
                 inputs = subject.make_inputs(dtype, task.seed)
             else:
-                inputs = case_inputs(subject, dtype, task.seed, private=backend.device_kind == "cpu")
+                inputs = case_inputs(subject, dtype, task.seed,
+                                     private=backend.device_kind == "cpu" and backend.shares_input_memory)
         with clock("transfer"):
             if isinstance(subject, Probe):
                 prepared = backend.prepare_probe(subject, inputs, dtype)

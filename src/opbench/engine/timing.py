@@ -134,8 +134,8 @@ class TimingSettings:
 
         Lengthening every unit to the counter's 0.1 s made a case's samples 3 x 0.1 s where the GPU budget was
         0.2 s (results/h100-defaults: 28 s of samples for 91 cases at a nominal 18 s); one unit's energy per
-        call is the case's figure (`telemetry.merge` averages the units that have one). At a case budget of
-        0.15 s over 3 units the first unit samples 0.1 s and the two later ones 0.025 s each. Trade-off: the
+        call is the case's figure (`telemetry.merge` averages the units that have one). At the default GPU
+        budget (0.2 s over 3 units) the first unit samples 0.1 s and the two later ones 0.05 s each. Trade-off: the
         first unit draws more samples than the others (its median is more precise, not different); the tests
         between runs use one median per unit, so unequal unit sizes change only each median's precision.
         The offset is applied by the worker only where the first unit's region really was lengthened (a GPU
