@@ -1,4 +1,5 @@
-"""What the input and reference caches share: a cross-process lock per entry and least-recently-used eviction.
+"""What the input and reference caches share: a cross-process lock per entry, least-recently-used eviction, and
+the digest of the code whose change invalidates their entries.
 
 Both caches keep one directory per entry under a root, written into a private temporary directory and renamed
 into place. `locked(entry)` holds an exclusive `flock` on `<entry>.lock` while one process makes an entry, so
@@ -9,17 +10,84 @@ the root under `limit` bytes by removing the entries used least recently (a read
 Trade-off of least-recently-used eviction: a run walks its cases in a cycle (every backend, every pass), and a
 bound below one cycle's working set evicts each entry just before its reuse, so the defaults hold a whole seed
 preset (inputs 11.8 GB, expectations about 9.7 GB in float32) where the disk has room for it.
+
+`code_digest(paths)` digests what Python runs of those source files: each file's syntax tree with its
+docstrings removed (`ast.dump`), so editing a comment or a docstring keeps the entries, and any change of code
+makes new keys. Its whole text made a docstring edit of `input_cache.py` empty the input cache (73f97f2:
+73.8 s of `inputs` in the next mlx_cpu suite, against 0.6 s warm). Trade-off: the dump's format belongs to
+the Python version, so the digest names it, and a new Python makes new keys (the caches refill once).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import hashlib
+import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 FREE_SHARE = 0.25
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    """`tree` with the docstring of its module, classes and functions removed (a body left empty gets `pass`)."""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or not body:
+            continue
+        first = body[0]
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_text(source: str) -> str:
+    """What Python runs of `source`: its syntax tree without docstrings or comments, as `ast.dump` writes it."""
+    return ast.dump(_without_docstrings(ast.parse(source)))
+
+
+def _python() -> str:
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def file_code_digest(path: Path, memo_dir: Path | None = None) -> str:
+    """SHA-256 of `code_text` of the file at `path`. Parsing and dumping the catalog and verifier took 80-170 ms
+    per process (every worker pays it once), so with `memo_dir` the digest is kept there under the file's
+    path, size and modification time, and a later process with the same file reads it back (one small file);
+    a memo that cannot be read or written is only recomputed."""
+    memo = None
+    if memo_dir is not None:
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{_python()}"
+            memo = memo_dir / hashlib.sha256(key.encode()).hexdigest()[:32]
+            with contextlib.suppress(OSError):
+                known = memo.read_text().strip()
+                if len(known) == 64:
+                    return known
+    digest = hashlib.sha256(code_text(path.read_text(encoding="utf-8")).encode()).hexdigest()
+    if memo is not None:
+        with contextlib.suppress(OSError):
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+            tmp.write_text(digest)
+            os.replace(tmp, memo)  # atomic: a concurrent reader sees all of it or none
+    return digest
+
+
+def code_digest(paths: list[Path], *extra: str, memo_dir: Path | None = None) -> str:
+    """16 hex digits of SHA-256 over the Python version, `extra` (e.g. NumPy's version) and the code of each
+    file of `paths` (`file_code_digest`, memoized in `memo_dir` when given), in order."""
+    h = hashlib.sha256(_python().encode())
+    for text in extra:
+        h.update(text.encode())
+    for path in paths:
+        h.update(file_code_digest(path, memo_dir).encode())
+    return h.hexdigest()[:16]
 
 
 @contextlib.contextmanager

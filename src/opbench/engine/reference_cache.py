@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from opbench.catalog import Case
+from opbench.engine import disk_cache
 from opbench.engine.disk_cache import bound, evict, locked
 from opbench.engine.verify import Expected, cacheable, expected
 from opbench.paths import data_dir
@@ -60,11 +61,9 @@ def code_digest() -> str:
     import opbench.catalog.families as families
     import opbench.engine.verify as verify
 
-    h = hashlib.sha256(np.__version__.encode())
-    for module in (bf, case_module, families, verify):
-        h.update(Path(module.__file__).read_bytes())
-    h.update(Path(__file__).read_bytes())  # and this module, which writes and reads the entries
-    return h.hexdigest()[:16]
+    # and this module, which writes and reads the entries; their code, not their docstrings (`disk_cache`)
+    return disk_cache.code_digest([Path(m.__file__) for m in (bf, case_module, families, verify)] + [Path(__file__)],
+                                  np.__version__, memo_dir=data_dir() / "code-digests")
 
 
 def entry_key(case: Case, dtype: str, seed: int) -> str:
