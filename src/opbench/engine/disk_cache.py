@@ -55,7 +55,7 @@ def _python() -> str:
 
 
 def file_code_digest(path: Path, memo_dir: Path | None = None) -> str:
-    """SHA-256 of `code_text` of the file at `path`. Parsing and dumping the catalog and verifier took 80-170 ms
+    """SHA-256 of `code_text` of the file at `path`. Parsing and dumping the catalog and verifier took 68-170 ms
     per process (every worker pays it once), so with `memo_dir` the digest is kept there under the file's
     path, size and modification time, and a later process with the same file reads it back (one small file);
     a memo that cannot be read or written is only recomputed."""
