@@ -60,7 +60,7 @@ case "$CALL" in
 3)
     EAGER= LATER="cuda_compile mlx_gpu_compile" FIDELITY=0 LIMIT=${LIMIT:-500} bash benchmarks/h200_suite.sh \
         > "$OUT/suite-rest.txt" 2>&1
-    log "suite (fidelity, compiled) rc $?"; tail -n 8 "$OUT/suite-rest.txt"
+    log "compiled suites rc $?"; tail -n 8 "$OUT/suite-rest.txt"
     ;;
 *) echo "h200_batch.sh: call must be 1, 2 or 3, got '$CALL'" >&2; exit 2 ;;
 esac
