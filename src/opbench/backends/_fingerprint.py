@@ -1,7 +1,7 @@
 """Output fingerprints computed on the device: an exact identity of an output without copying it to the host.
 
 `Backend.output_fingerprint` lets the verdict cache (`engine.verdict_cache`) recognise an output that was
-verified before without bringing it back to the host and hashing it there (a device-to-host copy and a BLAKE2b
+verified before without bringing it back to the host and hashing it there (a device-to-host copy and a hash
 pass over every byte: 23 s and a large part of 31 s per eager GPU backend per seed preset run on an H200).
 
 The algorithm, the same in every framework:
@@ -22,7 +22,7 @@ detected for outputs under 2^31 words (8 GiB). Other multi-word changes escape o
 sums at once: for changes unrelated to the weights that is about one chance in 2^64 per sum. The sums are
 linear, not cryptographic: an adversary can build a colliding output (three changed words solving three linear
 equations), a kernel bug producing such an exact cancellation would need to know the weights. The
-host path (`verdict_cache.output_digest`, BLAKE2b) remains for backends without a fingerprint.
+host path (`verdict_cache.output_digest`, SHA-256) remains for backends without a fingerprint.
 
 Cost: one pass over the output (for frameworks without fusion, about a dozen elementwise kernels over int64
 temporaries, bounded to `CHUNK_WORDS` words at a time so a large output needs little extra memory) and one
