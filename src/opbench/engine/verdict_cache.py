@@ -4,11 +4,11 @@ A case is measured in 3 worker processes per backend, and often on several backe
 deterministic kernel returns the very same bits each time, and checking every element of the same bits again
 costs the most host time of a run (30 s per pass of the seed preset on a 2-core VM, 17 s on an H200 host's
 16 cores). So after an output is verified element by element, its verdict is kept under a key made of a
-SHA-256 digest of the output (`output_digest`) (its bytes, shape and element type) and of everything else the verdict depends
-on: the case, dtype and seed, the arithmetic mode the process reported, and the digest of the code that makes
-inputs and expectations (`reference_cache.code_digest`). A later output with the same key is the same
-output, so every element of it has been verified; it gets the stored verdict (status, relative error,
-tolerance, detail) without the float64 work. An output that differs in one bit (a nondeterministic scatter,
+SHA-256 digest of the output (`output_digest`: its bytes, shape and element type) and of everything else the
+verdict depends on: the case, dtype and seed, the arithmetic mode the process reported, and the digest of
+the code that makes inputs and expectations (`reference_cache.code_digest`). A later output with the same key
+is the same output, so every element of it has been verified; it gets the stored verdict (status, relative
+error, tolerance, detail) without the float64 work. An output that differs in one bit (a nondeterministic scatter,
 a reduction in another order) has another digest and is verified in full.
 
 On a device the copy to the host and the hash cost more than the check they avoid (23 s of copies and
