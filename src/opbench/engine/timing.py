@@ -108,7 +108,7 @@ class TimingSettings:
     slow_samples: int = SLOW_MIN_SAMPLES  # samples of a call slower than the budget (per unit: `per_unit`)
     min_region_s: float = 0.0  # the samples span at least this long (an energy counter needs >= 0.1 s)
     # on a GPU, lengthen the region to the energy counter's 0.1 s (`engine.telemetry`); a case's first unit
-    # does, its later units keep their budget share (`TimingSettings.later_unit`)
+    # does, its later units do not and give back what it cost (`TimingSettings.later_unit`)
     energy_region: bool = True
     # a later unit's share of the case budget that the first unit's lengthened energy region spent already
     # (`TimingSettings.later_unit`): given up only where that region was lengthened (`execute`: a GPU with NVML)
