@@ -45,3 +45,18 @@ def test_the_adapters_marked_as_sharing_do_share_a_mapped_input(name: str, tmp_p
     x = be.from_numpy(a)
     a[:] = 7.0
     assert np.asarray(be.to_numpy(x)).all(), f"{name} is marked as sharing, and its array did not share the input"
+
+
+def test_jax_cpu_aliases_a_private_read_instead_of_copying_it(tmp_path: Path) -> None:
+    """The input cache's private read is 64-byte aligned (`read_private`), so JAX's transfer costs no copy."""
+    if "jax_cpu" not in _cpu_backends():
+        pytest.skip("jax_cpu is not installed")
+    from opbench.engine.input_cache import read_private
+
+    be = get_backend("jax_cpu")
+    be.setup()
+    np.save(tmp_path / "0.npy", np.zeros(1 << 16, np.float32))
+    a = read_private(tmp_path / "0.npy")
+    x = be.from_numpy(a)
+    a[:] = 7.0
+    assert np.asarray(be.to_numpy(x)).all(), "JAX copied the aligned private read instead of aliasing it"

@@ -37,6 +37,28 @@ def test_a_hit_maps_the_stored_arrays_bit_for_bit(cache: Path) -> None:
     assert input_cache.case_inputs(BIG, "float32", 3)[0][0, 0] == made[0][0, 0]
     private = input_cache.case_inputs(BIG, "float32", 3, private=True)
     assert not isinstance(private[0], np.memmap) and not isinstance(private[0].base, np.memmap)
+    assert np.array_equal(private[0], made[0]) and private[0].ctypes.data % input_cache.ALIGNMENT == 0
+
+
+@pytest.mark.parametrize("array", [np.arange(24, dtype=np.float32).reshape(2, 3, 4), np.full((), 3.5),
+                                   np.asfortranarray(np.arange(12.0).reshape(3, 4)), np.zeros((0, 5), np.int64),
+                                   np.arange(7, dtype=np.int8), np.ones((3, 5), np.float16)],
+                         ids=["3d", "0d", "fortran", "empty", "int8", "float16"])
+def test_a_private_read_is_the_stored_array_in_aligned_memory(array: np.ndarray, tmp_path: Path) -> None:
+    np.save(tmp_path / "0.npy", array)
+    got = input_cache.read_private(tmp_path / "0.npy")
+    assert got.shape == array.shape and got.dtype == array.dtype and np.array_equal(got, array)
+    assert got.flags.writeable and got.flags.f_contiguous == array.flags.f_contiguous
+    if got.size:
+        assert got.ctypes.data % input_cache.ALIGNMENT == 0
+
+
+def test_a_truncated_entry_read_privately_is_regenerated(cache: Path) -> None:
+    made = input_cache.case_inputs(BIG, "float32", 0)
+    entry = cache / input_cache.entry_key(BIG, "float32", 0) / "0.npy"
+    entry.write_bytes(entry.read_bytes()[:-100])
+    again = input_cache.case_inputs(BIG, "float32", 0, private=True)
+    assert np.array_equal(again[0], made[0])
 
 
 def test_keys_differ_by_seed_dtype_and_code(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
