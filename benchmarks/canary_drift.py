@@ -10,12 +10,18 @@ then prints per round the times and at the end the correlation, across rounds, o
 each canary's log time, and the spread (sd of log time) of cases and canaries.
 
     PYTHONPATH=src python benchmarks/canary_drift.py [--backend cpu] [--rounds 16] [--json F]
+
+`--variants plain,no-aslr,pinned` starts the rounds in turn the plain way, with address-space randomization
+off (`setarch -R`) and pinned to CPU 0 (`taskset -c 0`), so the variants share the same stretch of time, and
+prints the spread per variant: whether the process-to-process spread comes from where a process's memory
+lands (which ASLR chooses) or from which CPU it runs on.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
 import time
@@ -24,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 CASES = ("ReLU", "Softmax", "MatMul", "Sum", "Conv2d")
+LAUNCHERS = {"plain": [], "no-aslr": ["setarch", platform.machine(), "-R"], "pinned": ["taskset", "-c", "0"]}
 
 
 def canaries() -> dict[str, float]:
@@ -69,34 +76,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=16)
     parser.add_argument("--budget", type=float, default=0.1, help="timing budget per case and round (s)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--variants", default="plain", help=f"comma-separated, taken in turn: {', '.join(LAUNCHERS)}")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a round, in its own process
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(one_round(args.backend, args.budget)))
         return 0
-    if args.rounds < 3 or not args.budget > 0:
-        parser.error("--rounds must be >= 3 and --budget > 0")
-    rows = []
+    variants = args.variants.split(",")
+    if unknown := [v for v in variants if v not in LAUNCHERS]:
+        parser.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(LAUNCHERS)}")
+    if args.rounds < 3 * len(variants) or not args.budget > 0:
+        parser.error("--rounds must be >= 3 per variant and --budget > 0")
+    rows: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     for r in range(args.rounds):
-        done = subprocess.run([sys.executable, __file__, "--one", "--backend", args.backend, "--budget",
-                               str(args.budget)], capture_output=True, text=True, check=True)
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"round {r + 1:2d}: " + "  ".join(f"{k.split(' / ')[0][:18]} {v * 1e3:.3f}" for k, v in rows[-1].items()
-                                                  if not k.startswith("canary_after")), flush=True)
+        variant = variants[r % len(variants)]
+        done = subprocess.run([*LAUNCHERS[variant], sys.executable, __file__, "--one", "--backend", args.backend,
+                               "--budget", str(args.budget)], capture_output=True, text=True, check=True)
+        rows[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"round {r + 1:2d} {variant:8s}: " + "  ".join(f"{k.split(' / ')[0][:18]} {v * 1e3:.3f}"
+                                                    for k, v in rows[variant][-1].items()
+                                                    if not k.startswith("canary_after")), flush=True)
+    summary = {v: _summary(v, rows[v]) for v in variants}
+    if args.json:
+        args.json.write_text(json.dumps({"backend": args.backend, "rows": rows, "summary": summary}, indent=1))
+    return 0
+
+
+def _summary(variant: str, rows: list[dict[str, float]]) -> dict[str, dict]:
+    """Per case and canary: the sd of log time across `rows` and its correlation with each canary (printed)."""
     keys = list(rows[0])
     logs = {k: np.log([row[k] for row in rows]) for k in keys}
     canary_keys = [k for k in keys if k.startswith("canary:")]
     case_keys = [k for k in keys if not k.startswith("canary")]
-    print(f"\n{args.rounds} rounds; sd of log time (≈ relative spread) and correlation with each canary:")
+    print(f"\n{variant}: {len(rows)} rounds; sd of log time (≈ relative spread) and correlation with each canary:")
     summary = {}
     for k in case_keys + canary_keys:
         corr = {c: float(np.corrcoef(logs[k], logs[c])[0, 1]) for c in canary_keys if c != k}
         summary[k] = {"sd_log": float(np.std(logs[k], ddof=1)), "corr": corr}
         print(f"  {k[:60]:60s} sd {summary[k]['sd_log']:.3f}  " + "  ".join(f"{c[7:]} {v:+.2f}"
                                                                           for c, v in corr.items()))
-    if args.json:
-        args.json.write_text(json.dumps({"backend": args.backend, "rows": rows, "summary": summary}, indent=1))
-    return 0
+    return summary
 
 
 if __name__ == "__main__":
