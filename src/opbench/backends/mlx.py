@@ -31,6 +31,7 @@ from opbench.backends._base import (
 )
 from opbench.backends._base import axis_builder as _with_axis
 from opbench.backends._base import simple_builder as _simple
+from opbench.backends._native import vendored_blas
 from opbench.catalog import Case
 from opbench.catalog.families import LAYER_NORM_EPS, LEAKY_SLOPE
 
@@ -129,6 +130,10 @@ def _copy_probe(be: Backend, probe: Any, args: tuple[Any, ...]) -> Prepared:
     return Prepared(lambda a: a + 0, args, how="x + 0 (mlx has no explicit copy)")
 
 
+# The distributions whose files may bundle MLX's CPU libraries (`mlx[cpu]` installs mlx-cpu on Linux).
+_DISTRIBUTIONS = ("mlx-cpu", "mlx")
+
+
 class MLXBackend(Backend):
     framework = "mlx"
     packages = ("mlx", "mlx-cuda-13", "mlx-metal")
@@ -145,7 +150,8 @@ class MLXBackend(Backend):
             return Availability(False, missing_module_reason("mlx", "mlx"))
         mx = _mx()
         if not self.gpu:
-            return Availability(True, f"mlx {mx.__version__} on the CPU")
+            blas = vendored_blas(*_DISTRIBUTIONS)
+            return Availability(True, f"mlx {mx.__version__} on the CPU" + (f" ({blas})" if blas else ""))
         if not mx.is_available(mx.gpu):
             return Availability(False, f"mlx {mx.__version__} has no GPU backend here (Metal on macOS; on Linux "
                                        "install mlx[cuda13] on a machine with an NVIDIA GPU)")
@@ -160,7 +166,10 @@ class MLXBackend(Backend):
         self._async_eval = mx.async_eval  # bound once: force() sits in the timed loop
 
     def versions(self) -> dict[str, str]:
-        return {"mlx": _mx().__version__}
+        """MLX's version and, on the CPU, the BLAS its wheel bundles (`_native.vendored_blas`): on Linux the
+        reference BLAS, which makes its CPU matrix products tens of times slower than torch's."""
+        blas = "" if self.gpu else vendored_blas(*_DISTRIBUTIONS)
+        return {"mlx": _mx().__version__, **({"blas": blas} if blas else {})}
 
     def settings(self) -> dict[str, Any]:
         """Device, and the TF32 switch MLX reads from the environment (default on: float32 matmuls on CUDA

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import importlib.util
 import operator
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -165,6 +166,19 @@ def _cache_flush(device: str) -> CacheFlush:
     return GPUZeroFlush(torch.empty(nbytes, dtype=torch.uint8, device=device).zero_, nbytes)
 
 
+# torch's names for the BLAS it was built with (`torch.__config__.show()`), and what to call them.
+_BLAS_NAMES = {"mkl": "Intel MKL", "open": "OpenBLAS", "openblas": "OpenBLAS", "accelerate": "Apple Accelerate",
+               "blis": "BLIS", "armpl": "Arm Performance Libraries", "eigen": "Eigen"}
+
+
+def _build_setting(torch: Any, key: str) -> str:
+    """One of torch's build settings (`KEY=value` in `torch.__config__.show()`), or ""."""
+    with contextlib.suppress(Exception):  # informative only: a build without the line reports nothing
+        if found := re.search(rf"\b{key}=([^,\s]+)", torch.__config__.show()):
+            return found.group(1)
+    return ""
+
+
 class TorchBackend(Backend):
     framework = "torch"
     packages = ("torch",)
@@ -189,7 +203,10 @@ class TorchBackend(Backend):
         _torch()  # torch creates its device contexts on first use, not at import
 
     def versions(self) -> dict[str, str]:
-        return {"torch": _torch().__version__}
+        """torch's version and, on the CPU, the BLAS it was built with (its build settings' `BLAS_INFO`)."""
+        torch = _torch()
+        blas = _BLAS_NAMES.get(blas_info := _build_setting(torch, "BLAS_INFO"), blas_info)
+        return {"torch": torch.__version__, **({"blas": blas} if blas and self.device_kind == "cpu" else {})}
 
     def settings(self) -> dict[str, Any]:
         torch = _torch()
