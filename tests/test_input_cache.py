@@ -227,3 +227,23 @@ def test_a_files_code_digest_is_memoized_by_its_path_size_and_time(tmp_path: Pat
     src.write_text("x = 2\n")
     os.utime(src, ns=(1, 2))  # another size or time: a new memo entry, the real digest
     assert file_code_digest(src, memo) == file_code_digest(src) != first
+
+
+def test_the_code_digest_memos_are_bounded_oldest_written_first(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every edit of a digested file leaves a memo; beyond `MAX_MEMOS` the oldest written go."""
+    import os
+
+    from opbench.engine import disk_cache
+
+    memo = tmp_path / "memo"
+    memo.mkdir()
+    for i in range(5):  # five earlier edits' memos, oldest first
+        (memo / f"old{i}").write_text("0" * 64)
+        os.utime(memo / f"old{i}", ns=(i + 1, i + 1))
+    monkeypatch.setattr(disk_cache, "MAX_MEMOS", 3)
+    src = tmp_path / "a.py"
+    src.write_text("x = 1\n")
+    digest = disk_cache.file_code_digest(src, memo)  # writes a sixth, the newest
+    assert sorted(p.name for p in memo.iterdir() if p.name.startswith("old")) == ["old3", "old4"]
+    assert len(list(memo.iterdir())) == 3 and digest == disk_cache.file_code_digest(src, memo)

@@ -54,6 +54,9 @@ def _python() -> str:
     return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
+MAX_MEMOS = 256  # code-digest memos kept (`file_code_digest`); 64 bytes each
+
+
 def file_code_digest(path: Path, memo_dir: Path | None = None) -> str:
     """SHA-256 of `code_text` of the file at `path`. Parsing and dumping the catalog and verifier took 68-170 ms
     per process (every worker pays it once), so with `memo_dir` the digest is kept there under the file's
@@ -76,7 +79,17 @@ def file_code_digest(path: Path, memo_dir: Path | None = None) -> str:
             tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
             tmp.write_text(digest)
             os.replace(tmp, memo)  # atomic: a concurrent reader sees all of it or none
+            _trim_memos(memo_dir)
     return digest
+
+
+def _trim_memos(memo_dir: Path) -> None:
+    """Remove the oldest-written memos beyond `MAX_MEMOS`: every edit of a digested file leaves one behind, and a
+    memo removed while still in use is only recomputed. Runs after a write, which is rare (a file changed)."""
+    with contextlib.suppress(OSError):
+        memos = [(p.stat().st_mtime_ns, p) for p in memo_dir.iterdir() if not p.name.startswith(".")]
+        for _, p in sorted(memos, reverse=True)[MAX_MEMOS:]:
+            p.unlink(missing_ok=True)
 
 
 def code_digest(paths: list[Path], *extra: str, memo_dir: Path | None = None) -> str:
