@@ -79,9 +79,10 @@ def despike(y: np.ndarray, sigma: float) -> np.ndarray:
 def detect_steps(values: Sequence[float], alpha: float = ALPHA, min_size: int = MIN_SIZE,
                  min_change: float = MIN_CHANGE) -> list[Step]:
     """The steps in a history of positive times, in order. Non-positive or non-finite values are refused."""
-    y = np.log(np.asarray(values, dtype=float))
-    if not np.all(np.isfinite(y)):
+    times = np.asarray(values, dtype=float)
+    if not (np.all(np.isfinite(times)) and np.all(times > 0)):  # checked before the log, which would warn
         raise ValueError("step detection needs positive, finite times")
+    y = np.log(times)
     sigma = noise(y)
     y = despike(y, sigma)
     found: list[Step] = []
