@@ -271,10 +271,16 @@ BAD_BACKENDS = ["", ",", " , ", ",,,", "nope", "cpu,nope", "CPU", "cpu;mlx_cpu",
 BAD_NAMES = ["", ",", " , "]  # --ops / --dtypes naming nothing
 BAD_PAIRS = ["cpu/foo", "cpu//cpu", "cpu/cpu", "/", "//", ",", "cpu", "cpu/", "/cpu", "a/b/c", "", "cpu/mlx_cpu/x"]
 BAD_REFS = ["", " ", LONG, f"{LONG}/run.json", "../../escaped", "nope-1", "{DIR}", "{EMPTY}", "{FILE}/sub"]
-BAD_OUT_DIRS = ["{FILE}", "{FILE}/sub", LONG, f"{LONG}/sub", "{DIR}/" + LONG, ""]
-BAD_OUT_FILES = ["{DIR}", "{FILE}/sub", LONG, f"sub/{LONG}", "{DIR}/" + LONG, ""]
-BAD_STORES = ["{DIR}", LONG, f"{LONG}/s.sqlite", "{FILE}/sub", "{CORRUPT}", "{FOREIGN}", "{NOTABLES}", "{NEWER}", ""]
+# A directory nobody can create entries in, root included (permission bits do not stop root): Linux's /proc
+UNWRITABLE = ["/proc/opbench-fuzz/sub"] if Path("/proc/self").is_dir() else []
+BAD_OUT_DIRS = ["{FILE}", "{FILE}/sub", LONG, f"{LONG}/sub", "{DIR}/" + LONG, "", *UNWRITABLE]
+BAD_OUT_FILES = ["{DIR}", "{FILE}/sub", LONG, f"sub/{LONG}", "{DIR}/" + LONG, "", *(f"{u}.json" for u in UNWRITABLE)]
+BAD_STORES = ["{DIR}", LONG, f"{LONG}/s.sqlite", "{FILE}/sub", "{CORRUPT}", "{FOREIGN}", "{NOTABLES}", "{NEWER}", "",
+              "foo://bar", "mysql://u@h/db"]  # other URL schemes: not SQLite file names
 BAD_INPUTS = ["", LONG, "{DIR}/" + LONG, "{FILE}/sub", "missing-dir"]
+# calibration files with the right header and bad contents (`fuzz_workspace` writes them)
+BAD_CALIBRATIONS = [*BAD_INPUTS, "{CAL:devices-list}", "{CAL:device-text}", "{CAL:matmul-list}",
+                    "{CAL:rate-text}", "{CAL:rate-nan}", "{CAL:rate-negative}", "{CAL:no-devices}"]
 
 RUN_BASE = ["run", "--ops", "ReLU", "--preset", "quick", "--backends", "cpu", "--budget", "0.01", "--min-samples",
             "1", "--no-isolate", "--store", "{EMPTY}", "--format", "md"]
@@ -285,6 +291,8 @@ SWEEP_BASE = ["sweep", "matmul", "--sizes", "16", "--backends", "cpu", "--budget
 CALIBRATE_BASE = ["calibrate", "--backends", "cpu", "--budget", "0.01", "--max-n", "16", "--copy-mib", "1",
                   "--target-ms", "1", "--format", "md"]
 COMPARE_BASE = ["compare", "{RUN}", "{RUN}", "--store", "{EMPTY}", "--format", "md"]
+NOISE_BASE = ["noise", "--ops", "ReLU", "--preset", "quick", "--backends", "cpu", "--budget", "0.01", "--processes",
+              "1", "--store", "{EMPTY}", "--format", "md"]
 
 NEW_STORE = ["--store", "new-store.sqlite"]  # a store that does not exist yet must not be created either
 
@@ -334,7 +342,7 @@ ARGUMENT_TABLE: list[tuple[list[str], str | None, list[str]]] = [
     (SWEEP_BASE, "--baseline", ["", "nope", "mlx_cpu"]),
     (SWEEP_BASE, "--case", ["", "nope"]),
     (SWEEP_BASE, "--out", BAD_OUT_DIRS),
-    (SWEEP_BASE, "--calibration", BAD_INPUTS),
+    (SWEEP_BASE, "--calibration", BAD_CALIBRATIONS),
     (SWEEP_BASE, "--resume", BAD_INPUTS),
     (["sweep"], "--render", BAD_INPUTS),
     (["sweep"], None, ["", "nope", LONG]),  # the family
@@ -352,12 +360,12 @@ ARGUMENT_TABLE: list[tuple[list[str], str | None, list[str]]] = [
     (["plot", "nope"], "--store", BAD_STORES),
     (["report", "{RUN}", "--no-plots"], "--out", BAD_OUT_FILES),
     (["report", "{RUN}", "--no-plots"], "--pairs", [*BAD_PAIRS, "cpu/mlx_cpu"]),
-    (["report", "{RUN}", "--no-plots"], "--calibration", BAD_INPUTS),
+    (["report", "{RUN}", "--no-plots"], "--calibration", BAD_CALIBRATIONS),
     (["report", "--store", "{EMPTY}"], None, BAD_REFS),
     (["report", "{RUN}", "--store", "{EMPTY}", "--no-plots"], None, BAD_REFS),  # RUN_B
     (["report", "nope"], "--store", BAD_STORES),
     (["roofline", "{RUN}"], "--json", BAD_OUT_FILES),
-    (["roofline", "{RUN}"], "--calibration", BAD_INPUTS),
+    (["roofline", "{RUN}"], "--calibration", BAD_CALIBRATIONS),
     (["roofline", "--store", "{EMPTY}"], None, BAD_REFS),
     (["roofline", "nope"], "--store", BAD_STORES),
     (["show", "{RUN}"], "--pairs", [*BAD_PAIRS, "cpu/mlx_cpu"]),
@@ -370,7 +378,12 @@ ARGUMENT_TABLE: list[tuple[list[str], str | None, list[str]]] = [
     (["import", "{RUN}"], "--store", BAD_STORES),
     (["runs"], "--store", [s for s in BAD_STORES if s != ""]),
     (["list"], "--preset", ["", "huge"]),
-    (["list"], "--ops", ["NoSuchOp", "ReLU,NoSuchOp"]),
+    (["list"], "--ops", [*BAD_NAMES, "NoSuchOp", "ReLU,NoSuchOp"]),
+    (["list"], "--catalog", [*BAD_NAMES, "missing.py"]),
+    (RUN_BASE, "--catalog", BAD_NAMES),
+    (NOISE_BASE, "--backends", BAD_BACKENDS),
+    (NOISE_BASE, "--ops", [*BAD_NAMES, "NoSuchOp"]),
+    (NOISE_BASE, "--store", BAD_STORES),
 ]
 
 FUZZ_ARGUMENT_CASES = [(base, option, value) for base, option, values in ARGUMENT_TABLE for value in values]
@@ -412,13 +425,27 @@ def fuzz_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str,
             db.execute(f"PRAGMA user_version = {version}")
             db.commit()
     (work / "run.json").write_text(json.dumps(_valid_run_dict()))
+    header = {"format": "opbench-calibration", "schema_version": 1, "fingerprint": "x"}
+    ceiling = {"rate": 10.0, "best_rate": 12.0, "median_ms": 1.0, "size": 1, "work": 1e6, "samples": 5, "how": "x"}
+    device = {"backend": "cpu", "framework": "torch", "device_kind": "cpu", "copy": ceiling, "matmul": {}}
+    calibrations = {"devices-list": {"devices": [1]}, "device-text": {"devices": {"cpu": "fast"}},
+                    "matmul-list": {"devices": {"cpu": {**device, "matmul": [ceiling]}}},
+                    "rate-text": {"devices": {"cpu": {**device, "copy": {**ceiling, "rate": "abc"}}}},
+                    "rate-nan": {"devices": {"cpu": {**device, "copy": {**ceiling, "rate": float("nan")}}}},
+                    "rate-negative": {"devices": {"cpu": {**device,
+                                                          "matmul": {"float32": {**ceiling, "best_rate": -5}}}}},
+                    "no-devices": {}}
+    places = {}
+    for name, body in calibrations.items():
+        (work / f"cal-{name}.json").write_text(json.dumps({**header, **body}))
+        places[f"{{CAL:{name}}}"] = str(work / f"cal-{name}.json")
     monkeypatch.chdir(work)
     monkeypatch.setenv("OPBENCH_STORE", str(work / "default-store.sqlite"))
     monkeypatch.setenv("OPBENCH_DATA_DIR", str(work / "data"))
     return {"{DIR}": str(work / "adir"), "{FILE}": str(work / "afile"), "{EMPTY}": str(work / "empty.sqlite"),
             "{CORRUPT}": str(work / "corrupt.sqlite"), "{FOREIGN}": str(work / "foreign.sqlite"),
             "{NOTABLES}": str(work / "notables.sqlite"), "{NEWER}": str(work / "newer.sqlite"),
-            "{RUN}": str(work / "run.json"), "root": str(work)}
+            "{RUN}": str(work / "run.json"), **places, "root": str(work)}
 
 
 def _fill(text: str, places: dict[str, str]) -> str:
@@ -650,3 +677,27 @@ def test_subprocess_bad_arguments_never_show_a_traceback(fuzz_workspace: dict[st
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == "", proc.stderr
     assert _snapshot(root) == before
+
+
+def test_site_to_an_empty_out_writes_nothing_into_the_working_directory(fuzz_workspace: dict[str, str]) -> None:
+    store = str(Path(fuzz_workspace["root"]) / "with-a-run.sqlite")
+    assert _cli_within(["import", fuzz_workspace["{RUN}"], "--store", store])[0] == 0
+    root = Path(fuzz_workspace["root"])
+    before = _snapshot(root)
+    code, _, err = _cli_within(["site", store, "--out", ""])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert _snapshot(root) == before, "something was written"
+
+
+def test_a_run_of_only_unavailable_backends_is_refused_and_names_the_available(
+        fuzz_workspace: dict[str, str]) -> None:
+    from opbench.backends import get_backend
+
+    if get_backend("cuda").availability().available:
+        pytest.skip("cuda is available here")
+    root = Path(fuzz_workspace["root"])
+    before = _snapshot(root)
+    code, _, err = _cli_within([_fill(a, fuzz_workspace) for a in RUN_BASE] + ["--backends", "cuda"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "cuda:" in err and "available:" in err
+    assert _snapshot(root) == before, "something was written"

@@ -5,12 +5,18 @@ directory; an output file must not be a directory; every path segment fits the 2
 Linux, macOS and Windows file systems. Problems are one-line `UsageError`s. What these checks cannot foresee
 (a disk that fills up later) is handled where the write happens.
 
+"Writable" is tried, not read from the permission bits: `os.access` answers yes to root everywhere, also in
+`/proc` or on a file system that refuses new entries, so a run would measure for minutes and then fail to
+write. `_writable` creates and at once removes an empty, uniquely named directory in the directory in
+question; that probe is the only thing these checks create, and it is gone when they return.
+
 `data_dir()` is where opbench keeps what it learns about a machine (calibrations, noise floors, the reference
 cache).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -52,6 +58,19 @@ def exists(path: Path) -> bool:
         return False
 
 
+def _writable(directory: Path) -> bool:
+    """Whether this process can create an entry in `directory`: tried with an empty probe directory, removed."""
+    import tempfile
+
+    try:
+        probe = tempfile.mkdtemp(prefix=".opbench-probe-", dir=directory)
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):
+        os.rmdir(probe)
+    return True
+
+
 def check_creatable(path: Path, what: str, writable: bool = True) -> None:
     """`path` does not exist; its nearest existing ancestor must be a directory (that this process can write)."""
     parent = path.absolute().parent
@@ -59,7 +78,7 @@ def check_creatable(path: Path, what: str, writable: bool = True) -> None:
         parent = parent.parent
     if not is_dir(parent):
         raise UsageError(f"cannot create {what} {path}: {parent} is not a directory")
-    if writable and not os.access(parent, os.W_OK | os.X_OK):
+    if writable and not _writable(parent):
         raise UsageError(f"cannot create {what} {path}: {parent} is not writable")
 
 
@@ -69,7 +88,7 @@ def check_output_dir(path: Path, what: str = "output directory") -> Path:
     if exists(path):
         if not is_dir(path):
             raise UsageError(f"{what} {path} exists and is not a directory; pass a directory path")
-        if not os.access(path, os.W_OK | os.X_OK):
+        if not _writable(path):
             raise UsageError(f"{what} {path} is not writable")
         return path
     check_creatable(path, what)
@@ -82,7 +101,7 @@ def check_output_file(path: Path, what: str = "output file") -> Path:
     if exists(path):
         if is_dir(path):
             raise UsageError(f"{what} {path} is a directory; pass a file path")
-        if not os.access(path, os.W_OK) or not os.access(path.absolute().parent, os.W_OK | os.X_OK):
+        if not os.access(path, os.W_OK) or not _writable(path.absolute().parent):
             raise UsageError(f"{what} {path} is not writable")
         return path
     check_creatable(path, what)

@@ -329,7 +329,7 @@ def _check_family(spec: CustomFamily, where: str, frameworks: list[str], taken: 
         if not callable(factory):
             raise UsageError(f"{where}: the {framework} implementation must be a factory(case) -> function, "
                              f"got {factory!r}")
-    if isinstance(spec.cases, (str, Mapping)) or not spec.cases:
+    if not isinstance(spec.cases, (list, tuple)) or not spec.cases:
         raise UsageError(f"{where}: cases must be a non-empty list (one entry of input shapes per case)")
     family = _engine_family(spec)
     cases = [_parse_case(name, c, where) for c in spec.cases]

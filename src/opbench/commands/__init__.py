@@ -35,7 +35,9 @@ def add_table_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_catalog_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--catalog", action="append", metavar="FILE",
+    from opbench.commands.options import name_list
+
+    parser.add_argument("--catalog", action="append", metavar="FILE", type=name_list("catalog file"),
                         help="also load your own families from FILE.py (or an installed 'opbench.catalogs' entry "
                              "point); without --ops only its families are used (repeatable, or comma-separated)")
 

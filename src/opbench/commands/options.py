@@ -191,6 +191,12 @@ def input_path(text: str) -> Path:
 def store_location(text: str) -> str:
     """A `type=` for `--store`: a database URL is passed on as typed; a file path must be well-formed and not a
     directory (the store itself is opened, and checked, by the command before it measures)."""
+    from opbench.results.dialects import check_target
+
+    try:
+        check_target(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if "://" in text:
         return text
     if not text:

@@ -188,6 +188,10 @@ def run(args: argparse.Namespace) -> int:
     run_id = previous.run_id if previous else new_run_id()
     out_dir = options.check_output_dir(args.out or Path("opbench-out") / folder_name(run_id))
     runnable = [b for b in backends if availability[b]["available"]]
+    if not runnable:  # a run of nothing but "unavailable" cells measures nothing: refused, not stored
+        here_now = [n for n, a in availability_table().items() if a.available]
+        raise UsageError("no named backend is available here (" + "; ".join(
+            f"{b}: {availability[b]['reason']}" for b in backends) + f"); available: {', '.join(here_now) or 'none'}")
     for name in runnable:  # versions and thread/precision settings in force, recorded with the run
         backend = get_backend(name)
         availability[name].update(versions=backend.versions(), settings=backend.settings())

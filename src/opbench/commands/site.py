@@ -5,18 +5,17 @@ improvements with the software change that came with them (`opbench.site`)."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from opbench.commands import console, progress
+from opbench.commands import console, options, progress
 from opbench.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("site", help="write a static web site of every run in a store, with regression detection")
-    p.add_argument("store", metavar="STORE", nargs="?",
+    p.add_argument("store", metavar="STORE", nargs="?", type=options.store_location,
                    help="an SQLite file or a postgresql://user@host/db URL (default $OPBENCH_STORE, else the "
                         "user data directory's store)")
-    p.add_argument("--out", type=Path, required=True, help="directory to write (index.html, cases/)")
+    p.add_argument("--out", type=options.output_dir, required=True, help="directory to write (index.html, cases/)")
     p.set_defaults(func=run)
 
 
@@ -25,8 +24,6 @@ def run(args: argparse.Namespace) -> int:
     from opbench.site.history import histories
     from opbench.site.render import build_site
 
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out} is a file; pass a directory")
     with open_store(args.store, create=False) as store:
         runs = [store.load_run(i) for i in store.run_ids()]
         source = store.location

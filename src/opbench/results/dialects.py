@@ -33,8 +33,19 @@ CONNECT_TIMEOUT_S = 10  # PostgreSQL: an unreachable host fails after this long,
 URL_SCHEMES = ("postgresql://", "postgres://")
 
 
+_ANY_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def is_url(target: str | Path) -> bool:
     return isinstance(target, str) and target.lower().startswith(URL_SCHEMES)
+
+
+def check_target(target: str | Path) -> None:
+    """Refuse a URL of another scheme (`mysql://`, `foo://`): it is not a file path either (it would make a
+    SQLite file named `foo:/bar`)."""
+    if isinstance(target, str) and not is_url(target) and (scheme := _ANY_SCHEME.match(target)):
+        raise UsageError(f"unknown store URL scheme {scheme.group(0)!r}; valid choices: a SQLite file path, or a "
+                         f"PostgreSQL URL ({', '.join(URL_SCHEMES)})")
 
 
 def mask_url(url: str) -> str:
@@ -252,6 +263,7 @@ def _password_of(url: str) -> str:
 
 
 def dialect_for(target: str | Path) -> SQLiteDialect | PostgresDialect:
+    check_target(target)
     if is_url(target):
         return PostgresDialect(str(target))
     return SQLiteDialect(Path(target).expanduser())

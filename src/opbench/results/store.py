@@ -53,6 +53,7 @@ from opbench.results.dialects import (
     BUSY_TIMEOUT_S,
     STORE_ENV_VAR,
     MissingStore,
+    check_target,
     dialect_for,
     is_url,
     mask_url,
@@ -192,8 +193,13 @@ _RUN_COLUMNS = ("id", "created", "preset", "dtype", "machine", "settings", "back
 def default_store_location() -> str | Path:
     """`$OPBENCH_STORE` (a path or a PostgreSQL URL), else the default SQLite file."""
     env = os.environ.get(STORE_ENV_VAR)
-    if env and is_url(env):
-        return env
+    if env:
+        try:
+            check_target(env)
+        except UsageError as exc:
+            raise UsageError(f"${STORE_ENV_VAR}: {exc}") from None
+        if is_url(env):
+            return env
     return default_store_path()
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -80,6 +81,23 @@ class Ceiling:
     samples: int
     how: str
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str) -> Ceiling:
+        """A ceiling read from a file: its rates and time finite and positive, its counts whole and positive
+        (a ValueError naming the field otherwise: a NaN or negative rate would become a bogus % of peak)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"{where} is not an object")
+        for name in ("rate", "best_rate", "median_ms", "work"):
+            value = d.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"{where}.{name} is {value!r}; expected a finite number > 0")
+        for name in ("size", "samples"):
+            value = d.get(name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{where}.{name} is {value!r}; expected an integer >= 1")
+        return cls(float(d["rate"]), float(d["best_rate"]), float(d["median_ms"]), d["size"], float(d["work"]),
+                   d["samples"], str(d.get("how", "")))
+
 
 @dataclass(frozen=True)
 class DeviceCalibration:
@@ -109,11 +127,16 @@ class DeviceCalibration:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DeviceCalibration:
-        copy = Ceiling(**d["copy"]) if d.get("copy") else None
-        matmul = {k: Ceiling(**v) for k, v in d.get("matmul", {}).items()}
+    def from_dict(cls, d: dict[str, Any], where: str = "device") -> DeviceCalibration:
+        """A device's calibration read from a file (a ValueError naming what is malformed)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"{where} is not an object")
+        if not isinstance(d.get("matmul", {}), dict):
+            raise ValueError(f"{where}.matmul is not an object of dtypes")
+        copy = Ceiling.from_dict(d["copy"], f"{where}.copy") if d.get("copy") else None
+        matmul = {k: Ceiling.from_dict(v, f"{where}.matmul.{k}") for k, v in d.get("matmul", {}).items()}
         rest = {k: d[k] for k in ("unsupported", "versions", "created") if k in d}
-        read = Ceiling(**d["read"]) if d.get("read") else None
+        read = Ceiling.from_dict(d["read"], f"{where}.read") if d.get("read") else None
         return cls(d["backend"], d["framework"], d["device_kind"], copy, matmul, read=read, **rest)
 
 
@@ -153,9 +176,13 @@ class Calibration:
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
         check_header(d, CALIBRATION)
         try:
-            devices = {k: DeviceCalibration.from_dict(v) for k, v in d["devices"].items()}
+            if not isinstance(d.get("devices"), dict):
+                raise ValueError("'devices' is missing or not an object of backends")
+            devices = {k: DeviceCalibration.from_dict(v, f"devices.{k}") for k, v in d["devices"].items()}
             return cls(d["fingerprint"], d.get("machine", {}), devices)
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            raise UsageError(f"malformed opbench calibration file: no {exc} field") from None
+        except (TypeError, ValueError) as exc:
             raise UsageError(f"malformed opbench calibration file: {exc}") from None
 
 
