@@ -384,6 +384,8 @@ ARGUMENT_TABLE: list[tuple[list[str], str | None, list[str]]] = [
     (NOISE_BASE, "--backends", BAD_BACKENDS),
     (NOISE_BASE, "--ops", [*BAD_NAMES, "NoSuchOp"]),
     (NOISE_BASE, "--store", BAD_STORES),
+    (["push", "--all", "{RUN}"], "--to", ["{DIR}/target.sqlite"]),  # --all with a run named
+    (["sweep", "relu", "--render"], None, ["{DIR}"]),  # --render with a family
 ]
 
 FUZZ_ARGUMENT_CASES = [(base, option, value) for base, option, values in ARGUMENT_TABLE for value in values]
@@ -699,5 +701,58 @@ def test_a_run_of_only_unavailable_backends_is_refused_and_names_the_available(
     before = _snapshot(root)
     code, _, err = _cli_within([_fill(a, fuzz_workspace) for a in RUN_BASE] + ["--backends", "cuda"])
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert "cuda:" in err and "available:" in err
+    assert "cuda (" in err and "; available: " in err
     assert _snapshot(root) == before, "something was written"
+
+
+def test_importing_another_file_under_a_stored_run_id_is_refused(fuzz_workspace: dict[str, str]) -> None:
+    root = Path(fuzz_workspace["root"])
+    store = str(root / "imports.sqlite")
+    assert _cli_within(["import", fuzz_workspace["{RUN}"], "--store", store])[0] == 0
+    again = _cli_within(["import", fuzz_workspace["{RUN}"], "--store", store])
+    assert again[0] == 0 and "already stored" in again[1]  # the same file: nothing new, no error
+    other = _valid_run_dict()
+    other["results"][0]["samples_ms"] = [0.5, 0.5, 0.5]  # the same run id, other times
+    (root / "other.json").write_text(json.dumps(other))
+    before = _snapshot(root)
+    code, _, err = _cli_within(["import", str(root / "other.json"), "--store", store])
+    assert code == 2 and "already stored with other results" in err and len(err.strip().splitlines()) == 1, err
+    assert _snapshot(root) == before
+
+
+def _mutated(path: str, value) -> dict:
+    d = _valid_run_dict()
+    target = d["results"][0] if path.startswith("results.") else d
+    key = path.removeprefix("results.")
+    if value is KeyError:
+        del target[key]
+    else:
+        target[key] = value
+    return d
+
+
+@pytest.mark.parametrize(("path", "value", "needle"), [
+    ("results", KeyError, "no 'results' field"),
+    ("results.mode", "bogus", "timing mode 'bogus'; valid choices: throughput"),
+    ("results.calls_per_sample", 0, "calls_per_sample 0; expected at least 1"),
+    ("created", "notadate", "created 'notadate' is not an ISO 8601 time"),
+])
+def test_a_run_file_with_a_bad_field_is_one_line_naming_it(path: str, value, needle: str) -> None:
+    with pytest.raises(UsageError, match=needle.replace("(", r"\(")) as info:
+        run_from_json_text(json.dumps(_mutated(path, value)))
+    assert "\n" not in str(info.value)
+
+
+def test_a_valid_run_file_with_a_z_time_and_untimed_zero_calls_loads() -> None:
+    d = _mutated("created", "2026-01-01T00:00:00Z")
+    d["results"][0].update(samples_ms=[], calls_per_sample=0, status="error", error="boom")
+    assert run_from_json_text(json.dumps(d)).results[0].status == "error"
+
+
+@pytest.mark.parametrize("cells", [["abc"], ["-1.5", "nan"], ["nan"]])
+def test_a_published_table_without_one_readable_time_is_refused(cells: list[str]) -> None:
+    rows = "\n".join(f"| ReLU / dim={8 * (i + 1)}x8 | {c} |" for i, c in enumerate(cells))
+    with pytest.raises(UsageError, match="no readable time"):
+        parse_published_markdown(f"# Detailed\n\n| Operation | cpu |\n|---|---|\n{rows}\n")
+    good = parse_published_markdown(f"# Detailed\n\n| Operation | cpu |\n|---|---|\n{rows}\n| ReLU / dim=9x9 | 1.5 |\n")
+    assert any(r.published_ms == 1.5 for run in good for r in run.results)

@@ -85,6 +85,11 @@ BAD_CATALOGS = [
     ("import numpy as np\nfrom opbench import CustomFamily\nF = CustomFamily(name='F', cases=['4x4'],"
      " inputs=lambda c, rng, dt: [np.zeros((3, 3))], reference=lambda c, x: x, flops=lambda c: 1,"
      " implementations={'torch': lambda c: None})\n", "input 0 has shape (3, 3)"),
+    ("from opbench import CustomFamily\nF = CustomFamily(name='F', cases=5, reference=lambda c, x: x,"
+     " flops=lambda c: 1, implementations={'torch': lambda c: None})\n", "cases must be a non-empty list"),
+    ("from opbench import CustomFamily\nF = CustomFamily(name='F', cases=[{'shapes': '4x4', 'axis': 7}],"
+     " reference=lambda c, x: x, flops=lambda c: 1, implementations={'torch': lambda c: None})\n",
+     "case axis 7 is out of range"),
 ]
 
 

@@ -354,13 +354,15 @@ def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha
                  noise_floor: float = DEFAULT_NOISE_FLOOR,
                  machine_floors: dict[tuple[str, bool], float] | None = None,
                  across_modes: bool = False,
-                 run_variances: dict[tuple[str, bool], float] | None = None) -> Comparison:
+                 run_variances: dict[tuple[str, bool], float] | None = None,
+                 pairing_hint: str = "pair them with --map A_BACKEND=B_BACKEND") -> Comparison:
     """Compare run B against run A (see the module doc for matching and statistics). `machine_floors` maps
     (A's backend, A's time under `SHORT_CASE_MS`) to the noise floor `opbench noise` measured there; a row's
     floor is the larger of it and `noise_floor`. `run_variances` maps the same keys to σ²_run, the run-to-run
     variance `opbench noise` measured there (`significance.run_variance`; a missing key: 0); None: not
     measured, which the notes say. Results pair only within one timing mode (`mode_pairs`); with
-    several modes, each row's backend label names its mode (`cuda [latency]`).
+    several modes, each row's backend label names its mode (`cuda [latency]`). `pairing_hint` ends the error
+    for runs with no backend in common: how the calling command pairs different backends.
 
     Raises UsageError when a mapped backend is missing from its run, when alpha or the noise floor is out of
     range, when the two runs have no backend in common (naming each run's backends), or no timing mode.
@@ -372,7 +374,7 @@ def compare_runs(a: Run, b: Run, backends_b: dict[str, str] | None = None, alpha
     pairs = _pairs(a, b, backends_b)
     if not pairs:
         raise UsageError(f"runs {a.run_id} and {b.run_id} share no backend (A: {', '.join(a.backend_names())}; "
-                         f"B: {', '.join(b.backend_names())}); pair them with --map A_BACKEND=B_BACKEND")
+                         f"B: {', '.join(b.backend_names())}); {pairing_hint}")
     modes = mode_pairs(a, b, across_modes)
     index_a = {(r.case, r.backend, r.mode): r for r in a.results}
     index_b = {(r.case, r.backend, r.mode): r for r in b.results}

@@ -291,6 +291,10 @@ def _parse_case(family: str, spec: CaseSpec, where: str) -> Case:
         raise UsageError(f"{where}: bad case shapes {shapes!r}: {exc}") from None
     if not parsed:
         raise UsageError(f"{where}: a case needs at least one input shape")
+    if axis is not None and not -len(parsed[0]) <= axis < len(parsed[0]):  # the first input's, as NumPy counts
+        raise UsageError(f"{where}: case axis {axis} is out of range for the first input's "
+                         f"{len(parsed[0])} dimensions ({'x'.join(map(str, parsed[0]))}); valid: "
+                         f"{-len(parsed[0])} to {len(parsed[0]) - 1}")
     return Case(family, parsed, axis)
 
 

@@ -9,7 +9,7 @@ import opbench.defaults as defaults
 import opbench.machine as machine
 from opbench.backends import parse_backends
 from opbench.commands import add_format, console, options
-from opbench.commands.run import available_backends
+from opbench.commands.run import available_backends, unavailable_error
 from opbench.errors import UsageError
 from opbench.report.tables import Table, to_markdown, to_rich
 from opbench.results.files import atomic_write
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         names = [n for n in names if not n.endswith("_compile")]  # same device and kernels as the eager twin
     unavailable = [n for n in names if not availability[n]["available"]]
     if unavailable:
-        raise UsageError("; ".join(f"{n} is not available: {availability[n]['reason']}" for n in unavailable))
+        raise unavailable_error(unavailable, availability)
     settings = CalibrationSettings(copy_bytes=args.copy_mib << 20 if args.copy_mib else None,
                                    target_call_s=args.target_ms / 1e3, max_n=args.max_n, min_n=min(512, args.max_n),
                                    budget_s=args.budget)

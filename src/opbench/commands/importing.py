@@ -8,8 +8,11 @@ nothing new and says which runs were already there.
 from __future__ import annotations
 
 import argparse
+import math
 
 from opbench.commands import add_store, options
+from opbench.errors import UsageError
+from opbench.results import Run
 from opbench.results.importers import import_file
 
 
@@ -29,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
     runs = import_file(args.file, args.label)
     with open_store(args.store) as store:
         known = {r.run_id for r in store.list_runs()}
+        for r in runs:  # every clash refused before the first run is stored
+            if r.run_id in known and not same_results(store.load_run(r.run_id), r):
+                raise UsageError(f"run {r.run_id} is already stored with other results; the file is not that run "
+                                 "(give it another run_id, or import it into another --store)")
         for r in runs:
             status = "already stored" if r.run_id in known else "imported"
             if r.run_id not in known:
@@ -36,3 +43,23 @@ def run(args: argparse.Namespace) -> int:
                 known.add(r.run_id)
             print(f"{status}  {r.run_id}  {len(r.results)} results  {r.label}")
     return 0
+
+
+def same_results(a: Run, b: Run) -> bool:
+    """Whether two runs hold the same results: the same (case, backend, dtype, mode) keys with the same status
+    and median (to 1e-9; NaN and none alike), which a store round trip keeps."""
+    def index(run: Run) -> dict[tuple[str, str, str, str], tuple[str, float | None]]:
+        return {(r.case, r.backend, r.dtype, r.mode): (r.status, r.median_ms if r.samples_ms else r.published_ms)
+                for r in run.results}
+
+    left, right = index(a), index(b)
+    return left.keys() == right.keys() and all(
+        left[k][0] == right[k][0] and _same_time(left[k][1], right[k][1]) for k in left)
+
+
+def _same_time(x: float | None, y: float | None) -> bool:
+    if x is None or y is None:
+        return x is None and y is None
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    return math.isclose(x, y, rel_tol=1e-9)

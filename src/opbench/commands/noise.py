@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from opbench.commands.run import new_run_id, resolve_backends
+    from opbench.commands.run import new_run_id, resolve_backends, unavailable_error
     from opbench.studies.noise import measure_noise, save_noise
 
     if args.preset not in PRESETS:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     backends, availability = resolve_backends(args.backends)
     runnable = [b for b in backends if availability[b]["available"]]
     if not runnable:
-        raise UsageError(f"none of the backends is available here ({', '.join(backends)}); see `opbench backends`")
+        raise unavailable_error(backends, availability)
     db = open_store(args.store)
     here = machine.collect()
     plan = Plan(tuple(cases), tuple(runnable), timing=TimingSettings(budget_s=budget), processes=args.processes,

@@ -107,15 +107,27 @@ def mode_list(text: str) -> str:
 
 
 def name_list(what: str) -> Callable[[str], str]:
-    """A `type=` for a comma list that must name something (`--ops`, `--dtypes`); contents are checked later."""
+    """A `type=` for a comma list that must name something (`--ops`, `--catalog`); contents are checked later.
+    An empty one names the valid choices where they are a known set (`--ops`: the catalog's families)."""
 
     def parse(text: str) -> str:
         if not text.strip(" ,"):
-            raise argparse.ArgumentTypeError(f"no {what} named in {text!r}")
+            choices = _known_names(what)
+            raise argparse.ArgumentTypeError(f"no {what} named in {text!r}"
+                                             + (f"; valid choices: {', '.join(choices)}" if choices else ""))
         return text
 
     parse.__name__ = what
     return parse
+
+
+def _known_names(what: str) -> list[str]:
+    """The built-in names a `name_list` of `what` may hold: families for an op (cases too, `opbench list`)."""
+    if what != "op":
+        return []
+    from opbench.catalog import FAMILIES
+
+    return [*FAMILIES, "(or a case name: opbench list)"]
 
 
 def speedup_pairs(text: str) -> str:

@@ -58,7 +58,8 @@ def load_pair(ref_a: str, ref_b: str | None, store: str | None):  # -> (Run, Com
         return run_a, None
     from opbench.analysis.compare import compare_runs
 
-    return run_a, compare_runs(run_a, load(ref_b, store))
+    return run_a, compare_runs(run_a, load(ref_b, store),
+                               pairing_hint="`opbench compare A B --map A_BACKEND=B_BACKEND` pairs different ones")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.runs and not args.all:
         raise UsageError("name the runs to push (ids, prefixes, 'latest', run files) or pass --all")
+    if args.runs and args.all:
+        raise UsageError(f"--all pushes every run of the source store; drop it or the runs named ({args.runs[0]} ...)")
     if args.all:
         with open_store(args.store, create=False) as source:
             runs = [source.load_run(i) for i in source.run_ids()[::-1]]

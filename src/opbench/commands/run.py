@@ -141,6 +141,14 @@ def available_backends(wanted: list[str] | None) -> tuple[list[str], dict[str, d
     return wanted, info
 
 
+def unavailable_error(names: list[str], availability: dict[str, dict]) -> UsageError:
+    """One line: why each of `names` cannot run here, and which backends can (every adapter probed: an error
+    path, so the framework imports are affordable)."""
+    here = [n for n, a in availability_table().items() if a.available]
+    return UsageError("not available here: " + "; ".join(f"{n} ({availability[n]['reason']})" for n in names)
+                      + f"; available: {', '.join(here) or 'none'}")
+
+
 def resumed_catalogs(given: list[str] | None, previous: Run) -> list:  # -> list[catalog.user.LoadedCatalog]
     """The user catalogs a resumed run recorded, loaded again (refused if a file changed since)."""
     from opbench.catalog.user import load_recorded
@@ -189,9 +197,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = options.check_output_dir(args.out or Path("opbench-out") / folder_name(run_id))
     runnable = [b for b in backends if availability[b]["available"]]
     if not runnable:  # a run of nothing but "unavailable" cells measures nothing: refused, not stored
-        here_now = [n for n, a in availability_table().items() if a.available]
-        raise UsageError("no named backend is available here (" + "; ".join(
-            f"{b}: {availability[b]['reason']}" for b in backends) + f"); available: {', '.join(here_now) or 'none'}")
+        raise unavailable_error(backends, availability)
     for name in runnable:  # versions and thread/precision settings in force, recorded with the run
         backend = get_backend(name)
         availability[name].update(versions=backend.versions(), settings=backend.settings())

@@ -97,6 +97,9 @@ def resume_options(args: argparse.Namespace, record: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.render:
+        if args.family or args.resume:
+            raise UsageError("--render draws a saved sweep again: give it alone, without "
+                             + ("a FAMILY" if args.family else "--resume") + " (the sweep file names its own)")
         return render_saved(args.render, args.calibration, args.out, args.format)
     previous = load_sweep(args.resume) if args.resume else None
     if previous:
@@ -213,6 +216,16 @@ def load_sweep(path: Path) -> tuple[dict[str, Any], list[SweepPoint]]:
         raise UsageError(f"malformed sweep {file}: {type(exc).__name__}: {exc}") from None
     if not points:
         raise UsageError(f"sweep {file} has no points to draw")
+    sizes = [p.size for p in points] + list(record.get("sizes") or [])
+    if bad := [n for n in sizes if isinstance(n, bool) or not isinstance(n, int) or n < 1]:
+        raise UsageError(f"malformed sweep {file}: size {bad[0]!r}; expected positive integers")
+    budget = record.get("budget_s", 1.0)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < math.inf:
+        raise UsageError(f"malformed sweep {file}: budget_s {budget!r}; expected a finite number of seconds > 0")
+    for p in points:
+        if any(not (math.isfinite(x) and x >= 0) for x in p.result.samples_ms):
+            raise UsageError(f"malformed sweep {file}: a sample of size {p.size} ({p.backend}) is not a finite "
+                             "time >= 0")
     return record, points
 
 

@@ -22,7 +22,8 @@ Markdown algorithm, written to tolerate the real files' irregularities:
    (`Detailed benchmark (...; throughput mode: ...):`) gets the mode it names.
 6. Cells: a number is `ok`; `nan` is `unsupported` ("nan in published table"); opbench's own markers `✗` and
    `†` map back to `wrong` and `reduced-precision`; an empty or absent cell (a short row) is no result; any
-   other text is an `error` naming the cell. A file where no section has a detailed row is rejected.
+   other text is an `error` naming the cell. A file where no section has a detailed row, or where every cell
+   is unreadable, is rejected.
 
 Versions (`mlx: 0.5.0`, `mlx 0.2.0`, `torch: 2.8.0`) and the machine (`device`, `cores`, `memory`, `host`) are
 parsed from the heading where given. Run ids are stable: a hash of the file's content and the section's
@@ -256,6 +257,11 @@ def parse_published_markdown(text: str, source: str = "") -> list[Run]:
     if not sections:
         raise UsageError(f"{source or 'input'}: no published benchmark table found (expected a Markdown table "
                          "with an 'Operation' column and rows like 'Argmax / dim=64x1024x128 axi=0')")
+    cells = [r for section in sections for r in section.results.values()]
+    if cells and all(r.published_ms is None for r in cells):  # a table, but not one time in it
+        unreadable = next((r.error for r in cells if r.status == "error"), "every cell nan")
+        raise UsageError(f"{source or 'input'}: no readable time in its tables ({unreadable}); a cell holds a "
+                         "time in ms, nan, or opbench's marks")
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     from opbench.backends import framework_of
@@ -298,6 +304,14 @@ def _check_result(r: CaseResult) -> None:
     for name in ("flops", "bytes", "calls_per_sample", "warmup_calls"):
         if not 0 <= getattr(r, name) < 2**63:
             raise UsageError(f"malformed opbench run file: result field {name!r} is out of range")
+    if r.samples_ms and r.calls_per_sample < 1:  # a time per call divides by it
+        raise UsageError(f"malformed opbench run file: {r.case[:60]!r} has samples and calls_per_sample "
+                         f"{r.calls_per_sample}; expected at least 1")
+    from opbench.engine.modes import MODES
+
+    if r.mode not in MODES:
+        raise UsageError(f"malformed opbench run file: {r.case[:60]!r} has timing mode {r.mode[:40]!r}; valid "
+                         f"choices: {', '.join(MODES)}")
 
 
 def _check_sample_lists(data: Any) -> None:
@@ -330,11 +344,18 @@ def run_from_json_text(text: str, source: str = "") -> Run:
     _check_sample_lists(data)
     try:
         run = Run.from_dict(data)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+    except KeyError as exc:
+        raise UsageError(f"malformed opbench run file: no {exc} field") from None
+    except (AttributeError, TypeError, ValueError) as exc:
         raise UsageError(f"malformed opbench run file: {exc}") from None
     for name in ("run_id", "created", "preset", "dtype", "source", "label"):
         if not isinstance(getattr(run, name), str):
             raise UsageError(f"malformed opbench run file: field {name!r} is not text")
+    try:
+        dt.datetime.fromisoformat(run.created.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"malformed opbench run file: created {run.created[:40]!r} is not an ISO 8601 time, e.g. "
+                         "2026-01-01T00:00:00+00:00") from None
     check_run_id(run.run_id, f"malformed opbench run file {source}".rstrip())
     for name in ("machine", "settings", "backends"):
         if not isinstance(getattr(run, name), dict):

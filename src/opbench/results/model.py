@@ -210,7 +210,9 @@ class Run:
             results = tuple(CaseResult.from_dict(r) for r in d["results"])
             names = {f.name for f in fields(cls)} - {"results"}
             return cls(results=results, **{k: v for k, v in d.items() if k in names})
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            raise UsageError(f"malformed opbench run file: no {exc} field") from None
+        except (AttributeError, TypeError, ValueError) as exc:
             raise UsageError(f"malformed opbench run file: {exc}") from None
 
     @classmethod

@@ -513,7 +513,8 @@ def check_store(path: str | Path | None = None) -> Path:
     from opbench.results.dialects import SQLiteDialect
 
     target = path if path is not None else default_store_location()
-    if is_url(target):  # a server store is checked when it is opened, before anything is measured
+    if is_url(target):  # a server store: connected to once (and left as it is), so a bad URL fails up front
+        dialect_for(target).connect().close()
         return target  # type: ignore[return-value]
     resolved = Path(target).expanduser()
     check_path_text(str(resolved), "store path", UsageError)
