@@ -734,7 +734,6 @@ def _mutated(path: str, value) -> dict:
 @pytest.mark.parametrize(("path", "value", "needle"), [
     ("results", KeyError, "no 'results' field"),
     ("results.mode", "bogus", "timing mode 'bogus'; valid choices: throughput"),
-    ("results.calls_per_sample", 0, "calls_per_sample 0; expected at least 1"),
     ("created", "notadate", "created 'notadate' is not an ISO 8601 time"),
 ])
 def test_a_run_file_with_a_bad_field_is_one_line_naming_it(path: str, value, needle: str) -> None:
@@ -743,10 +742,8 @@ def test_a_run_file_with_a_bad_field_is_one_line_naming_it(path: str, value, nee
     assert "\n" not in str(info.value)
 
 
-def test_a_valid_run_file_with_a_z_time_and_untimed_zero_calls_loads() -> None:
-    d = _mutated("created", "2026-01-01T00:00:00Z")
-    d["results"][0].update(samples_ms=[], calls_per_sample=0, status="error", error="boom")
-    assert run_from_json_text(json.dumps(d)).results[0].status == "error"
+def test_a_valid_run_file_with_a_z_time_loads() -> None:
+    assert run_from_json_text(json.dumps(_mutated("created", "2026-01-01T00:00:00Z"))).created.endswith("Z")
 
 
 @pytest.mark.parametrize("cells", [["abc"], ["-1.5", "nan"], ["nan"]])
