@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 from opbench.errors import UsageError
@@ -60,8 +61,6 @@ def exists(path: Path) -> bool:
 
 def _writable(directory: Path) -> bool:
     """Whether this process can create an entry in `directory`: tried with an empty probe directory, removed."""
-    import tempfile
-
     try:
         probe = tempfile.mkdtemp(prefix=".opbench-probe-", dir=directory)
     except OSError:

@@ -13,6 +13,7 @@ only on Linux and only in the process that loaded the framework.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import re
 from pathlib import PurePosixPath
@@ -34,6 +35,7 @@ _SHARED_LIBRARY = re.compile(r"\.(so(\.\d+)*|dylib|dll)$")
 _VERSION = re.compile(r"\.so\.(\d+(?:\.\d+)*)$")
 
 
+@functools.cache  # the installed files do not change within a process; availability and versions both ask
 def vendored_blas(*distributions: str) -> str:
     """The BLAS bundled by the first of `distributions` that is installed and bundles one, as a name with the
     library's file version where it has one ("netlib reference BLAS 3.10.0, single-threaded"); "" if none."""

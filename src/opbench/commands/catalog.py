@@ -6,7 +6,7 @@ import argparse
 
 from opbench.catalog import PRESETS, preset_cases, select_cases
 from opbench.commands import add_catalog_option, add_format, console, load_catalog_option, print_tables
-from opbench.commands.options import name_list
+from opbench.commands.options import op_list
 from opbench.report.tables import Table, to_markdown
 
 PLAIN_HEADERS = ["case", "family", "tags", "MFLOP", "MB_float32"]
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "full names do not fit); piped or redirected: one tab-separated line per case "
                                    "under a header line, e.g. `opbench list | grep Softmax`.")
     p.add_argument("--preset", default="seed", help=f"one of {', '.join(PRESETS)} (default seed)")
-    p.add_argument("--ops", type=name_list("op"), help="comma-separated families or case names")
+    p.add_argument("--ops", type=op_list, help="comma-separated families or case names")
     add_catalog_option(p)
     add_format(p)
     p.set_defaults(func=run)

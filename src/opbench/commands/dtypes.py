@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dtypes", help="dtype support and precision matrix of every backend (+ matmul precision)")
     p.add_argument("--backends", type=options.backend_list,
                    help="comma-separated backends (default: every available one)")
-    p.add_argument("--ops", type=options.name_list("op"),
+    p.add_argument("--ops", type=options.op_list,
                    help="comma-separated families or exact case names (default: every family)")
     p.add_argument("--dtypes", default=",".join(STUDY_DTYPES),
                    help=f"comma-separated dtypes (default {','.join(STUDY_DTYPES)})")

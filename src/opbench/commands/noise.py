@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("noise", help="A/A check of this machine: false-positive rate and smallest detectable change")
     p.add_argument("--backends", type=options.backend_list,
                    help="comma-separated backends (default: every available one)")
-    p.add_argument("--ops", type=options.name_list("op"),
+    p.add_argument("--ops", type=options.op_list,
                    help="comma-separated families or exact case names (default: all)")
     p.add_argument("--preset", default=defaults.NOISE_PRESET,
                    help=f"{' | '.join(PRESETS)} (default {defaults.NOISE_PRESET})")

@@ -106,28 +106,30 @@ def mode_list(text: str) -> str:
     return text
 
 
-def name_list(what: str) -> Callable[[str], str]:
+def name_list(what: str, choices: Callable[[], list[str]] | None = None) -> Callable[[str], str]:
     """A `type=` for a comma list that must name something (`--ops`, `--catalog`); contents are checked later.
-    An empty one names the valid choices where they are a known set (`--ops`: the catalog's families)."""
+    An empty one names the valid `choices` where they are a known set."""
 
     def parse(text: str) -> str:
         if not text.strip(" ,"):
-            choices = _known_names(what)
+            named = choices() if choices else []
             raise argparse.ArgumentTypeError(f"no {what} named in {text!r}"
-                                             + (f"; valid choices: {', '.join(choices)}" if choices else ""))
+                                             + (f"; valid choices: {', '.join(named)}" if named else ""))
         return text
 
     parse.__name__ = what
     return parse
 
 
-def _known_names(what: str) -> list[str]:
-    """The built-in names a `name_list` of `what` may hold: families for an op (cases too, `opbench list`)."""
-    if what != "op":
-        return []
+def _op_names() -> list[str]:
+    """What `--ops` may name: the catalog's families (and its cases, which `opbench list` shows)."""
     from opbench.catalog import FAMILIES
 
     return [*FAMILIES, "(or a case name: opbench list)"]
+
+
+op_list = name_list("op", _op_names)
+"""A `type=` for `--ops`: a non-empty comma list of families or case names."""
 
 
 def speedup_pairs(text: str) -> str:

@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  opbench run --resume RUN_ID                             measure what a cut-off run lacks")
     p.add_argument("--backends", type=options.backend_list,
                    help="comma-separated backends (default: every available one)")
-    p.add_argument("--ops", type=options.name_list("op"),
+    p.add_argument("--ops", type=options.op_list,
                    help="comma-separated families or exact case names (default: all)")
     p.add_argument("--preset", help=f"{' | '.join(PRESETS)} (default {defaults.PRESET}: the seed's shapes)")
     p.add_argument("--dtype", help=f"{' | '.join(DTYPES)} (default {defaults.DTYPE})")

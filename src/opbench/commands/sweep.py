@@ -24,6 +24,7 @@ from opbench.report.tables import to_markdown, to_rich
 from opbench.results import CaseResult
 from opbench.results.files import atomic_write
 from opbench.results.formats import SWEEP, load_document
+from opbench.results.importers import check_sample_lists
 from opbench.results.status import Status
 from opbench.studies.calibrate import load_calibration, read_calibration
 from opbench.studies.roofline import peaks_for, roofline
@@ -210,6 +211,7 @@ def load_sweep(path: Path) -> tuple[dict[str, Any], list[SweepPoint]]:
     missing = [k for k in ("family", "case_pattern", "dtype", "baseline", "machine", "points") if k not in record]
     if missing:
         raise UsageError(f"malformed sweep {file}: no {', '.join(missing)}")
+    check_sample_lists(record["points"], f"malformed sweep {file}")
     try:
         points = [SweepPoint.from_dict(p) for p in record["points"]]
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -222,10 +224,6 @@ def load_sweep(path: Path) -> tuple[dict[str, Any], list[SweepPoint]]:
     budget = record.get("budget_s", 1.0)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < math.inf:
         raise UsageError(f"malformed sweep {file}: budget_s {budget!r}; expected a finite number of seconds > 0")
-    for p in points:
-        if any(not (math.isfinite(x) and x >= 0) for x in p.result.samples_ms):
-            raise UsageError(f"malformed sweep {file}: a sample of size {p.size} ({p.backend}) is not a finite "
-                             "time >= 0")
     return record, points
 
 

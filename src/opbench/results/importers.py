@@ -311,20 +311,20 @@ def _check_result(r: CaseResult) -> None:
                          f"choices: {', '.join(MODES)}")
 
 
-def _check_sample_lists(data: Any) -> None:
-    """Raw samples must be lists of finite times >= 0 given as numbers (`Run.from_dict` would turn `true` into
-    1.0 and keep `Infinity`, which later breaks every table and chart)."""
-    results = data.get("results") if isinstance(data, dict) else None
+def check_sample_lists(results: Any, what: str = "malformed opbench run file") -> None:
+    """Raw samples of `results` (a run file's results, a sweep's points) must be lists of finite times >= 0
+    given as numbers (`CaseResult.from_dict` would turn `true` into 1.0 and keep `Infinity`, which later
+    breaks every table and chart); `what` begins the one-line error."""
     for r in results if isinstance(results, list) else ():
         if not isinstance(r, dict):
             continue
         for name in ("samples_ms", "process_medians_ms"):
             values = r.get(name, [])
             if not isinstance(values, list):
-                raise UsageError(f"malformed opbench run file: result field {name!r} is not a list")
+                raise UsageError(f"{what}: result field {name!r} is not a list")
             for x in values:
                 if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
-                    raise UsageError(f"malformed opbench run file: {name} of {str(r.get('case'))[:60]!r} holds "
+                    raise UsageError(f"{what}: {name} of {str(r.get('case'))[:60]!r} holds "
                                      f"{json.dumps(x)[:40]}; expected finite times >= 0 in ms")
 
 
@@ -338,13 +338,8 @@ def run_from_json_text(text: str, source: str = "") -> Run:
         data = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise UsageError(f"{source or 'input'} is not valid JSON: {str(exc).splitlines()[0]}") from None
-    _check_sample_lists(data)
-    try:
-        run = Run.from_dict(data)
-    except KeyError as exc:
-        raise UsageError(f"malformed opbench run file: no {exc} field") from None
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise UsageError(f"malformed opbench run file: {exc}") from None
+    check_sample_lists(data.get("results") if isinstance(data, dict) else None)
+    run = Run.from_dict(data)  # every malformation is a one-line UsageError there
     for name in ("run_id", "created", "preset", "dtype", "source", "label"):
         if not isinstance(getattr(run, name), str):
             raise UsageError(f"malformed opbench run file: field {name!r} is not text")
